@@ -1,0 +1,82 @@
+//! [`ImageInput`]: a query or database photo as its encoded file bytes.
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// A photo as the bytes of its file (JPEG, PNG, WebP...), with an identifier.
+///
+/// Stages receive encoded bytes rather than decoded pixels because they need different
+/// things: a CLIP embedder decodes and resizes to 224 x 224, while an LMM client sends the
+/// original file as a base64 data URL. Cloning is cheap (the bytes are shared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInput {
+    id: String,
+    encoded: Arc<[u8]>,
+}
+
+impl ImageInput {
+    /// An image from bytes already in memory; `id` names it in outputs and errors
+    /// (an `IMG_ID`, a file name).
+    pub fn from_bytes(id: impl Into<String>, encoded: impl Into<Arc<[u8]>>) -> Self {
+        ImageInput {
+            id: id.into(),
+            encoded: encoded.into(),
+        }
+    }
+
+    /// Reads an image file; its id is the path as given.
+    pub fn from_path(path: impl AsRef<Path>) -> std::io::Result<Self> {
+        let path = path.as_ref();
+        let encoded = std::fs::read(path)?;
+        Ok(ImageInput::from_bytes(path.display().to_string(), encoded))
+    }
+
+    /// The identifier given at construction.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The encoded file bytes.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    /// The media type guessed from the first bytes (`image/jpeg`, `image/png`, `image/webp`,
+    /// `image/gif`), or `None` when the format is not recognised.
+    pub fn media_type(&self) -> Option<&'static str> {
+        let bytes = self.encoded();
+        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some("image/jpeg")
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some("image/png")
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some("image/webp")
+        } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+            Some("image/gif")
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_comes_from_magic_bytes() {
+        let jpeg = ImageInput::from_bytes("a", vec![0xFF, 0xD8, 0xFF, 0xE0]);
+        assert_eq!(jpeg.media_type(), Some("image/jpeg"));
+        let png = ImageInput::from_bytes("b", b"\x89PNG\r\n\x1a\nrest".to_vec());
+        assert_eq!(png.media_type(), Some("image/png"));
+        assert_eq!(
+            ImageInput::from_bytes("c", vec![1, 2, 3]).media_type(),
+            None
+        );
+    }
+
+    #[test]
+    fn reading_a_missing_file_is_an_error() {
+        assert!(ImageInput::from_path("/nonexistent/g3/image.jpg").is_err());
+    }
+}

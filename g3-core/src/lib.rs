@@ -1,0 +1,56 @@
+//! Core types of g3-rs, the Rust implementation of G3 (NeurIPS 2024) for worldwide image
+//! geolocalization.
+//!
+//! This crate holds what every stage shares and nothing that needs a model or a file format:
+//!
+//! - [`GeoPoint`]: a validated latitude/longitude in degrees, and distances between points in
+//!   km ([`DistanceMetric`]: WGS84 geodesic as in G3's evaluation, or haversine);
+//! - [`AccuracyReport`]: the paper's accuracy at 1 / 25 / 200 / 750 / 2500 km with mean and
+//!   median error;
+//! - the stage traits ([`ImageEmbedder`], [`GpsEmbedder`], [`TextEmbedder`], [`VectorStore`],
+//!   [`PromptEnsemble`], [`LmmGenerator`], [`AnswerParser`], [`Verifier`]) that the other
+//!   crates implement and that users implement to swap a stage;
+//! - the values passed between stages ([`Embeddings`], [`RetrievedNeighbor`],
+//!   [`PromptRequest`], [`LmmAnswer`], [`Candidate`] with its provenance, [`Prediction`]).
+//!
+//! ```
+//! use g3_core::{AccuracyReport, AccuracyThresholds, GeoPoint};
+//!
+//! let truth: GeoPoint = "40.7128, -74.0060".parse()?;
+//! let predictions = ["40.73, -73.99", "(42.36, -71.06)"];
+//! let errors_km = predictions
+//!     .iter()
+//!     .map(|text| Ok(truth.geodesic_distance_km(text.parse::<GeoPoint>()?)))
+//!     .collect::<Result<Vec<f64>, g3_core::Error>>()?;
+//! let report = AccuracyReport::from_distances_km(errors_km, AccuracyThresholds::default())?;
+//! assert_eq!(report.thresholds[1].within, 1); // New York within 25 km, Boston not
+//! println!("{report}");
+//! # Ok::<(), g3_core::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod accuracy;
+mod candidate;
+mod distance;
+mod embedding;
+mod error;
+mod image;
+mod point;
+mod stage;
+
+pub use accuracy::{
+    AccuracyAccumulator, AccuracyReport, AccuracyThresholds, ThresholdAccuracy, paper_level_name,
+};
+pub use candidate::{
+    Candidate, CandidateSource, ImageDetail, LmmAnswer, Prediction, PromptRequest, RejectedAnswer,
+    RejectionReason, RetrievedNeighbor, SearchDirection,
+};
+pub use distance::{DistanceMetric, MEAN_EARTH_RADIUS_KM, WGS84_HALF_MERIDIAN_KM};
+pub use embedding::{Embeddings, cosine_similarity};
+pub use error::{BoxError, Error, Result};
+pub use image::ImageInput;
+pub use point::{GeoPoint, normalize_longitude_deg};
+pub use stage::{
+    AnswerParser, GpsEmbedder, ImageEmbedder, LmmGenerator, PromptEnsemble, ReferenceCounts,
+    StageKind, TextEmbedder, VectorStore, Verification, VerificationQuery, Verifier,
+};

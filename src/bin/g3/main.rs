@@ -1,0 +1,26 @@
+//! The `g3` command-line tool.
+
+mod eval;
+
+use clap::{Parser, Subcommand};
+
+/// Worldwide image geolocalization with G3 (NeurIPS 2024).
+#[derive(Debug, Parser)]
+#[command(name = "g3", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Score a predictions CSV: geodesic error per row and accuracy at distance thresholds.
+    Eval(eval::EvalArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Eval(args) => eval::run(args),
+    }
+}

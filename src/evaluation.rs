@@ -1,0 +1,365 @@
+//! Scoring a predictions CSV: the distance of every row and the accuracy table (`g3 eval`).
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use csv::ByteRecord;
+use g3_core::{AccuracyAccumulator, AccuracyReport, AccuracyThresholds, DistanceMetric, GeoPoint};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, RowProblem};
+
+/// Column names of a predictions file. The defaults are those G3's scripts write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvaluationColumns {
+    /// True latitude in degrees (default `LAT`).
+    pub true_latitude: String,
+    /// True longitude in degrees (default `LON`).
+    pub true_longitude: String,
+    /// Predicted latitude in degrees (default `LAT_pred`).
+    pub predicted_latitude: String,
+    /// Predicted longitude in degrees (default `LON_pred`).
+    pub predicted_longitude: String,
+    /// Column written with the error in km (default `geodesic`); replaced if present.
+    pub distance: String,
+}
+
+impl Default for EvaluationColumns {
+    fn default() -> Self {
+        EvaluationColumns {
+            true_latitude: "LAT".into(),
+            true_longitude: "LON".into(),
+            predicted_latitude: "LAT_pred".into(),
+            predicted_longitude: "LON_pred".into(),
+            distance: "geodesic".into(),
+        }
+    }
+}
+
+/// How to score a predictions file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvaluationOptions {
+    /// Accuracy thresholds in km (default: the paper's 1, 25, 200, 750, 2500).
+    pub thresholds: AccuracyThresholds,
+    /// How errors are measured (default: WGS84 geodesic, as G3's evaluation with geopy).
+    pub metric: DistanceMetric,
+    /// Column names.
+    pub columns: EvaluationColumns,
+    /// Count and report invalid rows instead of stopping at the first one. Skipped rows are
+    /// still written to the output, with an empty distance.
+    pub skip_invalid: bool,
+}
+
+/// A row that was skipped because it could not be scored.
+#[derive(Debug)]
+pub struct SkippedRow {
+    /// The 1-based line where the row starts.
+    pub line: u64,
+    /// Why it was skipped.
+    pub problem: RowProblem,
+}
+
+/// The outcome of scoring a predictions file.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// Accuracy over the scored rows; `skipped_rows` counts the others.
+    pub report: AccuracyReport,
+    /// The first [`Evaluation::SKIPPED_EXAMPLES`] skipped rows, to show the user what went wrong.
+    pub skipped_examples: Vec<SkippedRow>,
+}
+
+impl Evaluation {
+    /// How many skipped rows are kept as examples.
+    pub const SKIPPED_EXAMPLES: usize = 10;
+}
+
+/// Scores every row of the predictions CSV at `input`, streaming: memory holds one row plus
+/// one `f64` per row for the median.
+///
+/// With `output`, every input row is written there in input order with the distance column
+/// added (or replaced), through a temporary file renamed into place when all rows are done,
+/// so a failed run never leaves a half-written file. `on_progress` receives the number of
+/// input bytes read so far, every few thousand rows.
+pub fn evaluate_predictions_csv(
+    input: &Path,
+    output: Option<&Path>,
+    options: &EvaluationOptions,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<Evaluation> {
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let file = File::open(input).map_err(io_error(input))?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let Some(output) = output else {
+        return evaluate_stream(input, reader, None::<io::Sink>, options, on_progress);
+    };
+    let directory = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let temporary = tempfile::Builder::new()
+        .prefix(".g3-eval-")
+        .suffix(".tmp")
+        .tempfile_in(directory)
+        .map_err(io_error(output))?;
+    let writer = BufWriter::with_capacity(1 << 20, temporary.as_file());
+    let evaluation = evaluate_stream(input, reader, Some(writer), options, on_progress)?;
+    temporary.as_file().sync_all().map_err(io_error(output))?;
+    temporary.persist(output).map_err(|error| Error::Io {
+        path: output.to_path_buf(),
+        source: error.error,
+    })?;
+    Ok(evaluation)
+}
+
+/// Where the four coordinates and the distance live in a row.
+struct ColumnIndices {
+    true_latitude: usize,
+    true_longitude: usize,
+    predicted_latitude: usize,
+    predicted_longitude: usize,
+    /// `None` when the distance column is appended.
+    distance: Option<usize>,
+}
+
+fn evaluate_stream<R: Read, W: Write>(
+    path: &Path,
+    input: R,
+    output: Option<W>,
+    options: &EvaluationOptions,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<Evaluation> {
+    let csv_error = |source| Error::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+    let header = reader.byte_headers().map_err(csv_error)?.clone();
+    let columns = &options.columns;
+    let names: Vec<String> = header
+        .iter()
+        .map(|name| String::from_utf8_lossy(name).trim().to_owned())
+        .collect();
+    let find = |column: &str| {
+        names
+            .iter()
+            .position(|name| name == column)
+            .ok_or_else(|| Error::MissingColumn {
+                path: path.to_path_buf(),
+                column: column.to_owned(),
+                found: names.clone(),
+            })
+    };
+    let indices = ColumnIndices {
+        true_latitude: find(&columns.true_latitude)?,
+        true_longitude: find(&columns.true_longitude)?,
+        predicted_latitude: find(&columns.predicted_latitude)?,
+        predicted_longitude: find(&columns.predicted_longitude)?,
+        distance: names.iter().position(|name| name == &columns.distance),
+    };
+
+    let mut writer = output.map(|output| {
+        csv::WriterBuilder::new()
+            .flexible(false)
+            .from_writer(output)
+    });
+    if let Some(writer) = writer.as_mut() {
+        let mut out_header = header.clone();
+        if indices.distance.is_none() {
+            out_header.push_field(columns.distance.as_bytes());
+        }
+        writer.write_byte_record(&out_header).map_err(csv_error)?;
+    }
+
+    let output_width = header.len() + usize::from(indices.distance.is_none());
+    let mut accumulator = AccuracyAccumulator::new(options.thresholds.clone());
+    let mut skipped_examples = Vec::new();
+    let mut record = ByteRecord::new();
+    let mut out_record = ByteRecord::new();
+    let mut number_text = String::new();
+    let mut rows: u64 = 0;
+    while reader.read_byte_record(&mut record).map_err(csv_error)? {
+        let line = || {
+            let position = record.position().expect("the csv reader sets positions");
+            line_of_record(path, position)
+        };
+        let distance_km = match score_row(&record, header.len(), &indices, options) {
+            Ok(distance_km) => {
+                accumulator.push(distance_km)?;
+                Some(distance_km)
+            }
+            Err(problem) if options.skip_invalid => {
+                accumulator.record_skipped();
+                if skipped_examples.len() < Evaluation::SKIPPED_EXAMPLES {
+                    skipped_examples.push(SkippedRow {
+                        line: line(),
+                        problem,
+                    });
+                }
+                None
+            }
+            Err(problem) => {
+                return Err(Error::InvalidRow {
+                    path: path.to_path_buf(),
+                    line: line(),
+                    problem,
+                });
+            }
+        };
+        if let Some(writer) = writer.as_mut() {
+            number_text.clear();
+            if let Some(distance_km) = distance_km {
+                use std::fmt::Write as _;
+                let _ = write!(number_text, "{distance_km}");
+            }
+            build_output_row(
+                &record,
+                &indices,
+                output_width,
+                number_text.as_bytes(),
+                &mut out_record,
+            );
+            writer.write_byte_record(&out_record).map_err(csv_error)?;
+        }
+        rows += 1;
+        if rows.is_multiple_of(8192) {
+            on_progress(reader.position().byte());
+        }
+    }
+    if let Some(mut writer) = writer {
+        writer.flush().map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    on_progress(reader.position().byte());
+    Ok(Evaluation {
+        report: accumulator.finish(),
+        skipped_examples,
+    })
+}
+
+/// The input row with the distance put in its column; short rows are padded with empty
+/// fields and long rows cut, so the output stays rectangular (only invalid rows, which are
+/// written with an empty distance, can be short or long).
+fn build_output_row(
+    record: &ByteRecord,
+    indices: &ColumnIndices,
+    output_width: usize,
+    distance: &[u8],
+    out: &mut ByteRecord,
+) {
+    out.clear();
+    let distance_index = indices.distance.unwrap_or(output_width - 1);
+    for index in 0..output_width {
+        if index == distance_index {
+            out.push_field(distance);
+        } else {
+            out.push_field(record.get(index).unwrap_or_default());
+        }
+    }
+}
+
+/// The error in km of one row, or what is wrong with it.
+fn score_row(
+    record: &ByteRecord,
+    header_len: usize,
+    indices: &ColumnIndices,
+    options: &EvaluationOptions,
+) -> std::result::Result<f64, RowProblem> {
+    if record.len() != header_len {
+        return Err(RowProblem::FieldCount {
+            expected: header_len,
+            found: record.len(),
+        });
+    }
+    let columns = &options.columns;
+    let truth = read_point(
+        record,
+        (indices.true_latitude, &columns.true_latitude),
+        (indices.true_longitude, &columns.true_longitude),
+    )?;
+    let predicted = read_point(
+        record,
+        (indices.predicted_latitude, &columns.predicted_latitude),
+        (indices.predicted_longitude, &columns.predicted_longitude),
+    )?;
+    Ok(options.metric.distance_km(truth, predicted))
+}
+
+fn read_point(
+    record: &ByteRecord,
+    (latitude_index, latitude_column): (usize, &str),
+    (longitude_index, longitude_column): (usize, &str),
+) -> std::result::Result<GeoPoint, RowProblem> {
+    let lat_deg = read_number(record, latitude_index, latitude_column)?;
+    let lon_deg = read_number(record, longitude_index, longitude_column)?;
+    GeoPoint::new(lat_deg, lon_deg).map_err(|source| RowProblem::InvalidPoint {
+        latitude_column: latitude_column.to_owned(),
+        longitude_column: longitude_column.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+fn read_number(
+    record: &ByteRecord,
+    index: usize,
+    column: &str,
+) -> std::result::Result<f64, RowProblem> {
+    let raw = record.get(index).unwrap_or_default().trim_ascii();
+    if raw.is_empty() {
+        return Err(RowProblem::MissingValue {
+            column: column.to_owned(),
+        });
+    }
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|text| text.parse::<f64>().ok())
+        .ok_or_else(|| RowProblem::NotANumber {
+            column: column.to_owned(),
+            value: String::from_utf8_lossy(raw).into_owned(),
+        })
+}
+
+/// The 1-based line on which the record at `position` starts.
+///
+/// The csv crate's byte offsets are exact but its line counter falls behind after blank
+/// lines, so for the few rows that get reported the file is scanned again up to the record.
+/// Falls back to the csv crate's count if the file cannot be read again.
+fn line_of_record(path: &Path, position: &csv::Position) -> u64 {
+    count_line_at(path, position.byte()).unwrap_or(position.line())
+}
+
+/// Line number of the first non-blank line at or after `byte_offset`.
+fn count_line_at(path: &Path, byte_offset: u64) -> io::Result<u64> {
+    use std::io::BufRead;
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut line = 1;
+    let mut remaining = byte_offset;
+    while remaining > 0 {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(line);
+        }
+        let take = chunk
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        line += chunk[..take].iter().filter(|byte| **byte == b'\n').count() as u64;
+        reader.consume(take);
+        remaining -= take as u64;
+    }
+    // The record's offset is where the parser resumed, before any blank lines it skipped.
+    loop {
+        match reader.fill_buf()?.first() {
+            Some(b'\n') => line += 1,
+            Some(b'\r') => {}
+            _ => return Ok(line),
+        }
+        reader.consume(1);
+    }
+}

@@ -1,0 +1,52 @@
+//! G3 for Rust: worldwide image geolocalization with geo-alignment, retrieval,
+//! geo-diversification and geo-verification (Jia et al., NeurIPS 2024).
+//!
+//! This facade re-exports the member crates, one per stage, so that one dependency gives the
+//! whole toolkit:
+//!
+//! | module | crate | job |
+//! |---|---|---|
+//! | [`core`] | `g3-core` | points, distances, accuracy metrics, the stage traits |
+//! | [`align`] | `g3-align` | CLIP, GPS and text encoders (Geo-alignment) |
+//! | [`index`] | `g3-index` | vector databases of image embeddings |
+//! | [`prompt`] | `g3-prompt` | prompt ensembles, LMM clients, answer parsing (Geo-diversification) |
+//! | [`verify`] | `g3-verify` | choosing among candidates (Geo-verification) |
+//! | [`data`] | `g3-data` | datasets, image sources, reverse geocoding |
+//!
+//! The most used core types are re-exported at the top level. [`evaluation`] scores a
+//! predictions CSV the way G3's evaluation does (the `g3 eval` command):
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use g3::evaluation::{evaluate_predictions_csv, EvaluationOptions};
+//!
+//! let evaluation = evaluate_predictions_csv(
+//!     Path::new("results.csv"),
+//!     Some(Path::new("scored.csv")),
+//!     &EvaluationOptions::default(),
+//!     &mut |_bytes_read| {},
+//! )?;
+//! println!("{}", evaluation.report);
+//! # Ok::<(), g3::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+pub mod evaluation;
+
+pub use error::{Error, Result, RowProblem};
+pub use g3_align as align;
+pub use g3_core as core;
+pub use g3_core::{
+    AccuracyReport, AccuracyThresholds, Candidate, CandidateSource, DistanceMetric, Embeddings,
+    GeoPoint, ImageInput, Prediction,
+};
+pub use g3_data as data;
+pub use g3_index as index;
+pub use g3_prompt as prompt;
+pub use g3_verify as verify;
+
+/// Compiles the README's Rust examples as doc tests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
