@@ -5,10 +5,11 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use csv::ByteRecord;
-use g3_core::{AccuracyAccumulator, AccuracyReport, AccuracyThresholds, DistanceMetric, GeoPoint};
+use g3_core::{AccuracyAccumulator, AccuracyReport, AccuracyThresholds, DistanceMetric};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, RowProblem};
+use crate::table::{find_column, header_names, line_of_record, read_point};
 
 /// Column names of a predictions file. The defaults are those G3's scripts write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,20 +142,8 @@ fn evaluate_stream<R: Read, W: Write>(
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let header = reader.byte_headers().map_err(csv_error)?.clone();
     let columns = &options.columns;
-    let names: Vec<String> = header
-        .iter()
-        .map(|name| String::from_utf8_lossy(name).trim().to_owned())
-        .collect();
-    let find = |column: &str| {
-        names
-            .iter()
-            .position(|name| name == column)
-            .ok_or_else(|| Error::MissingColumn {
-                path: path.to_path_buf(),
-                column: column.to_owned(),
-                found: names.clone(),
-            })
-    };
+    let names = header_names(&header);
+    let find = |column: &str| find_column(path, &names, column);
     let indices = ColumnIndices {
         true_latitude: find(&columns.true_latitude)?,
         true_longitude: find(&columns.true_longitude)?,
@@ -290,76 +279,4 @@ fn score_row(
         (indices.predicted_longitude, &columns.predicted_longitude),
     )?;
     Ok(options.metric.distance_km(truth, predicted))
-}
-
-fn read_point(
-    record: &ByteRecord,
-    (latitude_index, latitude_column): (usize, &str),
-    (longitude_index, longitude_column): (usize, &str),
-) -> std::result::Result<GeoPoint, RowProblem> {
-    let lat_deg = read_number(record, latitude_index, latitude_column)?;
-    let lon_deg = read_number(record, longitude_index, longitude_column)?;
-    GeoPoint::new(lat_deg, lon_deg).map_err(|source| RowProblem::InvalidPoint {
-        latitude_column: latitude_column.to_owned(),
-        longitude_column: longitude_column.to_owned(),
-        source: Box::new(source),
-    })
-}
-
-fn read_number(
-    record: &ByteRecord,
-    index: usize,
-    column: &str,
-) -> std::result::Result<f64, RowProblem> {
-    let raw = record.get(index).unwrap_or_default().trim_ascii();
-    if raw.is_empty() {
-        return Err(RowProblem::MissingValue {
-            column: column.to_owned(),
-        });
-    }
-    std::str::from_utf8(raw)
-        .ok()
-        .and_then(|text| text.parse::<f64>().ok())
-        .ok_or_else(|| RowProblem::NotANumber {
-            column: column.to_owned(),
-            value: String::from_utf8_lossy(raw).into_owned(),
-        })
-}
-
-/// The 1-based line on which the record at `position` starts.
-///
-/// The csv crate's byte offsets are exact but its line counter falls behind after blank
-/// lines, so for the few rows that get reported the file is scanned again up to the record.
-/// Falls back to the csv crate's count if the file cannot be read again.
-fn line_of_record(path: &Path, position: &csv::Position) -> u64 {
-    count_line_at(path, position.byte()).unwrap_or(position.line())
-}
-
-/// Line number of the first non-blank line at or after `byte_offset`.
-fn count_line_at(path: &Path, byte_offset: u64) -> io::Result<u64> {
-    use std::io::BufRead;
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let mut line = 1;
-    let mut remaining = byte_offset;
-    while remaining > 0 {
-        let chunk = reader.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok(line);
-        }
-        let take = chunk
-            .len()
-            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        line += chunk[..take].iter().filter(|byte| **byte == b'\n').count() as u64;
-        reader.consume(take);
-        remaining -= take as u64;
-    }
-    // The record's offset is where the parser resumed, before any blank lines it skipped.
-    loop {
-        match reader.fill_buf()?.first() {
-            Some(b'\n') => line += 1,
-            Some(b'\r') => {}
-            _ => return Ok(line),
-        }
-        reader.consume(1);
-    }
 }

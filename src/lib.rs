@@ -33,6 +33,8 @@
 
 mod error;
 pub mod evaluation;
+mod npy;
+mod table;
 
 pub use error::{Error, Result, RowProblem};
 pub use g3_align as align;
@@ -45,6 +47,8 @@ pub use g3_data as data;
 pub use g3_index as index;
 pub use g3_prompt as prompt;
 pub use g3_verify as verify;
+pub use npy::EmbeddingFileWriter;
+pub use table::read_points_csv;
 
 /// Compiles the README's Rust examples as doc tests, so the README cannot drift from the API.
 #[cfg(doctest)]

@@ -1,9 +1,43 @@
 //! Geo-alignment: the encoders that map images, GPS coordinates and text into one space.
 //!
-//! This crate will hold the models of G3's first stage (see the G3 paper, section 3.1):
-//! the frozen CLIP ViT-L/14 vision and text towers, the GPS `LocationEncoder` (Mercator or
-//! Equal Earth projection, then hierarchical random Fourier feature capsules), the trainable
-//! projection heads, weight loading from HF, G3 and GeoCLIP checkpoints, and training.
-//! They implement [`g3_core::ImageEmbedder`], [`g3_core::GpsEmbedder`] and
-//! [`g3_core::TextEmbedder`]. The crate is empty until those models land.
+//! G3's first stage aligns CLIP image features with GPS coordinates and text. This crate
+//! holds its models, written with burn so the same code runs on the CPU (ndarray, the
+//! default) and on GPUs (cargo feature `wgpu`):
+//!
+//! - the GPS encoder: a [`Projection`] ([`MercatorProjection`] for G3,
+//!   [`EqualEarthProjection`] for GeoCLIP) followed by a [`LocationEncoder`] of random Fourier
+//!   feature capsules and, for G3, the `location_projection_else` [`ProjectionHead`];
+//!   [`GpsEncoder`] wraps them as a [`g3_core::GpsEmbedder`];
+//! - weight loading from GeoCLIP's and G3's PyTorch checkpoints and from safetensors
+//!   ([`loader`], which also holds the PyTorch-to-burn key table).
+//!
+//! ```no_run
+//! use g3_align::{ComputeDevice, GpsEncoder, GpsEncoderConfig};
+//! use g3_core::{GeoPoint, GpsEmbedder};
+//!
+//! let device = ComputeDevice::Cpu.to_device()?;
+//! // GeoCLIP's pretrained encoder, as fetched by scripts/fetch-assets.sh.
+//! let weights = std::path::Path::new("location_encoder_weights.pth");
+//! let encoder = GpsEncoder::load(weights, GpsEncoderConfig::geoclip(), &device)?;
+//! let paris = GeoPoint::new(48.8566, 2.3522)?;
+//! let embeddings = encoder.embed_locations(&[paris])?;
+//! assert_eq!(embeddings.dimension(), 512);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
+
+mod device;
+mod error;
+mod gps;
+mod heads;
+pub mod loader;
+mod location;
+
+pub use device::ComputeDevice;
+pub use error::AlignError;
+pub use gps::{GpsBranch, GpsEncoder, GpsEncoderConfig};
+pub use heads::{ProjectionHead, ProjectionHeadConfig};
+pub use location::{
+    EqualEarthProjection, GaussianEncoding, LocationCapsule, LocationEncoder,
+    LocationEncoderConfig, MercatorProjection, Projection, ProjectionKind,
+};

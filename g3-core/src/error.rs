@@ -99,6 +99,16 @@ pub enum Error {
     #[error("no candidate location to verify")]
     NoCandidates,
 
+    /// A file of the asset cache (pretrained weights, a gallery) is not there.
+    #[error(
+        "missing asset {}: run scripts/fetch-assets.sh to fetch it (set G3_CACHE_DIR to use another cache directory)",
+        path.display()
+    )]
+    MissingAsset {
+        /// Where the file was expected.
+        path: std::path::PathBuf,
+    },
+
     /// A stage implementation failed; `source` is its own error.
     #[error("the {stage} stage failed")]
     Stage {

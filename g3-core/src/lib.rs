@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod accuracy;
+pub mod assets;
 mod candidate;
 mod distance;
 mod embedding;

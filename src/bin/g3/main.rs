@@ -1,5 +1,6 @@
 //! The `g3` command-line tool.
 
+mod embed_gps;
 mod eval;
 
 use clap::{Parser, Subcommand};
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Score a predictions CSV: geodesic error per row and accuracy at distance thresholds.
     Eval(eval::EvalArgs),
+    /// Embed GPS coordinates with GeoCLIP's or G3's location encoder.
+    EmbedGps(embed_gps::EmbedGpsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::EmbedGps(args) => embed_gps::run(args),
     }
 }

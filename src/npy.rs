@@ -1,0 +1,109 @@
+//! Embedding matrices as `.npy` files (float32, C order), written atomically.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use g3_core::Embeddings;
+use npyz::WriterBuilder;
+
+use crate::error::{Error, Result};
+
+/// Writes a `[rows, dimension]` float32 `.npy` file batch by batch, so that matrices larger
+/// than memory can be produced. The data goes to a temporary file in the same directory that
+/// is renamed into place by [`EmbeddingFileWriter::finish`]; dropping the writer earlier (an
+/// error, Ctrl-C) leaves no partial file behind.
+pub struct EmbeddingFileWriter {
+    path: PathBuf,
+    temporary: tempfile::NamedTempFile,
+    writer: npyz::NpyWriter<f32, BufWriter<File>>,
+    rows: usize,
+    dimension: usize,
+    rows_written: usize,
+}
+
+impl EmbeddingFileWriter {
+    /// Starts a file that will hold exactly `rows` rows of width `dimension`.
+    pub fn create(path: &Path, rows: usize, dimension: usize) -> Result<Self> {
+        let io_error = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let temporary = tempfile::Builder::new()
+            .prefix(".g3-npy-")
+            .suffix(".tmp")
+            .tempfile_in(directory)
+            .map_err(io_error)?;
+        let file = temporary.as_file().try_clone().map_err(io_error)?;
+        let writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[rows as u64, dimension as u64])
+            .writer(BufWriter::with_capacity(1 << 20, file))
+            .begin_nd()
+            .map_err(io_error)?;
+        Ok(EmbeddingFileWriter {
+            path: path.to_path_buf(),
+            temporary,
+            writer,
+            rows,
+            dimension,
+            rows_written: 0,
+        })
+    }
+
+    /// Appends the rows of `batch`.
+    pub fn write(&mut self, batch: &Embeddings) -> Result<()> {
+        if batch.dimension() != self.dimension {
+            return Err(g3_core::Error::DimensionMismatch {
+                what: "embedding batch written to an .npy file",
+                expected: self.dimension,
+                found: batch.dimension(),
+            }
+            .into());
+        }
+        if self.rows_written + batch.len() > self.rows {
+            return Err(self.row_count_error(self.rows_written + batch.len()));
+        }
+        self.writer
+            .extend(batch.as_slice().iter().copied())
+            .map_err(|source| Error::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.rows_written += batch.len();
+        Ok(())
+    }
+
+    /// Checks that every row was written, flushes, and renames the file into place.
+    pub fn finish(self) -> Result<()> {
+        if self.rows_written != self.rows {
+            return Err(self.row_count_error(self.rows_written));
+        }
+        let io_error = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.writer.finish().map_err(io_error)?;
+        let mut file = self.temporary.as_file();
+        file.flush().map_err(io_error)?;
+        file.sync_all().map_err(io_error)?;
+        self.temporary
+            .persist(&self.path)
+            .map_err(|error| io_error(error.error))?;
+        Ok(())
+    }
+
+    fn row_count_error(&self, found: usize) -> Error {
+        Error::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(format!(
+                "the file was declared with {} rows but {found} were written",
+                self.rows
+            )),
+        }
+    }
+}
