@@ -129,7 +129,10 @@ impl GpsEncoder {
 
     /// Freshly initialised weights (for training from scratch), reproducible for `seed`.
     pub fn init(config: GpsEncoderConfig, device: &Device, seed: u64) -> Result<Self, AlignError> {
-        let branch = Self::fresh_branch(&config, device, seed)?;
+        let branch = GpsBranch {
+            location_encoder: config.location_encoder.init(device, seed)?,
+            location_projection_else: config.head.map(|head| head.init(device)),
+        };
         GpsEncoder::new(config, branch, device.clone())
     }
 
@@ -140,22 +143,12 @@ impl GpsEncoder {
         config: GpsEncoderConfig,
         device: &Device,
     ) -> Result<Self, AlignError> {
-        let mut branch = Self::fresh_branch(&config, device, 0)?;
+        let mut branch = GpsBranch {
+            location_encoder: config.location_encoder.for_loading(device)?,
+            location_projection_else: config.head.map(|head| head.for_loading(device)),
+        };
         crate::loader::load_gps_branch(&mut branch, path, config.head.is_some())?;
         GpsEncoder::new(config, branch, device.clone())
-    }
-
-    fn fresh_branch(
-        config: &GpsEncoderConfig,
-        device: &Device,
-        seed: u64,
-    ) -> Result<GpsBranch, AlignError> {
-        let location_encoder = config.location_encoder.init(device, seed)?;
-        let location_projection_else = config.head.map(|head| head.init(device));
-        Ok(GpsBranch {
-            location_encoder,
-            location_projection_else,
-        })
     }
 
     /// The configuration this encoder was built with.

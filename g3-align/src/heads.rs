@@ -1,7 +1,7 @@
 //! G3's trainable projection heads.
 
 use burn::module::Module;
-use burn::nn::Linear;
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,14 @@ impl ProjectionHeadConfig {
         ProjectionHead {
             input: initialized_linear(self.input_size, self.hidden_size, device),
             output: initialized_linear(self.hidden_size, self.output_size, device),
+        }
+    }
+
+    /// A head whose values are about to come from a checkpoint (left uninitialised).
+    pub(crate) fn for_loading(&self, device: &Device) -> ProjectionHead {
+        ProjectionHead {
+            input: LinearConfig::new(self.input_size, self.hidden_size).init(device),
+            output: LinearConfig::new(self.hidden_size, self.output_size).init(device),
         }
     }
 }

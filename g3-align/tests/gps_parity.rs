@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
 use g3_align::{
-    AlignError, EqualEarthProjection, GpsEncoder, GpsEncoderConfig, LocationEncoderConfig,
-    MercatorProjection, Projection, ProjectionHeadConfig, ProjectionKind,
+    AlignError, ComputeDevice, EqualEarthProjection, GpsEncoder, GpsEncoderConfig,
+    LocationEncoderConfig, MercatorProjection, Projection, ProjectionHeadConfig, ProjectionKind,
 };
 use g3_core::GeoPoint;
 use g3_core::assets::Asset;
@@ -28,6 +28,18 @@ fn fixture(name: &str) -> PathBuf {
 #[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
 fn device() -> Device {
     Device::ndarray()
+}
+
+/// The CPU backend, plus the ones this build enables (`--features flex,wgpu`).
+fn every_device() -> Vec<(&'static str, Device)> {
+    let mut devices = vec![("ndarray", device())];
+    if cfg!(feature = "flex") {
+        devices.push(("flex", ComputeDevice::Flex.to_device().unwrap()));
+    }
+    if cfg!(feature = "wgpu") {
+        devices.push(("wgpu", ComputeDevice::Wgpu.to_device().unwrap()));
+    }
+    devices
 }
 
 fn coordinates() -> Vec<GeoPoint> {
@@ -123,37 +135,39 @@ fn projections_match_the_reference_inputs() {
 #[test]
 fn pretrained_geoclip_encoder_matches_pytorch_with_both_projections() {
     let points = coordinates();
-    let device = device();
-    for (projection, golden) in [
+    let projections = [
         (ProjectionKind::EqualEarth, "equal_earth"),
         (ProjectionKind::Mercator, "mercator"),
-    ] {
-        let config = GpsEncoderConfig {
-            projection,
-            batch_size: 25, // several batches, one of them partial
-            ..GpsEncoderConfig::geoclip()
-        };
-        let encoder = GpsEncoder::load(&geoclip_weights(), config, &device).unwrap();
-        let ours = encoder.embed(&points).unwrap();
-        assert_eq!((ours.len(), ours.dimension()), (points.len(), 512));
+    ];
+    for (backend, device) in every_device() {
+        for (projection, golden) in projections {
+            let config = GpsEncoderConfig {
+                projection,
+                batch_size: 25, // several batches, one of them partial
+                ..GpsEncoderConfig::geoclip()
+            };
+            let encoder = GpsEncoder::load(&geoclip_weights(), config, &device).unwrap();
+            let ours = encoder.embed(&points).unwrap();
+            assert_eq!((ours.len(), ours.dimension()), (points.len(), 512));
 
-        let (shape, reference_f64) = read_npy(&format!("{golden}_f64.npy"));
-        assert_eq!(shape, [points.len(), 512]);
-        let (max_abs, min_cosine) = compare(ours.as_slice(), &reference_f64, 512);
-        let (_, reference_f32) = read_npy(&format!("{golden}_f32.npy"));
-        let (max_abs_f32, min_cosine_f32) = compare(ours.as_slice(), &reference_f32, 512);
-        println!(
-            "{golden}: vs float64 max |diff| {max_abs:.2e}, min cosine {min_cosine:.9}; \
-             vs PyTorch float32 max |diff| {max_abs_f32:.2e}, min cosine {min_cosine_f32:.9}"
-        );
-        assert!(
-            max_abs <= MAX_ABS_DIFF_VS_F64,
-            "{golden}: max |diff| {max_abs:e}"
-        );
-        assert!(
-            min_cosine >= MIN_COSINE_VS_F64,
-            "{golden}: min cosine {min_cosine}"
-        );
+            let (shape, reference_f64) = read_npy(&format!("{golden}_f64.npy"));
+            assert_eq!(shape, [points.len(), 512]);
+            let (max_abs, min_cosine) = compare(ours.as_slice(), &reference_f64, 512);
+            let (_, reference_f32) = read_npy(&format!("{golden}_f32.npy"));
+            let (max_abs_f32, min_cosine_f32) = compare(ours.as_slice(), &reference_f32, 512);
+            println!(
+                "{backend} {golden}: vs float64 max |diff| {max_abs:.2e}, min cosine {min_cosine:.9}; \
+                 vs PyTorch float32 max |diff| {max_abs_f32:.2e}, min cosine {min_cosine_f32:.9}"
+            );
+            assert!(
+                max_abs <= MAX_ABS_DIFF_VS_F64,
+                "{backend} {golden}: max |diff| {max_abs:e}"
+            );
+            assert!(
+                min_cosine >= MIN_COSINE_VS_F64,
+                "{backend} {golden}: min cosine {min_cosine}"
+            );
+        }
     }
 }
 

@@ -8,10 +8,20 @@ use std::sync::Arc;
 /// Stages receive encoded bytes rather than decoded pixels because they need different
 /// things: a CLIP embedder decodes and resizes to 224 x 224, while an LMM client sends the
 /// original file as a base64 data URL. Cloning is cheap (the bytes are shared).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ImageInput {
     id: String,
     encoded: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for ImageInput {
+    /// Shows the id and the size, not megabytes of bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageInput")
+            .field("id", &self.id)
+            .field("encoded_bytes", &self.encoded.len())
+            .finish()
+    }
 }
 
 impl ImageInput {
@@ -72,6 +82,15 @@ mod tests {
         assert_eq!(
             ImageInput::from_bytes("c", vec![1, 2, 3]).media_type(),
             None
+        );
+    }
+
+    #[test]
+    fn debug_output_does_not_dump_the_bytes() {
+        let image = ImageInput::from_bytes("photo.jpg", vec![7u8; 10_000]);
+        assert_eq!(
+            format!("{image:?}"),
+            r#"ImageInput { id: "photo.jpg", encoded_bytes: 10000 }"#
         );
     }
 

@@ -77,31 +77,57 @@ impl LocationEncoderConfig {
     pub fn init(&self, device: &Device, seed: u64) -> Result<LocationEncoder, AlignError> {
         self.validate()?;
         device.seed(seed);
+        let frequencies = |sigma| {
+            Tensor::random(
+                [self.encoded_size, 2],
+                Distribution::Normal(0.0, sigma),
+                device,
+            )
+        };
+        Ok(self.build(frequencies, |input, output| {
+            initialized_linear(input, output, device)
+        }))
+    }
+
+    /// An encoder whose values are about to be replaced by a checkpoint: parameters stay
+    /// uninitialised (burn fills them lazily, and loading overwrites them first), the
+    /// frequency matrices are zeros, and the device's random generator is left alone.
+    pub(crate) fn for_loading(&self, device: &Device) -> Result<LocationEncoder, AlignError> {
+        self.validate()?;
+        let frequencies = |_| Tensor::zeros([self.encoded_size, 2], device);
+        Ok(self.build(frequencies, |input, output| {
+            LinearConfig::new(input, output).init(device)
+        }))
+    }
+
+    /// The module tree, with frequency matrices and Linear layers from the given makers
+    /// (called capsule by capsule, layer by layer: the order the random draws happen in).
+    fn build(
+        &self,
+        frequencies: impl Fn(f64) -> Tensor<2>,
+        linear: impl Fn(usize, usize) -> Linear,
+    ) -> LocationEncoder {
         let capsules = self
             .sigmas
             .iter()
             .map(|sigma| {
-                let frequencies = Tensor::random(
-                    [self.encoded_size, 2],
-                    Distribution::Normal(0.0, *sigma),
-                    device,
-                );
+                let encoding = GaussianEncoding {
+                    b: Param::from_tensor(frequencies(*sigma)).set_require_grad(false),
+                };
                 let mut hidden = Vec::with_capacity(self.hidden_layers);
                 let mut width = 2 * self.encoded_size;
                 for _ in 0..self.hidden_layers {
-                    hidden.push(initialized_linear(width, self.hidden_width, device));
+                    hidden.push(linear(width, self.hidden_width));
                     width = self.hidden_width;
                 }
                 LocationCapsule {
-                    encoding: GaussianEncoding {
-                        b: Param::from_tensor(frequencies).set_require_grad(false),
-                    },
+                    encoding,
                     hidden,
-                    head: initialized_linear(self.hidden_width, self.output_size, device),
+                    head: linear(self.hidden_width, self.output_size),
                 }
             })
             .collect();
-        Ok(LocationEncoder { capsules })
+        LocationEncoder { capsules }
     }
 }
 
