@@ -8,6 +8,7 @@ use csv::ByteRecord;
 use g3_core::{AccuracyAccumulator, AccuracyReport, AccuracyThresholds, DistanceMetric};
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::AtomicFile;
 use crate::error::{Error, Result, RowProblem};
 use crate::table::{find_column, header_names, line_of_record, read_point};
 
@@ -90,31 +91,18 @@ pub fn evaluate_predictions_csv(
     options: &EvaluationOptions,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<Evaluation> {
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    let file = File::open(input).map_err(io_error(input))?;
+    let file = File::open(input).map_err(|source| Error::Io {
+        path: input.to_path_buf(),
+        source,
+    })?;
     let reader = BufReader::with_capacity(1 << 20, file);
     let Some(output) = output else {
         return evaluate_stream(input, reader, None::<io::Sink>, options, on_progress);
     };
-    let directory = match output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let temporary = tempfile::Builder::new()
-        .prefix(".g3-eval-")
-        .suffix(".tmp")
-        .tempfile_in(directory)
-        .map_err(io_error(output))?;
-    let writer = BufWriter::with_capacity(1 << 20, temporary.as_file());
+    let temporary = AtomicFile::create(output)?;
+    let writer = BufWriter::with_capacity(1 << 20, temporary.file());
     let evaluation = evaluate_stream(input, reader, Some(writer), options, on_progress)?;
-    temporary.as_file().sync_all().map_err(io_error(output))?;
-    temporary.persist(output).map_err(|error| Error::Io {
-        path: output.to_path_buf(),
-        source: error.error,
-    })?;
+    temporary.commit()?;
     Ok(evaluation)
 }
 

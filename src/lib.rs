@@ -31,6 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod atomic_file;
 mod error;
 pub mod evaluation;
 mod npy;

@@ -1,12 +1,13 @@
 //! Embedding matrices as `.npy` files (float32, C order), written atomically.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use g3_core::Embeddings;
 use npyz::WriterBuilder;
 
+use crate::atomic_file::AtomicFile;
 use crate::error::{Error, Result};
 
 /// Writes a `[rows, dimension]` float32 `.npy` file batch by batch, so that matrices larger
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 /// error, Ctrl-C) leaves no partial file behind.
 pub struct EmbeddingFileWriter {
     path: PathBuf,
-    temporary: tempfile::NamedTempFile,
+    temporary: AtomicFile,
     writer: npyz::NpyWriter<f32, BufWriter<File>>,
     rows: usize,
     dimension: usize,
@@ -29,16 +30,8 @@ impl EmbeddingFileWriter {
             path: path.to_path_buf(),
             source,
         };
-        let directory = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let temporary = tempfile::Builder::new()
-            .prefix(".g3-npy-")
-            .suffix(".tmp")
-            .tempfile_in(directory)
-            .map_err(io_error)?;
-        let file = temporary.as_file().try_clone().map_err(io_error)?;
+        let temporary = AtomicFile::create(path)?;
+        let file = temporary.file().try_clone().map_err(io_error)?;
         let writer = npyz::WriteOptions::new()
             .default_dtype()
             .shape(&[rows as u64, dimension as u64])
@@ -87,14 +80,9 @@ impl EmbeddingFileWriter {
             path: self.path.clone(),
             source,
         };
+        // Finishing flushes the buffered writer into the temporary file.
         self.writer.finish().map_err(io_error)?;
-        let mut file = self.temporary.as_file();
-        file.flush().map_err(io_error)?;
-        file.sync_all().map_err(io_error)?;
-        self.temporary
-            .persist(&self.path)
-            .map_err(|error| io_error(error.error))?;
-        Ok(())
+        self.temporary.commit()
     }
 
     fn row_count_error(&self, found: usize) -> Error {
