@@ -52,8 +52,8 @@ pub struct GpsEncoderConfig {
     pub location_encoder: LocationEncoderConfig,
     /// G3's `location_projection_else` head, if the embedding should go through it.
     pub head: Option<ProjectionHeadConfig>,
-    /// Points per forward pass: bounds memory (about 25 KB per point with the default
-    /// shapes) without changing results.
+    /// Points per forward pass: bounds memory (a few tens of KB of activations per point
+    /// with the default shapes) without changing results.
     pub batch_size: usize,
 }
 
