@@ -1,10 +1,15 @@
 //! Geo-diversification: prompts, large multimodal models and their answers.
 //!
-//! Today this crate holds the answer parsers, implementations of [`g3_core::AnswerParser`]:
-//! [`RobustAnswerParser`] (JSON, labels, hemispheres, DMS; a typed reason when it finds
-//! nothing) and [`ReferenceAnswerParser`] (G3's regex, with its (0, 0) fallback available
-//! for faithful reproductions). The prompt ensembles ([`g3_core::PromptEnsemble`]) and LMM
-//! clients ([`g3_core::LmmGenerator`]) come with their issue.
+//! - [`RagPromptEnsemble`] implements [`g3_core::PromptEnsemble`]: the paper's four prompts
+//!   with (0, 0), (5, 5), (10, 10) and (15, 15) similar/dissimilar coordinates, N = 5 samples
+//!   at temperature 1.2, and the reference's wording ([`PromptEnsembleConfig`] changes any of
+//!   it; templates are checked for unknown or missing placeholders).
+//! - The answer parsers implement [`g3_core::AnswerParser`]: [`RobustAnswerParser`] (JSON,
+//!   labels, hemispheres, DMS; a typed reason when it finds nothing) and
+//!   [`ReferenceAnswerParser`] (G3's regex, with its (0, 0) fallback available for faithful
+//!   reproductions).
+//!
+//! LMM clients ([`g3_core::LmmGenerator`]) come with their issue.
 //!
 //! ```
 //! use g3_core::AnswerParser;
@@ -18,6 +23,11 @@
 //! ```
 #![deny(missing_docs)]
 
+mod ensemble;
 mod parser;
 
+pub use ensemble::{
+    EnsembleError, PromptEnsembleConfig, PromptSpec, REFERENCE_RAG_TEMPLATE,
+    REFERENCE_ZERO_SHOT_TEMPLATE, RagPromptEnsemble, python_float,
+};
 pub use parser::{AnswerRejection, ReferenceAnswerParser, RobustAnswerParser, parse_coordinates};
