@@ -60,10 +60,12 @@ pub struct PromptRequest {
     pub max_tokens: u32,
     /// How closely the model looks at the image.
     pub image_detail: ImageDetail,
-    /// Number of similar-image coordinates quoted in the prompt.
-    pub similar_count: usize,
-    /// Number of dissimilar-image coordinates quoted in the prompt.
-    pub dissimilar_count: usize,
+    /// The similar-image coordinates quoted in the prompt, best match first (empty for a
+    /// zero-shot prompt). Kept beside the text for reports and for generators that work
+    /// from the references instead of reading the image.
+    pub similar: Vec<GeoPoint>,
+    /// The dissimilar-image coordinates quoted in the prompt.
+    pub dissimilar: Vec<GeoPoint>,
 }
 
 /// One sampled answer of an LMM to one prompt, as raw text.

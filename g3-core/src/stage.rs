@@ -133,7 +133,9 @@ pub trait PromptEnsemble: Send + Sync {
 
 /// A large multimodal model (or anything standing in for one) answering prompts about an image.
 pub trait LmmGenerator: Send + Sync {
-    /// For each prompt, [`PromptRequest::samples`] answers, ordered by prompt then sample.
+    /// Up to [`PromptRequest::samples`] answers for each prompt, ordered by prompt then
+    /// sample; each answer names its prompt and sample. Fewer come back when a sample could
+    /// not be had (a server that gave up, a generator with nothing to say for a prompt).
     /// Implementations may run the requests concurrently.
     fn generate(&self, image: &ImageInput, prompts: &[PromptRequest]) -> Result<Vec<LmmAnswer>>;
 }

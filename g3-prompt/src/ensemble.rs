@@ -242,7 +242,7 @@ impl PromptEnsemble for RagPromptEnsemble {
     }
 
     /// When fewer neighbours are given than a prompt asks for, it quotes those there are and
-    /// says so in `similar_count` / `dissimilar_count`. Never fails: the templates were
+    /// lists them in `similar` / `dissimilar`. Never fails: the templates were
     /// checked when the ensemble was built.
     fn prompts(
         &self,
@@ -272,8 +272,11 @@ impl PromptEnsemble for RagPromptEnsemble {
                     temperature: spec.temperature,
                     max_tokens: spec.max_tokens,
                     image_detail: spec.image_detail,
-                    similar_count: similar.len(),
-                    dissimilar_count: dissimilar.len(),
+                    similar: similar.iter().map(|neighbour| neighbour.location).collect(),
+                    dissimilar: dissimilar
+                        .iter()
+                        .map(|neighbour| neighbour.location)
+                        .collect(),
                 }
             })
             .collect())

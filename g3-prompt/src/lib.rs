@@ -9,7 +9,10 @@
 //!   [`ReferenceAnswerParser`] (G3's regex, with its (0, 0) fallback available for faithful
 //!   reproductions).
 //!
-//! LMM clients ([`g3_core::LmmGenerator`]) come with their issue.
+//! - [`DensityPeakGenerator`] implements [`g3_core::LmmGenerator`] without a model: it
+//!   answers with the densest quoted reference coordinates, so a pipeline runs offline.
+//!
+//! The OpenAI-compatible LMM client comes with its issue.
 //!
 //! ```
 //! use g3_core::AnswerParser;
@@ -24,10 +27,12 @@
 #![deny(missing_docs)]
 
 mod ensemble;
+mod offline;
 mod parser;
 
 pub use ensemble::{
     EnsembleError, PromptEnsembleConfig, PromptSpec, REFERENCE_RAG_TEMPLATE,
     REFERENCE_ZERO_SHOT_TEMPLATE, RagPromptEnsemble, python_float,
 };
+pub use offline::DensityPeakGenerator;
 pub use parser::{AnswerRejection, ReferenceAnswerParser, RobustAnswerParser, parse_coordinates};

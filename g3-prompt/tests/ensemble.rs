@@ -27,7 +27,7 @@ fn the_default_is_the_papers_ensemble() {
         .unwrap();
     let counts: Vec<(usize, usize)> = prompts
         .iter()
-        .map(|p| (p.similar_count, p.dissimilar_count))
+        .map(|p| (p.similar.len(), p.dissimilar.len()))
         .collect();
     assert_eq!(counts, [(0, 0), (5, 5), (10, 10), (15, 15)]);
     for (index, prompt) in prompts.iter().enumerate() {
@@ -80,7 +80,7 @@ fn fewer_neighbours_than_asked_are_quoted_and_counted() {
         .unwrap();
     let counts: Vec<(usize, usize)> = prompts
         .iter()
-        .map(|p| (p.similar_count, p.dissimilar_count))
+        .map(|p| (p.similar.len(), p.dissimilar.len()))
         .collect();
     assert_eq!(counts, [(0, 0), (5, 0), (7, 0), (7, 0)]);
     assert!(prompts[2].text.contains("dissimilar images: []"));
@@ -94,7 +94,7 @@ fn the_ablation_preset_has_one_prompt() {
         .unwrap();
     assert_eq!(prompts.len(), 1);
     assert_eq!(
-        (prompts[0].similar_count, prompts[0].dissimilar_count),
+        (prompts[0].similar.len(), prompts[0].dissimilar.len()),
         (10, 10)
     );
 }
