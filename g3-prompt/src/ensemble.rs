@@ -24,7 +24,7 @@ pub static REFERENCE_ZERO_SHOT_TEMPLATE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// G3's retrieval-augmented prompt (`llm_predict.py`, `get_response_rag`), verbatim, with
-/// the placeholders `{similar}` and `{dissimilar}`.
+/// the template variables `{similar}` and `{dissimilar}`.
 pub static REFERENCE_RAG_TEMPLATE: LazyLock<String> = LazyLock::new(|| {
     let mut text = [
         "Suppose you are an expert in geo-localization, Please analyze this image and give me a guess of the location.",
@@ -78,7 +78,7 @@ impl Default for PromptSpec {
 pub struct PromptEnsembleConfig {
     /// The prompts, in order.
     pub prompts: Vec<PromptSpec>,
-    /// Text of prompts that quote no coordinates; may not contain placeholders.
+    /// Text of prompts that quote no coordinates; may not contain template variables.
     pub zero_shot_template: String,
     /// Text of retrieval-augmented prompts; `{similar}` and `{dissimilar}` are replaced by
     /// the quoted coordinates.
@@ -128,21 +128,21 @@ pub enum EnsembleError {
         /// Position of the prompt.
         index: usize,
     },
-    /// A `{name}` in a template that is not a known placeholder.
-    #[error("the {template} template has an unknown placeholder {{{name}}}; known: {known}")]
-    UnknownPlaceholder {
+    /// A `{name}` in a template that is not a known template variable.
+    #[error("the {template} template has an unknown template variable {{{name}}}; known: {known}")]
+    UnknownVariable {
         /// Which template.
         template: &'static str,
-        /// The placeholder name.
+        /// The template variable name.
         name: String,
-        /// The placeholders that template accepts.
+        /// The template variables that template accepts.
         known: &'static str,
     },
-    /// A prompt quotes coordinates of a kind the template has no placeholder for.
+    /// A prompt quotes coordinates of a kind the template has no template variable for.
     #[error(
-        "prompt {index} quotes {kind} coordinates but the RAG template has no {{{kind}}} placeholder"
+        "prompt {index} quotes {kind} coordinates but the RAG template has no {{{kind}}} template variable"
     )]
-    MissingPlaceholder {
+    MissingVariable {
         /// Position of the prompt.
         index: usize,
         /// `similar` or `dissimilar`.
@@ -168,9 +168,9 @@ impl RagPromptEnsemble {
         if let Some(index) = config.prompts.iter().position(|prompt| prompt.samples == 0) {
             return Err(EnsembleError::NoSamples { index });
         }
-        check_placeholders(&config.zero_shot_template, "zero-shot", &[], "none")?;
+        check_variables(&config.zero_shot_template, "zero-shot", &[], "none")?;
         let rag = &config.rag_template;
-        check_placeholders(
+        check_variables(
             rag,
             "RAG",
             &["similar", "dissimilar"],
@@ -182,7 +182,7 @@ impl RagPromptEnsemble {
                 (prompt.dissimilar, "dissimilar"),
             ] {
                 if count > 0 && !rag.contains(&format!("{{{kind}}}")) {
-                    return Err(EnsembleError::MissingPlaceholder { index, kind });
+                    return Err(EnsembleError::MissingVariable { index, kind });
                 }
             }
         }
@@ -203,19 +203,19 @@ impl Default for RagPromptEnsemble {
     }
 }
 
-fn check_placeholders(
+fn check_variables(
     template: &str,
     name: &'static str,
     allowed: &[&str],
     known: &'static str,
 ) -> Result<(), EnsembleError> {
-    static PLACEHOLDER: LazyLock<Regex> =
+    static TEMPLATE_VARIABLE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex"));
-    match PLACEHOLDER
+    match TEMPLATE_VARIABLE
         .captures_iter(template)
         .find(|capture| !allowed.contains(&&capture[1]))
     {
-        Some(capture) => Err(EnsembleError::UnknownPlaceholder {
+        Some(capture) => Err(EnsembleError::UnknownVariable {
             template: name,
             name: capture[1].to_owned(),
             known,

@@ -3,7 +3,7 @@
 //! - [`RagPromptEnsemble`] implements [`g3_core::PromptEnsemble`]: the paper's four prompts
 //!   with (0, 0), (5, 5), (10, 10) and (15, 15) similar/dissimilar coordinates, N = 5 samples
 //!   at temperature 1.2, and the reference's wording ([`PromptEnsembleConfig`] changes any of
-//!   it; templates are checked for unknown or missing placeholders).
+//!   it; templates are checked for unknown or missing template variables).
 //! - The answer parsers implement [`g3_core::AnswerParser`]: [`RobustAnswerParser`] (JSON,
 //!   labels, hemispheres, DMS; a typed reason when it finds nothing) and
 //!   [`ReferenceAnswerParser`] (G3's regex, with its (0, 0) fallback available for faithful

@@ -125,21 +125,21 @@ fn bad_configurations_are_refused_with_the_reason() {
                 rag_template: "Near {similar}; far {dissimlar}.".into(),
                 ..base.clone()
             },
-            "unknown placeholder {dissimlar}",
+            "unknown template variable {dissimlar}",
         ),
         (
             PromptEnsembleConfig {
                 rag_template: "Near {similar}.".into(),
                 ..base.clone()
             },
-            "no {dissimilar} placeholder",
+            "no {dissimilar} template variable",
         ),
         (
             PromptEnsembleConfig {
                 zero_shot_template: "Where is {city}?".into(),
                 ..base.clone()
             },
-            "zero-shot template has an unknown placeholder {city}",
+            "zero-shot template has an unknown template variable {city}",
         ),
     ];
     for (config, message) in cases {
@@ -149,7 +149,7 @@ fn bad_configurations_are_refused_with_the_reason() {
             "{error} should mention {message:?}"
         );
     }
-    // JSON braces in a template are text, not placeholders.
+    // JSON braces in a template are text, not template variables.
     assert!(REFERENCE_RAG_TEMPLATE.contains(r#"{"latitude": float"#));
     assert!(RagPromptEnsemble::new(base).is_ok());
 }
