@@ -12,7 +12,13 @@
 //! - [`DensityPeakGenerator`] implements [`g3_core::LmmGenerator`] without a model: it
 //!   answers with the densest quoted reference coordinates, so a pipeline runs offline.
 //!
-//! The OpenAI-compatible LMM client comes with its issue.
+//! - [`OpenAiGenerator`] implements [`g3_core::LmmGenerator`] for any OpenAI-compatible
+//!   chat-completions server (hosted GPT-4-class models; vLLM, llama.cpp server or Ollama
+//!   serving LLaVA): concurrency and requests-per-minute limits, retries with backoff and
+//!   jitter honouring `Retry-After`, token and cost accounting, and a persistent
+//!   [`ResponseCache`] so a killed run resumes without asking twice.
+//! - With the `mock-server` feature, [`mock::MockChatServer`] serves chat completions on
+//!   loopback with injected latency and failures, for tests that need no network.
 //!
 //! ```
 //! use g3_core::AnswerParser;
@@ -26,13 +32,23 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cache;
 mod ensemble;
+#[cfg(feature = "mock-server")]
+pub mod mock;
 mod offline;
+mod openai;
 mod parser;
+
+pub use cache::{CacheError, CacheKey, CachedAnswer, ResponseCache, image_sha256};
 
 pub use ensemble::{
     EnsembleError, PromptEnsembleConfig, PromptSpec, REFERENCE_RAG_TEMPLATE,
     REFERENCE_ZERO_SHOT_TEMPLATE, RagPromptEnsemble, python_float,
 };
 pub use offline::DensityPeakGenerator;
+pub use openai::{
+    LmmClientError, LmmJob, LmmJobOutcome, OpenAiConfig, OpenAiGenerator, PromptFailure,
+    RetryPolicy, TokenPrices, UsageReport,
+};
 pub use parser::{AnswerRejection, ReferenceAnswerParser, RobustAnswerParser, parse_coordinates};
