@@ -303,3 +303,14 @@ proptest! {
         }
     }
 }
+
+/// Found by the fuzz target: serde_json's default float parser was one ULP off on
+/// `2.2944999999999998`; the workspace enables its `float_roundtrip` feature.
+#[test]
+fn json_numbers_are_read_exactly() {
+    let point = RobustAnswerParser
+        .parse(r#"{"latitude": 48.858222222222224,"longitude": 2.2944999999999998}"#)
+        .unwrap();
+    assert_eq!(point.lat_deg(), 48.858222222222224);
+    assert_eq!(point.lon_deg(), 2.2944999999999998);
+}
