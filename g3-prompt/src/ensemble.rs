@@ -1,6 +1,7 @@
 //! Geo-diversification: several retrieval-augmented prompts per query, each sampled several
 //! times (G3 paper, section 3.2).
 
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use g3_core::{ImageDetail, PromptEnsemble, PromptRequest, ReferenceCounts, RetrievedNeighbor};
@@ -115,6 +116,56 @@ impl PromptEnsembleConfig {
     }
 }
 
+impl PromptEnsembleConfig {
+    /// Reads a whole ensemble (prompts and templates) from a JSON file; fields left out
+    /// keep the paper's defaults. Syntax errors name the file, line and column.
+    pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self, EnsembleError> {
+        let path = path.as_ref();
+        let text = read_file(path)?;
+        serde_json::from_str(&text).map_err(|error| EnsembleError::File {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })
+    }
+
+    /// Replaces the zero-shot and/or the RAG template by the text of a file (UTF-8, used
+    /// verbatim, trailing newline included). Each template is checked for unknown template
+    /// variables here, so the error can name the file.
+    pub fn with_template_files(
+        mut self,
+        zero_shot: Option<&Path>,
+        rag: Option<&Path>,
+    ) -> Result<Self, EnsembleError> {
+        let in_file = |path: &Path, source: EnsembleError| EnsembleError::File {
+            path: path.to_path_buf(),
+            message: source.to_string(),
+        };
+        if let Some(path) = zero_shot {
+            let template = read_file(path)?;
+            check_variables(&template, "zero-shot", &[], "none")
+                .map_err(|error| in_file(path, error))?;
+            self.zero_shot_template = template;
+        }
+        if let Some(path) = rag {
+            let template = read_file(path)?;
+            check_variables(&template, "RAG", &["similar", "dissimilar"], RAG_VARIABLES)
+                .map_err(|error| in_file(path, error))?;
+            self.rag_template = template;
+        }
+        Ok(self)
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, EnsembleError> {
+    std::fs::read_to_string(path).map_err(|error| EnsembleError::File {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    })
+}
+
+/// The template variables of the RAG template, as error messages list them.
+const RAG_VARIABLES: &str = "{similar}, {dissimilar}";
+
 /// A template or ensemble that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -148,6 +199,14 @@ pub enum EnsembleError {
         /// `similar` or `dissimilar`.
         kind: &'static str,
     },
+    /// A configuration or template file could not be read or is invalid.
+    #[error("{path}: {message}", path = path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (an I/O error, a JSON error with line and column, a template error).
+        message: String,
+    },
 }
 
 /// Renders G3's retrieval-augmented prompts; implements [`PromptEnsemble`].
@@ -170,12 +229,7 @@ impl RagPromptEnsemble {
         }
         check_variables(&config.zero_shot_template, "zero-shot", &[], "none")?;
         let rag = &config.rag_template;
-        check_variables(
-            rag,
-            "RAG",
-            &["similar", "dissimilar"],
-            "{similar}, {dissimilar}",
-        )?;
+        check_variables(rag, "RAG", &["similar", "dissimilar"], RAG_VARIABLES)?;
         for (index, prompt) in config.prompts.iter().enumerate() {
             for (count, kind) in [
                 (prompt.similar, "similar"),

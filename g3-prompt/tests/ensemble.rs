@@ -167,3 +167,65 @@ fn configurations_round_trip_through_serde() {
     assert_eq!(partial.prompts[0].temperature, 1.2);
     assert_eq!(partial.rag_template, *REFERENCE_RAG_TEMPLATE);
 }
+
+#[test]
+fn templates_and_configurations_load_from_files() {
+    let directory = tempfile::tempdir().unwrap();
+    let rag = directory.path().join("rag.txt");
+    std::fs::write(
+        &rag,
+        "Near {similar}, far from {dissimilar}? Answer in JSON.\n",
+    )
+    .unwrap();
+    let config = PromptEnsembleConfig::default()
+        .with_template_files(None, Some(&rag))
+        .unwrap();
+    assert_eq!(
+        config.rag_template,
+        "Near {similar}, far from {dissimilar}? Answer in JSON.\n"
+    );
+    assert_eq!(config.zero_shot_template, *REFERENCE_ZERO_SHOT_TEMPLATE);
+    assert!(RagPromptEnsemble::new(config).is_ok());
+
+    // A bad template variable is reported with the file that holds it.
+    let zero_shot = directory.path().join("zero-shot.txt");
+    std::fs::write(&zero_shot, "Where is {city}?").unwrap();
+    let error = PromptEnsembleConfig::default()
+        .with_template_files(Some(&zero_shot), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("zero-shot.txt") && error.contains("{city}"),
+        "{error}"
+    );
+
+    // A missing file and a JSON syntax error name the file (and the line).
+    let missing = directory.path().join("missing.txt");
+    let error = PromptEnsembleConfig::default()
+        .with_template_files(None, Some(&missing))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("missing.txt"), "{error}");
+    let json = directory.path().join("ensemble.json");
+    std::fs::write(
+        &json,
+        "{\n  \"prompts\": [\n    {\"similar\": 3,}\n  ]\n}\n",
+    )
+    .unwrap();
+    let error = PromptEnsembleConfig::from_json_file(&json)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("ensemble.json") && error.contains("line 3"),
+        "{error}"
+    );
+
+    std::fs::write(
+        &json,
+        r#"{"prompts": [{"similar": 3, "dissimilar": 3, "samples": 1}]}"#,
+    )
+    .unwrap();
+    let config = PromptEnsembleConfig::from_json_file(&json).unwrap();
+    assert_eq!(config.prompts.len(), 1);
+    assert_eq!(config.prompts[0].temperature, 1.2);
+}
