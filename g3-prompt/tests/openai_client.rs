@@ -282,6 +282,13 @@ fn refused_credentials_stop_the_run() {
     assert!(!error.to_string().contains("sk-wrong"));
     // Both workers stop at their first refusal instead of trying 80 prompts.
     assert!(server.log().unauthorized <= 2, "{:?}", server.log());
+    // The next run with the same generator fails the same way (it does not silently
+    // return nothing).
+    let again = generator.generate_many(&workload(1), &|_| {}).unwrap_err();
+    assert!(
+        matches!(again, LmmClientError::Unauthorized { .. }),
+        "{again}"
+    );
 
     let right = OpenAiGenerator::with_api_key(config(&server, 2), Some("sk-right".into())).unwrap();
     let jobs = workload(1);
@@ -434,13 +441,10 @@ fn a_thousand_requests_at_concurrency_32_all_complete() {
 const CHILD_BASE_URL: &str = "G3_TEST_MOCK_BASE_URL";
 const CHILD_CACHE: &str = "G3_TEST_MOCK_CACHE";
 
-/// Runs the acceptance workload with a cache; started as a child process by
-/// `a_killed_run_resumes_without_asking_twice`, which kills it halfway.
-#[test]
-#[ignore = "a child process of a_killed_run_resumes_without_asking_twice"]
-fn resume_child_workload() {
-    let base_url = std::env::var(CHILD_BASE_URL).expect("started by the resume test");
-    let cache = std::env::var(CHILD_CACHE).expect("started by the resume test");
+/// The child half of `a_killed_run_resumes_without_asking_twice`: the acceptance workload
+/// with a cache, in a process the parent kills halfway.
+fn run_child_workload(base_url: String) -> ! {
+    let cache = std::env::var(CHILD_CACHE).expect("set by the parent");
     let generator = OpenAiGenerator::new(acceptance_config(base_url))
         .unwrap()
         .with_cache(ResponseCache::open(cache).unwrap());
@@ -450,6 +454,10 @@ fn resume_child_workload() {
 
 #[test]
 fn a_killed_run_resumes_without_asking_twice() {
+    // The test binary runs this test again as the child process to kill.
+    if let Ok(base_url) = std::env::var(CHILD_BASE_URL) {
+        run_child_workload(base_url);
+    }
     let directory = tempfile::tempdir().unwrap();
     let cache_path = directory.path().join("answers.redb");
     let first_server = MockChatServer::start(MockBehaviour {
@@ -459,9 +467,8 @@ fn a_killed_run_resumes_without_asking_twice() {
     .unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "--ignored",
             "--exact",
-            "resume_child_workload",
+            "a_killed_run_resumes_without_asking_twice",
             "--nocapture",
         ])
         .env(CHILD_BASE_URL, first_server.base_url())

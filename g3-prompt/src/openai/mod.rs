@@ -196,8 +196,6 @@ pub struct OpenAiGenerator {
     cache: Option<ResponseCache>,
     /// Set once a server returned fewer choices than `n`.
     server_ignores_n: AtomicBool,
-    /// Set by a credentials error: nothing more is sent.
-    stopped: AtomicBool,
     counters: UsageCounters,
 }
 
@@ -266,7 +264,6 @@ impl OpenAiGenerator {
             pace,
             cache: None,
             server_ignores_n: AtomicBool::new(!config.samples_in_one_request),
-            stopped: AtomicBool::new(false),
             counters: UsageCounters::default(),
             config,
         })
@@ -315,25 +312,28 @@ impl OpenAiGenerator {
         let next_unit = AtomicUsize::new(0);
         let finished = AtomicUsize::new(0);
         let fatal: Mutex<Option<LmmClientError>> = Mutex::new(None);
+        // Set by a fatal error (refused credentials, a failing cache): nothing more is sent
+        // in this run.
+        let stopped = AtomicBool::new(false);
 
         let workers = self.config.max_concurrency.min(units.len());
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
                     loop {
-                        if self.stopped.load(Ordering::Relaxed) {
+                        if stopped.load(Ordering::Relaxed) {
                             break;
                         }
                         let unit = next_unit.fetch_add(1, Ordering::Relaxed);
                         let Some(&(job, prompt)) = units.get(unit) else {
                             break;
                         };
-                        match self.run_prompt(&images[job], &jobs[job].prompts[prompt]) {
+                        match self.run_prompt(&images[job], &jobs[job].prompts[prompt], &stopped) {
                             Ok(result) => {
                                 let _ = results[unit].set(result);
                             }
                             Err(error) => {
-                                self.stopped.store(true, Ordering::Relaxed);
+                                stopped.store(true, Ordering::Relaxed);
                                 fatal
                                     .lock()
                                     .unwrap_or_else(|e| e.into_inner())
@@ -376,6 +376,7 @@ impl OpenAiGenerator {
         &self,
         image: &PreparedImage<'_>,
         prompt: &PromptRequest,
+        stopped: &AtomicBool,
     ) -> Result<PromptResult, LmmClientError> {
         let key = |sample_index| CacheKey {
             model: &self.config.model,
@@ -409,7 +410,7 @@ impl OpenAiGenerator {
             } else {
                 missing.len() as u32
             };
-            match self.request_with_retries(image, prompt, n) {
+            match self.request_with_retries(image, prompt, n, stopped) {
                 Ok(choices) => {
                     if choices.len() < n as usize
                         && !self.server_ignores_n.swap(true, Ordering::Relaxed)
@@ -460,6 +461,7 @@ impl OpenAiGenerator {
         image: &PreparedImage<'_>,
         prompt: &PromptRequest,
         n: u32,
+        stopped: &AtomicBool,
     ) -> Result<Vec<CachedAnswer>, LmmClientError> {
         let body = serde_json::to_string(&ChatRequest::new(
             &self.config.model,
@@ -473,7 +475,7 @@ impl OpenAiGenerator {
         .expect("a chat request always serialises");
         let mut attempt = 0;
         loop {
-            if self.stopped.load(Ordering::Relaxed) {
+            if stopped.load(Ordering::Relaxed) {
                 return Err(LmmClientError::GaveUp {
                     url: self.endpoint.clone(),
                     attempts: attempt,
@@ -497,7 +499,7 @@ impl OpenAiGenerator {
                 Err(Attempt::Final(error)) => {
                     UsageCounters::add(&self.counters.failed_requests, 1);
                     if matches!(error, LmmClientError::Unauthorized { .. }) {
-                        self.stopped.store(true, Ordering::Relaxed);
+                        stopped.store(true, Ordering::Relaxed);
                     }
                     return Err(error);
                 }
