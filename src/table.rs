@@ -2,7 +2,7 @@
 //! every command reports bad rows the same way (file, line, column).
 
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 use csv::ByteRecord;
@@ -115,34 +115,5 @@ pub(crate) fn read_number(
 /// lines, so for the few rows that get reported the file is scanned again up to the record.
 /// Falls back to the csv crate's count if the file cannot be read again.
 pub(crate) fn line_of_record(path: &Path, position: &csv::Position) -> u64 {
-    count_line_at(path, position.byte()).unwrap_or(position.line())
-}
-
-/// Line number of the first non-blank line at or after `byte_offset`.
-fn count_line_at(path: &Path, byte_offset: u64) -> io::Result<u64> {
-    use std::io::BufRead;
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let mut line = 1;
-    let mut remaining = byte_offset;
-    while remaining > 0 {
-        let chunk = reader.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok(line);
-        }
-        let take = chunk
-            .len()
-            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        line += chunk[..take].iter().filter(|byte| **byte == b'\n').count() as u64;
-        reader.consume(take);
-        remaining -= take as u64;
-    }
-    // The record's offset is where the parser resumed, before any blank lines it skipped.
-    loop {
-        match reader.fill_buf()?.first() {
-            Some(b'\n') => line += 1,
-            Some(b'\r') => {}
-            _ => return Ok(line),
-        }
-        reader.consume(1);
-    }
+    g3_core::line_number_at(path, position.byte()).unwrap_or(position.line())
 }

@@ -38,6 +38,7 @@ mod error;
 mod image;
 mod point;
 mod stage;
+mod text_file;
 
 pub use accuracy::{
     AccuracyAccumulator, AccuracyReport, AccuracyThresholds, ThresholdAccuracy, paper_level_name,
@@ -55,3 +56,4 @@ pub use stage::{
     AnswerParser, GpsEmbedder, ImageEmbedder, LmmGenerator, PromptEnsemble, ReferenceCounts,
     StageKind, TextEmbedder, VectorStore, Verification, VerificationQuery, Verifier,
 };
+pub use text_file::line_number_at;
