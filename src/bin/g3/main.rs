@@ -2,6 +2,7 @@
 
 mod embed_gps;
 mod eval;
+mod geocode;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Embed GPS coordinates with GeoCLIP's or G3's location encoder.
     EmbedGps(embed_gps::EmbedGpsArgs),
+    /// Add place names, country, continent and G3's description to a CSV of coordinates,
+    /// offline (GeoNames cities1000).
+    Geocode(geocode::GeocodeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,5 +30,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::EmbedGps(args) => embed_gps::run(args),
+        Command::Geocode(args) => geocode::run(args),
     }
 }

@@ -1,0 +1,89 @@
+//! What can go wrong reading data files.
+
+use std::path::PathBuf;
+
+/// Errors of g3-data. Every error about a file names it, and the line when there is one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}", path = path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The header lacks a column the reader needs.
+    #[error("{path}: the header has no {column} column (found: {found})", path = path.display())]
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column looked for.
+        column: String,
+        /// The columns the header has.
+        found: String,
+    },
+    /// A row is malformed: a bad number, a wrong field count, invalid UTF-8.
+    #[error("{path}:{line}: {message}", path = path.display())]
+    Row {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong, naming the column when one is at fault.
+        message: String,
+    },
+    /// A file that must hold records holds none.
+    #[error("{path}: no records", path = path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A required asset is not in the cache.
+    #[error(transparent)]
+    Asset(#[from] g3_core::Error),
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A csv error at the line a user sees (the file is scanned again for the exact line).
+    pub(crate) fn csv(path: impl Into<PathBuf>, error: &csv::Error) -> Self {
+        let path = path.into();
+        if let csv::ErrorKind::Io(io) = error.kind() {
+            return DataError::Io {
+                path,
+                source: std::io::Error::new(io.kind(), io.to_string()),
+            };
+        }
+        let line = error
+            .position()
+            .map_or(1, |position| line_of(&path, position));
+        let message = match error.kind() {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => format!("{len} fields where the header has {expected_len}"),
+            csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_string(),
+            _ => error.to_string(),
+        };
+        DataError::Row {
+            path,
+            line,
+            message,
+        }
+    }
+}
+
+/// The 1-based line on which the record at `position` starts.
+pub(crate) fn line_of(path: &std::path::Path, position: &csv::Position) -> u64 {
+    g3_core::line_number_at(path, position.byte()).unwrap_or(position.line())
+}
+
+/// Results of g3-data.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;
