@@ -56,4 +56,4 @@ pub use stage::{
     AnswerParser, GpsEmbedder, ImageEmbedder, LmmGenerator, PromptEnsemble, ReferenceCounts,
     StageKind, TextEmbedder, VectorStore, Verification, VerificationQuery, Verifier,
 };
-pub use text_file::line_number_at;
+pub use text_file::{LineCounter, line_number_at};

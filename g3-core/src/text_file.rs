@@ -36,6 +36,53 @@ pub fn line_number_at(path: &Path, byte_offset: u64) -> io::Result<u64> {
     }
 }
 
+/// [`line_number_at`] for a reader going forward through a file: each call scans only the
+/// bytes since the previous one, so numbering every record of a large file stays linear.
+#[derive(Debug)]
+pub struct LineCounter {
+    reader: BufReader<File>,
+    offset: u64,
+    line: u64,
+}
+
+impl LineCounter {
+    /// A counter at the start of the file at `path` (opened separately from the parser).
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Ok(LineCounter {
+            reader: BufReader::with_capacity(1 << 16, File::open(path)?),
+            offset: 0,
+            line: 1,
+        })
+    }
+
+    /// The 1-based number of the first non-blank line at or after `byte_offset`. Offsets
+    /// must not decrease from call to call; a smaller one gets the previous answer.
+    pub fn line_at(&mut self, byte_offset: u64) -> io::Result<u64> {
+        while self.offset < byte_offset {
+            let chunk = self.reader.fill_buf()?;
+            if chunk.is_empty() {
+                return Ok(self.line);
+            }
+            let take = chunk
+                .len()
+                .min(usize::try_from(byte_offset - self.offset).unwrap_or(usize::MAX));
+            self.line += chunk[..take].iter().filter(|byte| **byte == b'\n').count() as u64;
+            self.reader.consume(take);
+            self.offset += take as u64;
+        }
+        // Skip the blank lines the parser skipped; the next offset lies beyond them.
+        loop {
+            match self.reader.fill_buf()?.first() {
+                Some(b'\n') => self.line += 1,
+                Some(b'\r') => {}
+                _ => return Ok(self.line),
+            }
+            self.reader.consume(1);
+            self.offset += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +98,12 @@ mod tests {
         // Offset 10 is just after "1,2\r\n": the blank lines are skipped to line 5.
         assert_eq!(line_number_at(&path, 10).unwrap(), 5);
         assert_eq!(line_number_at(&path, 1000).unwrap(), 6);
+        let mut counter = LineCounter::open(&path).unwrap();
+        let lines: Vec<u64> = [0, 5, 10, 1000]
+            .iter()
+            .map(|&offset| counter.line_at(offset).unwrap())
+            .collect();
+        assert_eq!(lines, [1, 2, 5, 6]);
         std::fs::remove_dir_all(&directory).unwrap();
     }
 }

@@ -56,15 +56,21 @@ impl DataError {
     /// A csv error at the line a user sees (the file is scanned again for the exact line).
     pub(crate) fn csv(path: impl Into<PathBuf>, error: &csv::Error) -> Self {
         let path = path.into();
+        let line = error
+            .position()
+            .map_or(1, |position| line_of(&path, position));
+        DataError::csv_at(path, error, line)
+    }
+
+    /// A csv error at a line the caller already knows.
+    pub(crate) fn csv_at(path: impl Into<PathBuf>, error: &csv::Error, line: u64) -> Self {
+        let path = path.into();
         if let csv::ErrorKind::Io(io) = error.kind() {
             return DataError::Io {
                 path,
                 source: std::io::Error::new(io.kind(), io.to_string()),
             };
         }
-        let line = error
-            .position()
-            .map_or(1, |position| line_of(&path, position));
         let message = match error.kind() {
             csv::ErrorKind::UnequalLengths {
                 expected_len, len, ..

@@ -8,8 +8,10 @@
 //! - [`DescriptionTemplate`]: G3's "A street view photo taken in {city}, {state}, {country}",
 //!   with configurable levels and wording.
 //!
-//! Dataset readers (MP16-Pro, IM2GPS3K, YFCC4K) and image sources (folders, tar shards) come
-//! with the rest of their issue.
+//! - [`MetadataReader`]: streaming, typed readers for the metadata CSVs of MP16-Pro,
+//!   IM2GPS3K and YFCC4K, with the reference's filters as explicit [`MetadataOptions`].
+//!
+//! Image sources (folders, tar shards) come with the rest of their issue.
 //!
 //! ```
 //! use g3_core::GeoPoint;
@@ -33,6 +35,7 @@
 mod description;
 mod error;
 mod geocoder;
+mod metadata;
 
 pub use description::{DescriptionTemplate, LocationLevel, LocationNames};
 pub use error::{DataError, Result};
@@ -40,3 +43,4 @@ pub use geocoder::{
     COUNTRY_TABLE_ASSET, Country, CountryTable, GAZETTEER_ASSET, NearestPlaceMetric, Place,
     PlaceMatch, ReverseGeocoder, read_gazetteer,
 };
+pub use metadata::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};
