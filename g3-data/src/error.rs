@@ -40,6 +40,14 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// An image could not be decoded (corrupt, unsupported, or over the size limits).
+    #[error("{image_id}: {message}")]
+    Decode {
+        /// The image's id.
+        image_id: String,
+        /// The decoder's reason.
+        message: String,
+    },
     /// A required asset is not in the cache.
     #[error(transparent)]
     Asset(#[from] g3_core::Error),

@@ -11,7 +11,9 @@
 //! - [`MetadataReader`]: streaming, typed readers for the metadata CSVs of MP16-Pro,
 //!   IM2GPS3K and YFCC4K, with the reference's filters as explicit [`MetadataOptions`].
 //!
-//! Image sources (folders, tar shards) come with the rest of their issue.
+//! - [`ImageSource`]: photos by id from a folder ([`FolderImageSource`]) or from MP16-Pro's
+//!   tar shards ([`TarShardImageSource`], with a saved index for random access);
+//!   [`decode_images`] decodes on all cores under [`DecodeLimits`].
 //!
 //! ```
 //! use g3_core::GeoPoint;
@@ -35,6 +37,7 @@
 mod description;
 mod error;
 mod geocoder;
+mod images;
 mod metadata;
 
 pub use description::{DescriptionTemplate, LocationLevel, LocationNames};
@@ -42,5 +45,8 @@ pub use error::{DataError, Result};
 pub use geocoder::{
     COUNTRY_TABLE_ASSET, Country, CountryTable, GAZETTEER_ASSET, NearestPlaceMetric, Place,
     PlaceMatch, ReverseGeocoder, read_gazetteer,
+};
+pub use images::{
+    DecodeLimits, FolderImageSource, ImageSource, TarShardImageSource, decode_image, decode_images,
 };
 pub use metadata::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};

@@ -1,0 +1,345 @@
+//! Where photos come from: a folder (IM2GPS3K, YFCC4K) or tar shards (MP16-Pro's 4.12M
+//! images), behind one trait, with parallel decoding under memory limits.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use g3_core::ImageInput;
+use rayon::prelude::*;
+
+use crate::error::{DataError, Result};
+
+/// A collection of photos addressed by image id. Implementations are shared across threads.
+pub trait ImageSource: Send + Sync {
+    /// The encoded bytes of the image with this id.
+    fn get(&self, image_id: &str) -> Result<ImageInput>;
+
+    /// Whether the source holds the image (without reading it).
+    fn contains(&self, image_id: &str) -> bool;
+}
+
+impl<T: ImageSource + ?Sized> ImageSource for &T {
+    fn get(&self, image_id: &str) -> Result<ImageInput> {
+        (**self).get(image_id)
+    }
+    fn contains(&self, image_id: &str) -> bool {
+        (**self).contains(image_id)
+    }
+}
+
+impl<T: ImageSource + ?Sized> ImageSource for Box<T> {
+    fn get(&self, image_id: &str) -> Result<ImageInput> {
+        (**self).get(image_id)
+    }
+    fn contains(&self, image_id: &str) -> bool {
+        (**self).contains(image_id)
+    }
+}
+
+/// Images as files under a folder; the id is the path relative to it.
+#[derive(Debug, Clone)]
+pub struct FolderImageSource {
+    root: PathBuf,
+}
+
+impl FolderImageSource {
+    /// A source reading under `root`, which must be a directory.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(DataError::io(
+                &root,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+            ));
+        }
+        Ok(FolderImageSource { root })
+    }
+
+    fn path(&self, image_id: &str) -> Option<PathBuf> {
+        // Ids are relative paths: no way out of the folder.
+        let relative = Path::new(image_id);
+        let safe = relative
+            .components()
+            .all(|component| matches!(component, std::path::Component::Normal(_)));
+        safe.then(|| self.root.join(relative))
+    }
+}
+
+impl ImageSource for FolderImageSource {
+    fn get(&self, image_id: &str) -> Result<ImageInput> {
+        let path = self.path(image_id).ok_or_else(|| {
+            DataError::io(
+                image_id,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "an image id must be a relative path inside the folder",
+                ),
+            )
+        })?;
+        let bytes = std::fs::read(&path).map_err(|error| DataError::io(&path, error))?;
+        Ok(ImageInput::from_bytes(image_id, bytes))
+    }
+
+    fn contains(&self, image_id: &str) -> bool {
+        self.path(image_id).is_some_and(|path| path.is_file())
+    }
+}
+
+/// Where one member of a shard lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShardEntry {
+    shard: u32,
+    offset: u64,
+    size: u64,
+}
+
+/// Images inside uncompressed tar shards, read at random by id.
+///
+/// Scanning 4.12M tar headers takes minutes, so the index (member name → shard, offset,
+/// size) is built once and saved next to the shards; it is rebuilt when a shard's size
+/// changes. Reads use positioned I/O, so any number of threads read at once without locks.
+/// A member's id is its file name inside the tar (MP16-Pro's ids after `/` → `_`).
+#[derive(Debug)]
+pub struct TarShardImageSource {
+    shards: Vec<File>,
+    shard_paths: Vec<PathBuf>,
+    entries: HashMap<String, ShardEntry>,
+}
+
+/// First line of an index file; the format may change with the version.
+const INDEX_MAGIC: &str = "g3-tar-index v1";
+
+impl TarShardImageSource {
+    /// Opens the shards, loading the index at `index_path` when it matches them and
+    /// building (and saving, through a temporary file) a new one otherwise.
+    pub fn open(shards: &[PathBuf], index_path: &Path) -> Result<Self> {
+        let sizes: Vec<u64> = shards
+            .iter()
+            .map(|path| {
+                std::fs::metadata(path)
+                    .map(|metadata| metadata.len())
+                    .map_err(|error| DataError::io(path, error))
+            })
+            .collect::<Result<_>>()?;
+        let entries = match load_index(index_path, shards, &sizes) {
+            Some(entries) => entries,
+            None => {
+                let entries = build_index(shards)?;
+                save_index(index_path, shards, &sizes, &entries)?;
+                entries
+            }
+        };
+        let files = shards
+            .iter()
+            .map(|path| File::open(path).map_err(|error| DataError::io(path, error)))
+            .collect::<Result<_>>()?;
+        Ok(TarShardImageSource {
+            shards: files,
+            shard_paths: shards.to_vec(),
+            entries,
+        })
+    }
+
+    /// How many images the shards hold.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the shards hold no image.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl ImageSource for TarShardImageSource {
+    fn get(&self, image_id: &str) -> Result<ImageInput> {
+        let entry = self.entries.get(image_id).ok_or_else(|| {
+            DataError::io(
+                image_id,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such image in the shards"),
+            )
+        })?;
+        let shard = entry.shard as usize;
+        let mut bytes = vec![0u8; entry.size as usize];
+        self.shards[shard]
+            .read_exact_at(&mut bytes, entry.offset)
+            .map_err(|error| DataError::io(&self.shard_paths[shard], error))?;
+        Ok(ImageInput::from_bytes(image_id, bytes))
+    }
+
+    fn contains(&self, image_id: &str) -> bool {
+        self.entries.contains_key(image_id)
+    }
+}
+
+fn member_id(path: &Path) -> Option<String> {
+    Some(path.file_name()?.to_string_lossy().into_owned())
+}
+
+fn build_index(shards: &[PathBuf]) -> Result<HashMap<String, ShardEntry>> {
+    let mut entries = HashMap::new();
+    for (shard, path) in shards.iter().enumerate() {
+        let file = File::open(path).map_err(|error| DataError::io(path, error))?;
+        let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+        let members = archive
+            .entries()
+            .map_err(|error| DataError::io(path, error))?;
+        for member in members {
+            let member = member.map_err(|error| DataError::io(path, error))?;
+            if member.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let name = member.path().map_err(|error| DataError::io(path, error))?;
+            let Some(id) = member_id(&name) else { continue };
+            entries.insert(
+                id,
+                ShardEntry {
+                    shard: shard as u32,
+                    offset: member.raw_file_position(),
+                    size: member.size(),
+                },
+            );
+        }
+    }
+    Ok(entries)
+}
+
+/// The saved index: the magic line, one `shard\tsize\tpath` line per shard, a blank line,
+/// then `id\tshard\toffset\tsize` per image. `None` when missing, unreadable or stale.
+fn load_index(
+    index_path: &Path,
+    shards: &[PathBuf],
+    sizes: &[u64],
+) -> Option<HashMap<String, ShardEntry>> {
+    let mut lines = BufReader::new(File::open(index_path).ok()?).lines();
+    if lines.next()?.ok()? != INDEX_MAGIC {
+        return None;
+    }
+    for (shard, size) in shards.iter().zip(sizes) {
+        let line = lines.next()?.ok()?;
+        let mut fields = line.splitn(3, '\t');
+        let (_, recorded_size, recorded_path) = (fields.next()?, fields.next()?, fields.next()?);
+        if recorded_size.parse::<u64>().ok()? != *size || recorded_path != shard.to_string_lossy() {
+            return None;
+        }
+    }
+    if !lines.next()?.ok()?.is_empty() {
+        return None;
+    }
+    let mut entries = HashMap::new();
+    for line in lines {
+        let line = line.ok()?;
+        let mut fields = line.rsplitn(4, '\t');
+        let size: u64 = fields.next()?.parse().ok()?;
+        let offset: u64 = fields.next()?.parse().ok()?;
+        let shard: u32 = fields.next()?.parse().ok()?;
+        let id = fields.next()?.to_string();
+        // An entry outside its shard means the index is damaged: rebuild rather than trust it.
+        let shard_size = *sizes.get(shard as usize)?;
+        if offset > shard_size || size > shard_size - offset {
+            return None;
+        }
+        entries.insert(
+            id,
+            ShardEntry {
+                shard,
+                offset,
+                size,
+            },
+        );
+    }
+    Some(entries)
+}
+
+fn save_index(
+    index_path: &Path,
+    shards: &[PathBuf],
+    sizes: &[u64],
+    entries: &HashMap<String, ShardEntry>,
+) -> Result<()> {
+    let io = |error| DataError::io(index_path, error);
+    let directory = index_path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temporary = tempfile::NamedTempFile::new_in(directory).map_err(io)?;
+    {
+        let mut out = BufWriter::new(temporary.as_file());
+        writeln!(out, "{INDEX_MAGIC}").map_err(io)?;
+        for (shard, (path, size)) in shards.iter().zip(sizes).enumerate() {
+            writeln!(out, "{shard}\t{size}\t{}", path.to_string_lossy()).map_err(io)?;
+        }
+        writeln!(out).map_err(io)?;
+        let mut sorted: Vec<(&String, &ShardEntry)> = entries.iter().collect();
+        sorted.sort_by_key(|(_, entry)| (entry.shard, entry.offset));
+        for (id, entry) in sorted {
+            writeln!(
+                out,
+                "{id}\t{}\t{}\t{}",
+                entry.shard, entry.offset, entry.size
+            )
+            .map_err(io)?;
+        }
+        out.flush().map_err(io)?;
+    }
+    temporary.as_file().sync_all().map_err(io)?;
+    temporary
+        .persist(index_path)
+        .map_err(|error| DataError::io(index_path, error.error))?;
+    Ok(())
+}
+
+/// Limits on decoded images: a small file can declare a huge canvas (a 389 KB PNG decodes
+/// to 400 MB with the image crate's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Widest image accepted, in pixels (default 16,384).
+    pub max_width: u32,
+    /// Tallest image accepted, in pixels (default 16,384).
+    pub max_height: u32,
+    /// Most memory one decode may allocate, in bytes (default 512 MiB).
+    pub max_alloc: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_width: 16_384,
+            max_height: 16_384,
+            max_alloc: 512 << 20,
+        }
+    }
+}
+
+/// Decodes one image (format guessed from its bytes) within `limits`.
+pub fn decode_image(image: &ImageInput, limits: DecodeLimits) -> Result<image::DynamicImage> {
+    let error = |message: String| DataError::Decode {
+        image_id: image.id().to_string(),
+        message,
+    };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(image.encoded()))
+        .with_guessed_format()
+        .map_err(|e| error(e.to_string()))?;
+    let mut image_limits = image::Limits::default();
+    image_limits.max_image_width = Some(limits.max_width);
+    image_limits.max_image_height = Some(limits.max_height);
+    image_limits.max_alloc = Some(limits.max_alloc);
+    reader.limits(image_limits);
+    reader
+        .decode()
+        .map_err(|e| error(format!("cannot decode: {e}")))
+}
+
+/// Decodes images on all cores, in order; each failure stays with its image.
+pub fn decode_images(
+    images: &[ImageInput],
+    limits: DecodeLimits,
+) -> Vec<Result<image::DynamicImage>> {
+    images
+        .par_iter()
+        .map(|image| decode_image(image, limits))
+        .collect()
+}

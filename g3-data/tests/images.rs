@@ -1,0 +1,156 @@
+//! Image sources (folder, tar shards with a saved index) and decoding under limits.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use g3_data::{
+    DataError, DecodeLimits, FolderImageSource, ImageSource, TarShardImageSource, decode_images,
+};
+
+fn png(width: u32, height: u32, shade: u8) -> Vec<u8> {
+    let image = image::RgbImage::from_pixel(width, height, image::Rgb([shade, 0, 255 - shade]));
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .unwrap();
+    bytes
+}
+
+fn write_shard(path: &Path, members: &[(&str, &[u8])]) {
+    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut directory = tar::Header::new_gnu();
+    directory.set_entry_type(tar::EntryType::Directory);
+    directory.set_size(0);
+    directory.set_mode(0o755);
+    directory.set_cksum();
+    builder
+        .append_data(&mut directory, "images/", std::io::empty())
+        .unwrap();
+    for (name, bytes) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, *bytes).unwrap();
+    }
+    builder.finish().unwrap();
+}
+
+#[test]
+fn tar_shards_serve_exact_bytes_and_keep_their_index() {
+    let directory = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        png(2, 3, 10),
+        png(4, 1, 20),
+        b"not an image at all".to_vec(),
+    );
+    let shards: Vec<PathBuf> = vec![
+        directory.path().join("shard-0.tar"),
+        directory.path().join("shard-1.tar"),
+    ];
+    write_shard(
+        &shards[0],
+        &[("images/1a_2b_1.jpg", &a), ("images/1a_2b_2.jpg", &b)],
+    );
+    write_shard(&shards[1], &[("3c_4d_3.jpg", &c)]);
+    let index = directory.path().join("shards.index");
+
+    let source = TarShardImageSource::open(&shards, &index).unwrap();
+    assert_eq!(source.len(), 3);
+    assert!(index.is_file());
+    assert_eq!(source.get("1a_2b_1.jpg").unwrap().encoded(), a.as_slice());
+    assert_eq!(source.get("1a_2b_2.jpg").unwrap().encoded(), b.as_slice());
+    assert_eq!(source.get("3c_4d_3.jpg").unwrap().encoded(), c.as_slice());
+    assert!(!source.contains("missing.jpg"));
+    let error = source.get("missing.jpg").unwrap_err().to_string();
+    assert!(error.contains("missing.jpg"), "{error}");
+
+    // Reads from many threads at once.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    assert_eq!(source.get("1a_2b_2.jpg").unwrap().encoded(), b.as_slice());
+                }
+            });
+        }
+    });
+
+    // The saved index is used as is: a doctored offset shows it was not rebuilt.
+    let saved = std::fs::read_to_string(&index).unwrap();
+    let doctored = saved.replace("3c_4d_3.jpg\t1\t1024\t", "3c_4d_3.jpg\t1\t1025\t");
+    assert_ne!(saved, doctored, "{saved}");
+    std::fs::write(&index, &doctored).unwrap();
+    let reopened = TarShardImageSource::open(&shards, &index).unwrap();
+    assert_ne!(reopened.get("3c_4d_3.jpg").unwrap().encoded(), c.as_slice());
+
+    // A shard that changed size makes the index stale: it is rebuilt.
+    write_shard(&shards[1], &[("3c_4d_3.jpg", &c), ("5e_6f_4.jpg", &a)]);
+    let rebuilt = TarShardImageSource::open(&shards, &index).unwrap();
+    assert_eq!(rebuilt.len(), 4);
+    assert_eq!(rebuilt.get("3c_4d_3.jpg").unwrap().encoded(), c.as_slice());
+
+    // A garbled index is rebuilt too, never trusted or a crash.
+    // After the rebuild above, 3c_4d_3.jpg still sits at offset 1024 of shard 1.
+    let current = std::fs::read_to_string(&index).unwrap();
+    let huge = current.replace(
+        "3c_4d_3.jpg\t1\t1024\t19",
+        "3c_4d_3.jpg\t1\t1024\t999999999999",
+    );
+    assert_ne!(huge, current);
+    for garbage in [
+        "",
+        "g3-tar-index v1\n0\tnope\n",
+        "g3-tar-index v1\n\u{0}\u{1}",
+        huge.as_str(),
+    ] {
+        std::fs::write(&index, garbage).unwrap();
+        let source = TarShardImageSource::open(&shards, &index).unwrap();
+        assert_eq!(source.get("5e_6f_4.jpg").unwrap().encoded(), a.as_slice());
+    }
+
+    // A missing shard is an error naming it.
+    let error = TarShardImageSource::open(&[directory.path().join("gone.tar")], &index)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("gone.tar"), "{error}");
+}
+
+#[test]
+fn folders_serve_relative_paths_only() {
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::create_dir(directory.path().join("photos")).unwrap();
+    std::fs::write(directory.path().join("photos/a.jpg"), b"jpeg bytes").unwrap();
+    std::fs::write(directory.path().join("secret.txt"), b"secret").unwrap();
+    let source = FolderImageSource::new(directory.path().join("photos")).unwrap();
+    assert_eq!(source.get("a.jpg").unwrap().encoded(), b"jpeg bytes");
+    assert!(source.contains("a.jpg"));
+    assert!(!source.contains("../secret.txt"));
+    assert!(source.get("../secret.txt").is_err());
+    assert!(source.get("/etc/hostname").is_err());
+    let error = source.get("b.jpg").unwrap_err().to_string();
+    assert!(error.contains("b.jpg"), "{error}");
+    assert!(FolderImageSource::new(directory.path().join("nowhere")).is_err());
+}
+
+#[test]
+fn decoding_runs_in_parallel_within_limits() {
+    let images = vec![
+        g3_core::ImageInput::from_bytes("small.png", png(3, 2, 0)),
+        g3_core::ImageInput::from_bytes("garbage.jpg", b"\xFF\xD8\xFF garbage".to_vec()),
+        g3_core::ImageInput::from_bytes("wide.png", png(64, 2, 0)),
+    ];
+    let limits = DecodeLimits {
+        max_width: 32,
+        ..DecodeLimits::default()
+    };
+    let decoded = decode_images(&images, limits);
+    let small = decoded[0].as_ref().unwrap();
+    assert_eq!((small.width(), small.height()), (3, 2));
+    for (result, id) in decoded[1..].iter().zip(["garbage.jpg", "wide.png"]) {
+        match result {
+            Err(DataError::Decode { image_id, .. }) => assert_eq!(image_id, id),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+}
