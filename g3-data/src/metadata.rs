@@ -185,6 +185,16 @@ impl MetadataReader {
         &self.path
     }
 
+    /// The editor's line number of a record the parser just read.
+    fn line_of(&mut self, position: Option<&csv::Position>) -> Option<u64> {
+        let position = position?;
+        Some(
+            self.lines
+                .line_at(position.byte())
+                .unwrap_or(position.line()),
+        )
+    }
+
     fn parse(&self, fields: csv::StringRecord, line: u64) -> Result<MetadataRecord> {
         let row_error = |message: String| DataError::Row {
             path: self.path.clone(),
@@ -250,13 +260,7 @@ impl Iterator for MetadataReader {
             match self.reader.read_record(&mut fields) {
                 Ok(false) => return None,
                 Err(error) => {
-                    let line = match error.position() {
-                        Some(position) => self
-                            .lines
-                            .line_at(position.byte())
-                            .unwrap_or(position.line()),
-                        None => 1,
-                    };
+                    let line = self.line_of(error.position()).unwrap_or(1);
                     let error = DataError::csv_at(&self.path, &error, line);
                     // An I/O error will not go away: stop after reporting it.
                     self.finished = matches!(error, DataError::Io { .. });
@@ -264,13 +268,7 @@ impl Iterator for MetadataReader {
                 }
                 Ok(true) => {}
             }
-            let line = match fields.position() {
-                Some(position) => self
-                    .lines
-                    .line_at(position.byte())
-                    .unwrap_or(position.line()),
-                None => 0,
-            };
+            let line = self.line_of(fields.position()).unwrap_or(0);
             if self.options.drop_rows_without_country {
                 let country = self
                     .levels

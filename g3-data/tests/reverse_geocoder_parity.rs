@@ -62,13 +62,8 @@ fn reference_place<'a>(
         .expect("the reference's answer is in the gazetteer")
 }
 
-fn planar_distance(point: GeoPoint, place: &Place) -> f64 {
-    (point.lat_deg() - place.location.lat_deg()).hypot(point.lon_deg() - place.location.lon_deg())
-}
-
-#[test]
-fn planar_mode_agrees_with_reverse_geocoder() {
-    let geocoder = geocoder().with_metric(NearestPlaceMetric::PlanarDegrees);
+/// The gazetteer grouped by (name, admin1, country code).
+fn places_by_name(geocoder: &ReverseGeocoder) -> HashMap<(&str, &str, &str), Vec<&Place>> {
     let mut by_name: HashMap<(&str, &str, &str), Vec<&Place>> = HashMap::new();
     for place in geocoder.places() {
         by_name
@@ -76,6 +71,17 @@ fn planar_mode_agrees_with_reverse_geocoder() {
             .or_default()
             .push(place);
     }
+    by_name
+}
+
+fn planar_distance(point: GeoPoint, place: &Place) -> f64 {
+    (point.lat_deg() - place.location.lat_deg()).hypot(point.lon_deg() - place.location.lon_deg())
+}
+
+#[test]
+fn planar_mode_agrees_with_reverse_geocoder() {
+    let geocoder = geocoder().with_metric(NearestPlaceMetric::PlanarDegrees);
+    let by_name = places_by_name(&geocoder);
     let goldens = goldens();
     assert_eq!(goldens.len(), 2600);
     let mut agree = 0;
@@ -117,13 +123,7 @@ fn planar_mode_agrees_with_reverse_geocoder() {
 #[test]
 fn great_circle_mode_differs_only_where_it_is_nearer() {
     let geocoder = geocoder();
-    let mut by_name: HashMap<(&str, &str, &str), Vec<&Place>> = HashMap::new();
-    for place in geocoder.places() {
-        by_name
-            .entry((&place.name, &place.admin1, &place.country_code))
-            .or_default()
-            .push(place);
-    }
+    let by_name = places_by_name(&geocoder);
     let goldens = goldens();
     let metric = DistanceMetric::Haversine;
     let mut agree = 0;

@@ -189,14 +189,7 @@ impl ResponseCache {
     /// The stored answer for `key`, if any.
     pub fn get(&self, key: &CacheKey<'_>) -> Result<Option<CachedAnswer>, CacheError> {
         let digest = key.digest();
-        let transaction = self
-            .inner
-            .database
-            .begin_read()
-            .map_err(|error| self.storage_error(error))?;
-        let table = transaction
-            .open_table(ANSWERS)
-            .map_err(|error| self.storage_error(error))?;
+        let table = self.read_table()?;
         let Some(value) = table
             .get(&digest)
             .map_err(|error| self.storage_error(error))?
@@ -244,20 +237,28 @@ impl ResponseCache {
     /// How many answers the cache holds.
     pub fn len(&self) -> Result<u64, CacheError> {
         use redb::ReadableTableMetadata;
-        let transaction = self
-            .inner
-            .database
-            .begin_read()
-            .map_err(|error| self.storage_error(error))?;
-        let table = transaction
-            .open_table(ANSWERS)
-            .map_err(|error| self.storage_error(error))?;
-        table.len().map_err(|error| self.storage_error(error))
+        self.read_table()?
+            .len()
+            .map_err(|error| self.storage_error(error))
     }
 
     /// Whether the cache holds no answer.
     pub fn is_empty(&self) -> Result<bool, CacheError> {
         Ok(self.len()? == 0)
+    }
+
+    /// The answers table as of now (a read transaction: it never waits for the writer).
+    fn read_table(
+        &self,
+    ) -> Result<redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>, CacheError> {
+        let transaction = self
+            .inner
+            .database
+            .begin_read()
+            .map_err(|error| self.storage_error(error))?;
+        transaction
+            .open_table(ANSWERS)
+            .map_err(|error| self.storage_error(error))
     }
 
     fn check_writer(&self) -> Result<(), CacheError> {
