@@ -10,6 +10,26 @@ fn g3(arguments: &[&str]) -> std::process::Output {
         .expect("the g3 binary runs")
 }
 
+/// `g3 geocode` on `directory`'s coords.csv into places.csv with its gazetteer and country
+/// table, plus `extra` arguments.
+fn geocode(directory: &Path, extra: &[&str]) -> std::process::Output {
+    let path = |name: &str| directory.join(name).to_str().unwrap().to_owned();
+    let mut arguments = vec![
+        "geocode".to_owned(),
+        "--input".to_owned(),
+        path("coords.csv"),
+        "--output".to_owned(),
+        path("places.csv"),
+        "--gazetteer".to_owned(),
+        path("gazetteer.csv"),
+        "--countries".to_owned(),
+        path("countries.csv"),
+    ];
+    arguments.extend(extra.iter().map(|argument| argument.to_string()));
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    g3(&arguments)
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -39,19 +59,8 @@ fn rows_keep_their_columns_and_gain_places() {
         &directory.join("coords.csv"),
         "\u{feff}IMG_ID,LAT,LON,city\r\n\"a,1.jpg\",41.9,12.5,old\r\nb.jpg,48.86,2.35,\r\nc.jpg,-17.8,-179.9,\r\n",
     );
-    let input = directory.join("coords.csv");
     let output = directory.join("places.csv");
-    let run = g3(&[
-        "geocode",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--gazetteer",
-        directory.join("gazetteer.csv").to_str().unwrap(),
-        "--countries",
-        directory.join("countries.csv").to_str().unwrap(),
-    ]);
+    let run = geocode(directory, &[]);
     assert!(
         run.status.success(),
         "{}",
@@ -102,19 +111,7 @@ fn rows_keep_their_columns_and_gain_places() {
     );
 
     // The reverse_geocoder-compatible rule picks Pago Pago, whose country is not in the table.
-    let run = g3(&[
-        "geocode",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--gazetteer",
-        directory.join("gazetteer.csv").to_str().unwrap(),
-        "--countries",
-        directory.join("countries.csv").to_str().unwrap(),
-        "--metric",
-        "planar-degrees",
-    ]);
+    let run = geocode(directory, &["--metric", "planar-degrees"]);
     assert!(
         run.status.success(),
         "{}",
@@ -133,7 +130,6 @@ fn bad_rows_and_files_are_named() {
     let directory = directory.path();
     setup(directory);
     let gazetteer = directory.join("gazetteer.csv");
-    let countries = directory.join("countries.csv");
     let output = directory.join("places.csv");
     let cases = [
         ("LAT,LON\n1,2\n\n3,north\n", "coords.csv:4"),
@@ -142,17 +138,7 @@ fn bad_rows_and_files_are_named() {
     ];
     for (text, expected) in cases {
         write(&directory.join("coords.csv"), text);
-        let run = g3(&[
-            "geocode",
-            "--input",
-            directory.join("coords.csv").to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--gazetteer",
-            gazetteer.to_str().unwrap(),
-            "--countries",
-            countries.to_str().unwrap(),
-        ]);
+        let run = geocode(directory, &[]);
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(!run.status.success());
         assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
@@ -164,15 +150,7 @@ fn bad_rows_and_files_are_named() {
         "lat,lon,name,admin1,admin2,cc\n1,2,A,,,XX\n1,x,B,,,XX\n",
     );
     write(&directory.join("coords.csv"), "LAT,LON\n1,2\n");
-    let run = g3(&[
-        "geocode",
-        "--input",
-        directory.join("coords.csv").to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--gazetteer",
-        gazetteer.to_str().unwrap(),
-    ]);
+    let run = geocode(directory, &[]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         stderr.contains("gazetteer.csv:3") && stderr.contains("lon"),

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use g3_core::{ImageInput, LmmAnswer, LmmGenerator, PromptRequest, StageKind};
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
@@ -639,9 +639,8 @@ impl OpenAiGenerator {
         let Some(pace) = &self.pace else {
             return;
         };
-        let clock = DefaultClock::default();
         while let Err(not_until) = pace.check() {
-            std::thread::sleep(not_until.wait_time_from(clock.now()));
+            std::thread::sleep(not_until.wait_time_from(pace.clock().now()));
         }
     }
 }
