@@ -270,12 +270,36 @@ impl ReverseGeocoder {
 
     /// The nearest place to each point, in order, on all cores.
     pub fn nearest_many(&self, points: &[GeoPoint]) -> Vec<PlaceMatch<'_>> {
-        points
+        // Neighbouring queries walk the same branches of the tree: answering them in
+        // Z-order keeps those branches in cache (the answers are returned in input order).
+        let mut order: Vec<(u64, u32)> = points
+            .par_iter()
+            .enumerate()
+            .map(|(index, point)| (z_order(*point), index as u32))
+            .collect();
+        order.par_sort_unstable();
+        let mut found: Vec<(u32, PlaceMatch<'_>)> = order
             .par_iter()
             .with_min_len(4096)
-            .map(|&point| self.nearest(point))
-            .collect()
+            .map(|&(_, index)| (index, self.nearest(points[index as usize])))
+            .collect();
+        found.par_sort_unstable_by_key(|&(index, _)| index);
+        found.into_iter().map(|(_, matched)| matched).collect()
     }
+}
+
+/// Morton code of a point on a 2^16 x 2^16 latitude/longitude grid.
+fn z_order(point: GeoPoint) -> u64 {
+    let spread = |value: u64| {
+        let mut x = value & 0xFFFF;
+        x = (x | (x << 8)) & 0x00FF_00FF;
+        x = (x | (x << 4)) & 0x0F0F_0F0F;
+        x = (x | (x << 2)) & 0x3333_3333;
+        (x | (x << 1)) & 0x5555_5555
+    };
+    let lat = ((point.lat_deg() + 90.0) / 180.0 * 65535.0) as u64;
+    let lon = ((point.lon_deg() + 180.0) / 360.0 * 65535.0) as u64;
+    spread(lat) | (spread(lon) << 1)
 }
 
 fn unit_vector(point: GeoPoint) -> [f64; 3] {
