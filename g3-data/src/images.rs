@@ -106,6 +106,7 @@ struct ShardEntry {
 pub struct TarShardImageSource {
     shards: Vec<File>,
     shard_paths: Vec<PathBuf>,
+    shard_sizes: Vec<u64>,
     entries: HashMap<String, ShardEntry>,
 }
 
@@ -139,6 +140,7 @@ impl TarShardImageSource {
         Ok(TarShardImageSource {
             shards: files,
             shard_paths: shards.to_vec(),
+            shard_sizes: sizes,
             entries,
         })
     }
@@ -163,6 +165,16 @@ impl ImageSource for TarShardImageSource {
             )
         })?;
         let shard = entry.shard as usize;
+        // A truncated shard or a lying tar header must be an error, not a huge allocation.
+        if entry.offset.saturating_add(entry.size) > self.shard_sizes[shard] {
+            return Err(DataError::io(
+                &self.shard_paths[shard],
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{image_id} extends past the end of the shard"),
+                ),
+            ));
+        }
         let mut bytes = vec![0u8; entry.size as usize];
         self.shards[shard]
             .read_exact_at(&mut bytes, entry.offset)

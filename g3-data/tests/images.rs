@@ -154,3 +154,25 @@ fn decoding_runs_in_parallel_within_limits() {
         }
     }
 }
+
+#[test]
+fn a_truncated_shard_is_an_error_not_a_crash() {
+    let directory = tempfile::tempdir().unwrap();
+    let shard = directory.path().join("shard.tar");
+    let big = vec![7u8; 100_000];
+    write_shard(&shard, &[("big.jpg", &big)]);
+    // Cut the shard inside the member's data: its header still claims 100,000 bytes.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&shard)
+        .unwrap();
+    file.set_len(512 * 2 + 50_000).unwrap();
+    let index = directory.path().join("shard.index");
+    match TarShardImageSource::open(std::slice::from_ref(&shard), &index) {
+        Err(error) => assert!(error.to_string().contains("shard.tar"), "{error}"),
+        Ok(source) => {
+            let error = source.get("big.jpg").unwrap_err().to_string();
+            assert!(error.contains("shard.tar"), "{error}");
+        }
+    }
+}
