@@ -1,0 +1,399 @@
+//! [`ExactStore`]: every entry scored, the ground truth, and what faiss `IndexFlatIP` does.
+
+use std::path::Path;
+
+use g3_core::SearchDirection;
+use rayon::prelude::*;
+
+use crate::column::Column;
+use crate::config::Metric;
+use crate::error::{IndexError, Result};
+use crate::store::{RowMatch, VectorIndex, check_batch, normalize_rows, prepare_queries};
+use crate::top_k::TopK;
+
+/// Entries scored per task: large enough that a task's work dwarfs scheduling, small enough
+/// that its score block stays in cache.
+const ROWS_PER_BLOCK: usize = 1024;
+
+/// From this many queries on, a search scores blocks with a matrix product (as faiss does
+/// from 20 queries on); below it, one pass of dot products per query reads the vectors once
+/// and is bound by memory bandwidth anyway.
+const MATRIX_PRODUCT_MIN_QUERIES: usize = 4;
+
+/// Queries scored together in one matrix product; bounds the score block at
+/// `ROWS_PER_BLOCK × QUERIES_PER_PASS` floats (1 MiB).
+const QUERIES_PER_PASS: usize = 256;
+
+/// A flat store that scores every entry: exact results, used as the ground truth for the HNSW
+/// store and matching faiss `IndexFlatIP` (same ranking, same float32 scores to rounding).
+///
+/// Search runs on all rayon threads: the rows are split into blocks, each block keeps its own
+/// best `k` per query, and the partial results are merged.
+pub struct ExactStore {
+    dimension: usize,
+    metric: Metric,
+    vectors: Column<f32>,
+}
+
+impl ExactStore {
+    /// An empty store for vectors of width `dimension`.
+    pub fn new(dimension: usize, metric: Metric) -> Result<Self> {
+        if dimension == 0 {
+            return Err(IndexError::InvalidConfig(
+                "the dimension must be at least 1".into(),
+            ));
+        }
+        Ok(ExactStore {
+            dimension,
+            metric,
+            vectors: Column::Owned(Vec::new()),
+        })
+    }
+
+    /// A store holding `vectors` (row-major, rows of `dimension`), checked and, under the
+    /// cosine metric, normalised.
+    pub fn from_vectors(dimension: usize, metric: Metric, vectors: Vec<f32>) -> Result<Self> {
+        let mut store = ExactStore::new(dimension, metric)?;
+        let mut vectors = vectors;
+        check_batch("vector", &vectors, dimension, metric)?;
+        if metric == Metric::Cosine {
+            normalize_rows(&mut vectors, dimension);
+        }
+        store.vectors = Column::Owned(vectors);
+        Ok(store)
+    }
+
+    /// Appends rows; they get the next row numbers. A store opened from disk is read-only
+    /// and cannot grow.
+    pub fn add(&mut self, vectors: &[f32]) -> Result<()> {
+        check_batch("vector", vectors, self.dimension, self.metric)?;
+        let Column::Owned(stored) = &mut self.vectors else {
+            return Err(IndexError::InvalidConfig(
+                "a store opened from disk is read-only".into(),
+            ));
+        };
+        let start = stored.len();
+        stored.extend_from_slice(vectors);
+        if self.metric == Metric::Cosine {
+            normalize_rows(&mut stored[start..], self.dimension);
+        }
+        Ok(())
+    }
+
+    /// The stored vectors, row-major (normalised under the cosine metric).
+    pub fn vectors(&self) -> &[f32] {
+        self.vectors.as_slice()
+    }
+
+    pub(crate) fn vector_bytes(&self) -> &[u8] {
+        self.vectors.as_bytes()
+    }
+
+    /// Opens a raw little-endian f32 file after verifying its digest; the vectors stay
+    /// memory-mapped.
+    pub(crate) fn open_mapped(
+        path: &Path,
+        digest: &str,
+        dimension: usize,
+        metric: Metric,
+        count: usize,
+    ) -> Result<Self> {
+        let vectors = Column::<f32>::map_file(path, digest)?;
+        let found = vectors.as_slice().len();
+        if found != count * dimension {
+            return Err(IndexError::corrupt(
+                path,
+                format!("holds {found} values, the manifest promises {count} rows × {dimension}"),
+            ));
+        }
+        Ok(ExactStore {
+            dimension,
+            metric,
+            vectors,
+        })
+    }
+
+    fn search_one_by_one(
+        &self,
+        queries: &[f32],
+        k: usize,
+        direction: SearchDirection,
+    ) -> Vec<Vec<RowMatch>> {
+        let vectors = self.vectors();
+        let dimension = self.dimension;
+        queries
+            .chunks_exact(dimension)
+            .map(|query| {
+                vectors
+                    .par_chunks(ROWS_PER_BLOCK * dimension)
+                    .enumerate()
+                    .fold(
+                        || (TopK::new(k, direction), vec![0.0f32; ROWS_PER_BLOCK]),
+                        |(mut top, mut scores), (block, rows)| {
+                            let used = &mut scores[..rows.len() / dimension];
+                            for (score, row) in used.iter_mut().zip(rows.chunks_exact(dimension)) {
+                                *score = dot(query, row);
+                            }
+                            top.offer_block((block * ROWS_PER_BLOCK) as u32, used);
+                            (top, scores)
+                        },
+                    )
+                    .map(|(top, _)| top)
+                    .reduce(
+                        || TopK::new(k, direction),
+                        |mut left, right| {
+                            left.merge(right);
+                            left
+                        },
+                    )
+                    .into_sorted()
+            })
+            .collect()
+    }
+
+    fn search_by_matrix_product(
+        &self,
+        queries: &[f32],
+        k: usize,
+        direction: SearchDirection,
+    ) -> Vec<Vec<RowMatch>> {
+        let vectors = self.vectors();
+        let dimension = self.dimension;
+        let mut results = Vec::with_capacity(queries.len() / dimension);
+        for pass in queries.chunks(QUERIES_PER_PASS * dimension) {
+            let query_count = pass.len() / dimension;
+            let fresh = || {
+                (
+                    vec![TopK::new(k, direction); query_count],
+                    vec![0.0f32; ROWS_PER_BLOCK * query_count],
+                )
+            };
+            let (tops, _) = vectors
+                .par_chunks(ROWS_PER_BLOCK * dimension)
+                .enumerate()
+                .fold(fresh, |(mut tops, mut scores), (block, rows)| {
+                    let row_count = rows.len() / dimension;
+                    let scores_used = &mut scores[..row_count * query_count];
+                    score_block(rows, pass, dimension, scores_used);
+                    let first_row = (block * ROWS_PER_BLOCK) as u32;
+                    for (top, query_scores) in
+                        tops.iter_mut().zip(scores_used.chunks_exact(row_count))
+                    {
+                        top.offer_block(first_row, query_scores);
+                    }
+                    (tops, scores)
+                })
+                .reduce(fresh, |(mut left, scores), (right, _)| {
+                    for (left, right) in left.iter_mut().zip(right) {
+                        left.merge(right);
+                    }
+                    (left, scores)
+                });
+            results.extend(tops.into_iter().map(TopK::into_sorted));
+        }
+        results
+    }
+}
+
+impl VectorIndex for ExactStore {
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn len(&self) -> usize {
+        self.vectors().len() / self.dimension
+    }
+
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    fn search_rows(
+        &self,
+        queries: &[f32],
+        k: usize,
+        direction: SearchDirection,
+    ) -> Result<Vec<Vec<RowMatch>>> {
+        let queries = prepare_queries(queries, self.dimension, self.metric)?;
+        let query_count = queries.len() / self.dimension;
+        let k = k.min(self.len());
+        if k == 0 {
+            return Ok(vec![Vec::new(); query_count]);
+        }
+        Ok(if query_count < MATRIX_PRODUCT_MIN_QUERIES {
+            self.search_one_by_one(&queries, k, direction)
+        } else {
+            self.search_by_matrix_product(&queries, k, direction)
+        })
+    }
+}
+
+/// The inner product of two equal-length slices, with 16 independent partial sums so the
+/// compiler vectorises it without reassociating floating-point additions.
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut sums = [0.0f32; LANES];
+    let (a_head, a_tail) = a.split_at(a.len() - a.len() % LANES);
+    let (b_head, b_tail) = b.split_at(a_head.len());
+    for (a, b) in a_head.chunks_exact(LANES).zip(b_head.chunks_exact(LANES)) {
+        for lane in 0..LANES {
+            sums[lane] += a[lane] * b[lane];
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(a, b)| a * b).sum();
+    sums.iter().sum::<f32>() + tail
+}
+
+/// Writes `scores[q * rows + r] = queries[q] · vectors[r]` for a block of stored rows and a
+/// pass of queries (both row-major with rows of `dimension`) with one matrix product.
+fn score_block(vectors: &[f32], queries: &[f32], dimension: usize, scores: &mut [f32]) {
+    let row_count = vectors.len() / dimension;
+    let query_count = queries.len() / dimension;
+    assert_eq!(vectors.len(), row_count * dimension);
+    assert_eq!(queries.len(), query_count * dimension);
+    assert_eq!(scores.len(), row_count * query_count);
+    // SAFETY: `gemm` reads an m × k matrix at `lhs` (m = row_count, k = dimension, row stride
+    // `dimension`, column stride 1: exactly `vectors`), a k × n matrix at `rhs` (n =
+    // query_count, row stride 1, column stride `dimension`: the transpose of `queries`), and
+    // writes an m × n matrix at `dst` (row stride 1, column stride `row_count`: `scores`,
+    // query-major). The assertions above make every one of those accesses in bounds, and
+    // `read_dst = false` means `dst` is only written.
+    unsafe {
+        gemm::gemm(
+            row_count,
+            query_count,
+            dimension,
+            scores.as_mut_ptr(),
+            row_count as isize,
+            1,
+            false,
+            vectors.as_ptr(),
+            1,
+            dimension as isize,
+            queries.as_ptr(),
+            dimension as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(count: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..count)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn brute_force(store: &ExactStore, query: &[f32], k: usize) -> Vec<usize> {
+        let mut scored: Vec<(f32, usize)> = store
+            .vectors()
+            .chunks_exact(store.dimension)
+            .enumerate()
+            .map(|(row, v)| (v.iter().zip(query).map(|(a, b)| a * b).sum(), row))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.into_iter().take(k).map(|(_, row)| row).collect()
+    }
+
+    #[test]
+    fn both_search_paths_agree_with_brute_force() {
+        let dimension = 37;
+        let store = ExactStore::from_vectors(
+            dimension,
+            Metric::InnerProduct,
+            pseudo_random(3000 * dimension, 1),
+        )
+        .unwrap();
+        let queries = pseudo_random(9 * dimension, 2);
+        let batched = store
+            .search_rows(&queries, 10, SearchDirection::Similar)
+            .unwrap();
+        let single = store.search_one_by_one(&queries, 10, SearchDirection::Similar);
+        for (index, query) in queries.chunks_exact(dimension).enumerate() {
+            let expected = brute_force(&store, query, 10);
+            let rows = |m: &Vec<RowMatch>| m.iter().map(|m| m.row).collect::<Vec<_>>();
+            assert_eq!(rows(&batched[index]), expected);
+            assert_eq!(rows(&single[index]), expected);
+            for (a, b) in batched[index].iter().zip(&single[index]) {
+                assert!((a.similarity - b.similarity).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn dissimilar_is_similar_to_the_negated_query() {
+        let dimension = 8;
+        let store = ExactStore::from_vectors(
+            dimension,
+            Metric::InnerProduct,
+            pseudo_random(500 * dimension, 3),
+        )
+        .unwrap();
+        let query = pseudo_random(dimension, 4);
+        let negated: Vec<f32> = query.iter().map(|v| -v).collect();
+        let dissimilar = store
+            .search_rows(&query, 5, SearchDirection::Dissimilar)
+            .unwrap();
+        let via_negation = store
+            .search_rows(&negated, 5, SearchDirection::Similar)
+            .unwrap();
+        for (a, b) in dissimilar[0].iter().zip(&via_negation[0]) {
+            assert_eq!(a.row, b.row);
+            assert!((a.similarity + b.similarity).abs() < 1e-6);
+        }
+        assert!(
+            dissimilar[0]
+                .windows(2)
+                .all(|w| w[0].similarity <= w[1].similarity)
+        );
+    }
+
+    #[test]
+    fn cosine_normalises_vectors_and_queries() {
+        let store = ExactStore::from_vectors(2, Metric::Cosine, vec![3.0, 0.0, 0.0, 0.5, 1.0, 1.0])
+            .unwrap();
+        let found = store
+            .search_rows(&[10.0, 0.0], 3, SearchDirection::Similar)
+            .unwrap();
+        assert_eq!(found[0][0].row, 0);
+        assert!((found[0][0].similarity - 1.0).abs() < 1e-6);
+        assert!((found[0][1].similarity - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        assert!(matches!(
+            store.search_rows(&[0.0, 0.0], 1, SearchDirection::Similar),
+            Err(IndexError::ZeroVector {
+                what: "query",
+                row: 0
+            })
+        ));
+    }
+
+    #[test]
+    fn dot_handles_every_tail_length() {
+        for len in 0..40 {
+            let a = pseudo_random(len, 5);
+            let b = pseudo_random(len, 6);
+            let expected: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (*x as f64) * (*y as f64))
+                .sum();
+            assert!((dot(&a, &b) as f64 - expected).abs() < 1e-5, "length {len}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The exact store against faiss: same ids, scores within 1e-5, on fixtures written by
+//! `tools/goldens/faiss_flat.py` (faiss-cpu 1.15.1).
+
+use std::path::{Path, PathBuf};
+
+use g3_core::SearchDirection;
+use g3_index::{
+    ExactStore, FaissMetric, HnswConfig, HnswStore, Metric, VectorIndex, VectorPrecision,
+    read_faiss_flat,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Answers {
+    ids: Vec<Vec<usize>>,
+    scores: Vec<Vec<f32>>,
+}
+
+#[derive(Deserialize)]
+struct Goldens {
+    k: usize,
+    dimension: usize,
+    queries: Vec<Vec<f32>>,
+    similar: Answers,
+    dissimilar: Answers,
+    l2_vectors: Vec<Vec<f32>>,
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn goldens() -> Goldens {
+    let text = std::fs::read_to_string(fixture("flat_ip_goldens.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn assert_same(found: &[Vec<g3_index::RowMatch>], expected: &Answers, label: &str) {
+    assert_eq!(found.len(), expected.ids.len());
+    for (query, (found, (ids, scores))) in found
+        .iter()
+        .zip(expected.ids.iter().zip(&expected.scores))
+        .enumerate()
+    {
+        let rows: Vec<usize> = found.iter().map(|m| m.row).collect();
+        assert_eq!(&rows, ids, "{label}: query {query}");
+        for (found, score) in found.iter().zip(scores) {
+            assert!(
+                (found.similarity - score).abs() <= 1e-5,
+                "{label}: query {query}: {} vs faiss {score}",
+                found.similarity
+            );
+        }
+    }
+}
+
+#[test]
+fn exact_store_matches_faiss_index_flat_ip() {
+    let goldens = goldens();
+    let faiss = read_faiss_flat(&fixture("flat_ip.faissindex")).unwrap();
+    assert_eq!(faiss.metric, FaissMetric::InnerProduct);
+    assert_eq!((faiss.len(), faiss.dimension), (1000, goldens.dimension));
+    let store =
+        ExactStore::from_vectors(faiss.dimension, Metric::InnerProduct, faiss.vectors).unwrap();
+    let queries: Vec<f32> = goldens.queries.concat();
+
+    // All 24 queries at once: the blocked matrix-product path.
+    let batched = store
+        .search_rows(&queries, goldens.k, SearchDirection::Similar)
+        .unwrap();
+    assert_same(&batched, &goldens.similar, "similar, batched");
+    let batched = store
+        .search_rows(&queries, goldens.k, SearchDirection::Dissimilar)
+        .unwrap();
+    assert_same(&batched, &goldens.dissimilar, "dissimilar, batched");
+
+    // One query at a time: the dot-product scan.
+    for direction in [SearchDirection::Similar, SearchDirection::Dissimilar] {
+        let single: Vec<_> = goldens
+            .queries
+            .iter()
+            .map(|q| {
+                store
+                    .search_rows(q, goldens.k, direction)
+                    .unwrap()
+                    .remove(0)
+            })
+            .collect();
+        let expected = match direction {
+            SearchDirection::Similar => &goldens.similar,
+            SearchDirection::Dissimilar => &goldens.dissimilar,
+        };
+        assert_same(&single, expected, &format!("{direction:?}, one by one"));
+    }
+}
+
+#[test]
+fn hnsw_store_finds_faiss_neighbours_on_the_fixture() {
+    // Not an exactness claim: on 1,000 vectors with a generous expansion the graph search
+    // should find nearly every true neighbour, in both directions.
+    let goldens = goldens();
+    let faiss = read_faiss_flat(&fixture("flat_ip.faissindex")).unwrap();
+    let mut store = HnswStore::new(
+        faiss.dimension,
+        Metric::InnerProduct,
+        VectorPrecision::F32,
+        HnswConfig::default(),
+    )
+    .unwrap();
+    store.add(&faiss.vectors, &|_| {}).unwrap();
+    store.set_expansion_search(200);
+    let queries: Vec<f32> = goldens.queries.concat();
+    for (direction, expected) in [
+        (SearchDirection::Similar, &goldens.similar),
+        (SearchDirection::Dissimilar, &goldens.dissimilar),
+    ] {
+        let found = store.search_rows(&queries, goldens.k, direction).unwrap();
+        let mut hits = 0;
+        for (found, ids) in found.iter().zip(&expected.ids) {
+            hits += found.iter().filter(|m| ids.contains(&m.row)).count();
+        }
+        let recall = hits as f64 / (goldens.k * goldens.queries.len()) as f64;
+        assert!(
+            recall >= 0.95,
+            "{direction:?}: recall@{} = {recall}",
+            goldens.k
+        );
+        // Similarities are the plain inner products, in the search direction's order.
+        for (found, ids_scores) in found.iter().zip(expected.ids.iter().zip(&expected.scores)) {
+            for m in found {
+                if let Some(position) = ids_scores.0.iter().position(|&id| id == m.row) {
+                    assert!((m.similarity - ids_scores.1[position]).abs() < 1e-5);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reads_index_flat_l2_vectors_exactly() {
+    let goldens = goldens();
+    let faiss = read_faiss_flat(&fixture("flat_l2.faissindex")).unwrap();
+    assert_eq!(faiss.metric, FaissMetric::L2);
+    assert_eq!(faiss.dimension, 8);
+    assert_eq!(faiss.vectors, goldens.l2_vectors.concat());
+}
