@@ -1,0 +1,134 @@
+//! Truncated and bit-flipped database files: opening fails with an error naming the file,
+//! and nothing panics or crashes. (usearch itself would load a flipped graph and crash on
+//! search; the manifest's checksums stop it first.)
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use g3_core::{Embeddings, GeoPoint, SearchDirection, VectorStore};
+use g3_index::{Database, EntryMetadataBuilder, Metric, StoreConfig, VectorPrecision};
+use proptest::prelude::*;
+
+const FILES: [&str; 7] = [
+    "manifest.json",
+    "vectors.usearch",
+    "vectors.f32",
+    "keys.u64",
+    "locations.f64",
+    "text_offsets.u64",
+    "text.utf8",
+];
+
+/// One saved exact and one saved HNSW database, built once for all cases.
+fn originals() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
+    static ORIGINALS: OnceLock<(tempfile::TempDir, [PathBuf; 2])> = OnceLock::new();
+    ORIGINALS.get_or_init(|| {
+        let directory = tempfile::tempdir().unwrap();
+        let dimension = 16;
+        let count = 200;
+        let values: Vec<f32> = (0..count * dimension)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let mut paths = Vec::new();
+        for (name, config) in [
+            ("exact", StoreConfig::exact(Metric::InnerProduct)),
+            (
+                "hnsw",
+                StoreConfig::hnsw(Metric::Cosine, VectorPrecision::F16),
+            ),
+        ] {
+            let mut metadata = EntryMetadataBuilder::new(vec!["city".into()]);
+            for row in 0..count {
+                let location = GeoPoint::new((row % 90) as f64, (row % 180) as f64).unwrap();
+                metadata
+                    .push(row as u64, location, &[&format!("city {row}")])
+                    .unwrap();
+            }
+            let database = Database::build(
+                Embeddings::new(dimension, values.clone()).unwrap(),
+                metadata.build().unwrap(),
+                &config,
+                &|_| {},
+            )
+            .unwrap();
+            let path = directory.path().join(name);
+            database.save(&path).unwrap();
+            paths.push(path);
+        }
+        (directory, paths.try_into().unwrap())
+    })
+}
+
+fn copy_database(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Opens the damaged copy; if it opens at all (a harmless manifest edit), it must search.
+fn open_and_use(path: &Path) -> Result<(), String> {
+    match Database::open(path) {
+        Err(error) => {
+            let message = error.to_string();
+            assert!(!message.is_empty());
+            Err(message)
+        }
+        Ok(database) => {
+            let dimension = VectorStore::dimension(&database);
+            let query = Embeddings::new(dimension, vec![0.25; dimension]).unwrap();
+            for direction in [SearchDirection::Similar, SearchDirection::Dissimilar] {
+                let found = database.search(&query, 10, direction).unwrap();
+                assert!(found[0].len() <= 10);
+            }
+            Ok(())
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn damaged_files_never_crash(
+        which_database in 0usize..2,
+        which_file in 0usize..FILES.len(),
+        position in 0.0f64..1.0,
+        bit in 0u8..8,
+        truncate in any::<bool>(),
+    ) {
+        let (_, originals) = originals();
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("db");
+        copy_database(&originals[which_database], &path);
+        let file = path.join(FILES[which_file]);
+        prop_assume!(file.exists());
+        let mut bytes = std::fs::read(&file).unwrap();
+        prop_assume!(!bytes.is_empty());
+        let at = ((bytes.len() as f64 * position) as usize).min(bytes.len() - 1);
+        if truncate {
+            bytes.truncate(at);
+        } else {
+            bytes[at] ^= 1 << bit;
+        }
+        std::fs::write(&file, &bytes).unwrap();
+        let outcome = open_and_use(&path);
+        if FILES[which_file] != "manifest.json" {
+            // Any change to a data file is caught, and the error names that file.
+            let message = outcome.expect_err("a damaged data file opened");
+            prop_assert!(message.contains(FILES[which_file]), "{}", message);
+        }
+    }
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let (_, originals) = originals();
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("db");
+    copy_database(&originals[1], &path);
+    std::fs::remove_file(path.join("keys.u64")).unwrap();
+    let message = open_and_use(&path).unwrap_err();
+    assert!(message.contains("keys.u64"), "{message}");
+}
