@@ -49,6 +49,15 @@ pub enum Error {
         problem: RowProblem,
     },
 
+    /// A `.npy` file that is not a 2-D float matrix in C order.
+    #[error("{}: {reason}", path.display())]
+    InvalidNpy {
+        /// The `.npy` file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// An error from `g3-core` (invalid thresholds, for example).
     #[error(transparent)]
     Core(#[from] g3_core::Error),

@@ -37,6 +37,7 @@ mod error;
 pub mod evaluation;
 pub mod geocoding;
 mod npy;
+mod retrieval;
 mod table;
 
 pub use error::{Error, Result, RowProblem};
@@ -50,7 +51,8 @@ pub use g3_data as data;
 pub use g3_index as index;
 pub use g3_prompt as prompt;
 pub use g3_verify as verify;
-pub use npy::EmbeddingFileWriter;
+pub use npy::{EmbeddingFileWriter, read_embeddings_npy};
+pub use retrieval::{NEIGHBOR_COLUMNS, write_neighbors_csv};
 pub use table::read_points_csv;
 
 /// Compiles the README's Rust examples as doc tests, so the README cannot drift from the API.

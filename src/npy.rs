@@ -1,7 +1,8 @@
-//! Embedding matrices as `.npy` files (float32, C order), written atomically.
+//! Embedding matrices as `.npy` files (float32, C order): written atomically, read with
+//! their shape checked.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
 use g3_core::Embeddings;
@@ -94,4 +95,63 @@ impl EmbeddingFileWriter {
             )),
         }
     }
+}
+
+/// Reads a 2-D `.npy` matrix of float32 (or float64, converted) in C order, as numpy's
+/// `np.save` writes it, into one batch of embeddings.
+///
+/// Errors name the file: not an `.npy` file, not 2-D, Fortran order, another dtype, a
+/// zero-width matrix, or data shorter than its header promises.
+pub fn read_embeddings_npy(path: &Path) -> Result<Embeddings> {
+    let invalid = |reason: String| Error::InvalidNpy {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let npy = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file))
+        .map_err(|error| invalid(format!("not an .npy file: {error}")))?;
+    let shape = npy.shape().to_vec();
+    let [rows, dimension] = shape[..] else {
+        return Err(invalid(format!(
+            "shape {shape:?}: expected a 2-D matrix [rows, dimension]"
+        )));
+    };
+    if npy.order() != npyz::Order::C {
+        return Err(invalid(
+            "Fortran order: save a C-ordered array (np.ascontiguousarray)".into(),
+        ));
+    }
+    let (rows, dimension) = (rows as usize, dimension as usize);
+    if dimension == 0 {
+        return Err(invalid("the matrix has zero columns".into()));
+    }
+    let dtype = match npy.dtype() {
+        npyz::DType::Plain(type_string) => type_string.to_string(),
+        other => other.descr(),
+    };
+    let read_error = |error: std::io::Error| invalid(format!("cannot read the data: {error}"));
+    let values: Vec<f32> = match dtype.as_str() {
+        "<f4" => npy.into_vec::<f32>().map_err(read_error)?,
+        "<f8" => npy
+            .into_vec::<f64>()
+            .map_err(read_error)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        other => {
+            return Err(invalid(format!(
+                "dtype {other}: expected little-endian float32 (<f4) or float64 (<f8)"
+            )));
+        }
+    };
+    if values.len() != rows * dimension {
+        return Err(invalid(format!(
+            "{} values for a [{rows}, {dimension}] matrix",
+            values.len()
+        )));
+    }
+    Ok(Embeddings::new(dimension, values)?)
 }

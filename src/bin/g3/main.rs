@@ -3,6 +3,7 @@
 mod embed_gps;
 mod eval;
 mod geocode;
+mod index;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,9 @@ enum Command {
     /// Add place names, country, continent and G3's description to a CSV of coordinates,
     /// offline (GeoNames cities1000).
     Geocode(geocode::GeocodeArgs),
+    /// The image database: build, search, import faiss, inspect.
+    #[command(subcommand)]
+    Index(index::IndexCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +35,6 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::EmbedGps(args) => embed_gps::run(args),
         Command::Geocode(args) => geocode::run(args),
+        Command::Index(command) => index::run(command),
     }
 }

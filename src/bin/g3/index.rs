@@ -1,0 +1,350 @@
+//! `g3 index build|search|import-faiss|info`: the image database.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use g3::core::{Embeddings, SearchDirection};
+use g3::index::{
+    Database, EntryMetadata, FaissMetric, HnswConfig, MetadataCsvOptions, Metric, StoreConfig,
+    StoreKind, VectorPrecision, read_faiss_flat,
+};
+use g3::{read_embeddings_npy, write_neighbors_csv};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Build a database from an embeddings .npy and a metadata CSV (row i describes vector i).
+    Build(BuildArgs),
+    /// Retrieve the k most similar (or dissimilar) entries for each query vector.
+    Search(SearchArgs),
+    /// Build a database from a faiss IndexFlatIP/IndexFlatL2 file and a metadata CSV.
+    ImportFaiss(ImportFaissArgs),
+    /// Print a database's settings, size and text columns.
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// hnsw: approximate and fast; exact: every entry scored (faiss IndexFlatIP's results).
+    #[arg(long, value_enum, default_value_t = KindArg::Hnsw)]
+    kind: KindArg,
+
+    /// Storage precision of HNSW vectors (the exact store keeps f32).
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    dtype: DtypeArg,
+
+    /// Inner product (G3: database vectors are unit length) or cosine.
+    #[arg(long, value_enum, default_value_t = MetricArg::Ip)]
+    metric: MetricArg,
+
+    /// HNSW edges per node.
+    #[arg(long, default_value_t = HnswConfig::default().connectivity)]
+    connectivity: usize,
+
+    /// HNSW candidate list size while building.
+    #[arg(long, default_value_t = HnswConfig::default().expansion_add)]
+    expansion_add: usize,
+
+    /// HNSW candidate list size while searching (stored as the database's default).
+    #[arg(long, default_value_t = HnswConfig::default().expansion_search)]
+    expansion_search: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct MetadataArgs {
+    /// Metadata CSV with a header: latitude and longitude columns, other columns kept as
+    /// text fields; row i describes vector i.
+    #[arg(long, value_name = "meta.csv")]
+    metadata: PathBuf,
+
+    /// Latitude column.
+    #[arg(long, default_value = "LAT")]
+    lat_column: String,
+
+    /// Longitude column.
+    #[arg(long, default_value = "LON")]
+    lon_column: String,
+
+    /// Column of unsigned integer keys. Default: the row index (0-based).
+    #[arg(long)]
+    key_column: Option<String>,
+
+    /// Comma-separated columns to keep as text fields. Default: every other column;
+    /// an empty value keeps none.
+    #[arg(long, value_delimiter = ',')]
+    text_columns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Embeddings: float32 (or float64) .npy of shape [rows, dimension].
+    #[arg(long, value_name = "emb.npy")]
+    embeddings: PathBuf,
+
+    #[command(flatten)]
+    metadata: MetadataArgs,
+
+    /// Database directory to write (replaced atomically if it is a database).
+    #[arg(long, value_name = "DB")]
+    output: PathBuf,
+
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportFaissArgs {
+    /// A faiss IndexFlatIP or IndexFlatL2 file (faiss.write_index).
+    #[arg(long, value_name = "index.faiss")]
+    faiss: PathBuf,
+
+    #[command(flatten)]
+    metadata: MetadataArgs,
+
+    /// Database directory to write.
+    #[arg(long, value_name = "DB")]
+    output: PathBuf,
+
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Database directory (from `g3 index build` or `import-faiss`).
+    #[arg(long, value_name = "DB")]
+    db: PathBuf,
+
+    /// Query embeddings: float32 .npy of shape [queries, dimension].
+    #[arg(long, value_name = "q.npy")]
+    queries: PathBuf,
+
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 20)]
+    k: usize,
+
+    /// Retrieve the least similar entries (lowest inner product) instead.
+    #[arg(long)]
+    dissimilar: bool,
+
+    /// HNSW candidate list size for this search (default: the database's).
+    #[arg(long)]
+    expansion_search: Option<usize>,
+
+    /// Output CSV: query, rank, key, score, LAT, LON.
+    #[arg(long, value_name = "neighbours.csv")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Database directory.
+    #[arg(long, value_name = "DB")]
+    db: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Hnsw,
+    Exact,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DtypeArg {
+    F32,
+    F16,
+    I8,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MetricArg {
+    Ip,
+    Cos,
+}
+
+impl StoreArgs {
+    fn config(&self) -> StoreConfig {
+        StoreConfig {
+            kind: match self.kind {
+                KindArg::Hnsw => StoreKind::Hnsw,
+                KindArg::Exact => StoreKind::Exact,
+            },
+            metric: match self.metric {
+                MetricArg::Ip => Metric::InnerProduct,
+                MetricArg::Cos => Metric::Cosine,
+            },
+            precision: match self.dtype {
+                DtypeArg::F32 => VectorPrecision::F32,
+                DtypeArg::F16 => VectorPrecision::F16,
+                DtypeArg::I8 => VectorPrecision::I8,
+            },
+            hnsw: HnswConfig {
+                connectivity: self.connectivity,
+                expansion_add: self.expansion_add,
+                expansion_search: self.expansion_search,
+            },
+        }
+    }
+}
+
+impl MetadataArgs {
+    fn read(&self) -> anyhow::Result<EntryMetadata> {
+        let options = MetadataCsvOptions {
+            lat_column: self.lat_column.clone(),
+            lon_column: self.lon_column.clone(),
+            key_column: self.key_column.clone(),
+            text_columns: self
+                .text_columns
+                .as_ref()
+                .map(|columns| columns.iter().filter(|c| !c.is_empty()).cloned().collect()),
+        };
+        let spinner = spinner(format!("reading {}", self.metadata.display()));
+        let metadata = EntryMetadata::from_csv(&self.metadata, &options)?;
+        spinner.finish_and_clear();
+        Ok(metadata)
+    }
+}
+
+pub fn run(command: IndexCommand) -> anyhow::Result<()> {
+    match command {
+        IndexCommand::Build(args) => {
+            let spinner = spinner(format!("reading {}", args.embeddings.display()));
+            let embeddings = read_embeddings_npy(&args.embeddings)?;
+            spinner.finish_and_clear();
+            let metadata = args.metadata.read()?;
+            build_and_save(embeddings, metadata, &args.store.config(), &args.output)
+        }
+        IndexCommand::ImportFaiss(args) => {
+            let spinner = spinner(format!("reading {}", args.faiss.display()));
+            let faiss = read_faiss_flat(&args.faiss)?;
+            spinner.finish_and_clear();
+            if faiss.metric == FaissMetric::L2 && !all_unit_length(&faiss.vectors, faiss.dimension)
+            {
+                eprintln!(
+                    "warning: {} is an IndexFlatL2 whose vectors are not unit length; this database ranks by {}, which orders them differently from L2 distance",
+                    args.faiss.display(),
+                    args.store.config().metric.short_name()
+                );
+            }
+            let embeddings = Embeddings::new(faiss.dimension, faiss.vectors)?;
+            let metadata = args.metadata.read()?;
+            build_and_save(embeddings, metadata, &args.store.config(), &args.output)
+        }
+        IndexCommand::Search(args) => search(args),
+        IndexCommand::Info(args) => {
+            let database = Database::open(&args.db)
+                .with_context(|| format!("cannot open the database {}", args.db.display()))?;
+            let config = database.config();
+            let index = database.index();
+            println!("entries:      {}", index.len());
+            println!("dimension:    {}", index.dimension());
+            println!("store:        {:?}", config.kind);
+            println!("metric:       {}", config.metric.short_name());
+            if config.kind == StoreKind::Hnsw {
+                println!("precision:    {:?}", config.precision);
+                println!(
+                    "hnsw:         connectivity {}, expansion add {}, expansion search {}",
+                    config.hnsw.connectivity,
+                    config.hnsw.expansion_add,
+                    config.hnsw.expansion_search
+                );
+            }
+            println!(
+                "text columns: {}",
+                database.metadata().text_columns().join(", ")
+            );
+            Ok(())
+        }
+    }
+}
+
+fn build_and_save(
+    embeddings: Embeddings,
+    metadata: EntryMetadata,
+    config: &StoreConfig,
+    output: &Path,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let count = embeddings.len();
+    let dimension = embeddings.dimension();
+    let progress = ProgressBar::new(count as u64).with_style(
+        ProgressStyle::with_template(
+            "{spinner} adding vectors {bar:30} {pos}/{len} ({per_sec}, {eta} left)",
+        )
+        .expect("the progress template is valid"),
+    );
+    let database = Database::build(embeddings, metadata, config, &|added| {
+        progress.inc(added as u64)
+    })?;
+    progress.finish_and_clear();
+    let built = started.elapsed().as_secs_f64();
+    let spinner = spinner(format!("writing {}", output.display()));
+    database
+        .save(output)
+        .with_context(|| format!("cannot write the database {}", output.display()))?;
+    spinner.finish_and_clear();
+    eprintln!(
+        "{count} vectors of dimension {dimension} in a {:?} store ({}, {:?}): built in {built:.1} s, written to {} in {:.1} s",
+        config.kind,
+        config.metric.short_name(),
+        config.precision,
+        output.display(),
+        started.elapsed().as_secs_f64() - built
+    );
+    Ok(())
+}
+
+fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut database = Database::open(&args.db)
+        .with_context(|| format!("cannot open the database {}", args.db.display()))?;
+    if let Some(expansion) = args.expansion_search {
+        database.set_expansion_search(expansion);
+    }
+    let opened = started.elapsed().as_secs_f64();
+    let queries = read_embeddings_npy(&args.queries)?;
+    let direction = if args.dissimilar {
+        SearchDirection::Dissimilar
+    } else {
+        SearchDirection::Similar
+    };
+    let progress = ProgressBar::new(queries.len() as u64).with_style(
+        ProgressStyle::with_template("{spinner} searching {bar:30} {pos}/{len} ({per_sec})")
+            .expect("the progress template is valid"),
+    );
+    let searching = Instant::now();
+    let mut results = Vec::with_capacity(queries.len());
+    const QUERIES_PER_STEP: usize = 1024;
+    let dimension = queries.dimension();
+    for step in queries.as_slice().chunks(QUERIES_PER_STEP * dimension) {
+        let step = Embeddings::new(dimension, step.to_vec())?;
+        results.extend(database.search_neighbors(&step, args.k, direction)?);
+        progress.inc(step.len() as u64);
+    }
+    progress.finish_and_clear();
+    let searched = searching.elapsed().as_secs_f64();
+    write_neighbors_csv(&args.output, &results)?;
+    eprintln!(
+        "{} queries, k = {}: opened in {opened:.2} s, searched in {searched:.2} s ({:.0} queries/s), written to {}",
+        results.len(),
+        args.k,
+        results.len() as f64 / searched.max(1e-9),
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn all_unit_length(vectors: &[f32], dimension: usize) -> bool {
+    vectors.chunks_exact(dimension).all(|row| {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        (norm - 1.0).abs() < 1e-3
+    })
+}
+
+fn spinner(message: String) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner().with_message(message);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner
+}
