@@ -65,7 +65,7 @@ pub enum StoreKind {
     Hnsw,
 }
 
-/// The HNSW graph's settings; the defaults are usearch's.
+/// The HNSW graph's settings; the defaults are usearch's, except the dissimilar-search beam.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HnswConfig {
@@ -75,6 +75,10 @@ pub struct HnswConfig {
     pub expansion_add: usize,
     /// Candidate list size while searching (`ef`); raised to `k` when a search asks for more.
     pub expansion_search: usize,
+    /// Candidate list size for dissimilar searches. The negated query they search for lies
+    /// far from every entry, where the graph's greedy search finds the extremes poorly with
+    /// a normal `ef`; a wider beam buys the recall back (see [`HnswStore`](crate::HnswStore)).
+    pub expansion_dissimilar: usize,
 }
 
 impl Default for HnswConfig {
@@ -83,6 +87,7 @@ impl Default for HnswConfig {
             connectivity: 16,
             expansion_add: 128,
             expansion_search: 64,
+            expansion_dissimilar: 256,
         }
     }
 }

@@ -152,7 +152,16 @@ impl Database {
     pub fn set_expansion_search(&mut self, expansion: usize) {
         if let Store::Hnsw(store) = &mut self.store {
             store.set_expansion_search(expansion);
-            self.config.hnsw.expansion_search = store.config().expansion_search;
+            self.config.hnsw = store.config();
+        }
+    }
+
+    /// Changes the HNSW candidate list size of dissimilar searches (no effect on the exact
+    /// store).
+    pub fn set_expansion_dissimilar(&mut self, expansion: usize) {
+        if let Store::Hnsw(store) = &mut self.store {
+            store.set_expansion_dissimilar(expansion);
+            self.config.hnsw = store.config();
         }
     }
 

@@ -20,9 +20,11 @@ const ROWS_PER_BLOCK: usize = 1024;
 /// and is bound by memory bandwidth anyway.
 const MATRIX_PRODUCT_MIN_QUERIES: usize = 4;
 
-/// Queries scored together in one matrix product; bounds the score block at
-/// `ROWS_PER_BLOCK × QUERIES_PER_PASS` floats (1 MiB).
-const QUERIES_PER_PASS: usize = 256;
+/// Queries scored together in one matrix product; bounds each thread's score block at
+/// `ROWS_PER_BLOCK × QUERIES_PER_PASS` floats (4 MiB). Every pass reads all vectors again,
+/// so larger passes are faster: 1,000 queries over 100,000 × 768 ran at 756 queries/s with
+/// passes of 256 and 1,005 with passes of 1,024 (2 cores).
+const QUERIES_PER_PASS: usize = 1024;
 
 /// A flat store that scores every entry: exact results, used as the ground truth for the HNSW
 /// store and matching faiss `IndexFlatIP` (same ranking, same float32 scores to rounding).
@@ -55,7 +57,8 @@ impl ExactStore {
     pub fn from_vectors(dimension: usize, metric: Metric, vectors: Vec<f32>) -> Result<Self> {
         let mut store = ExactStore::new(dimension, metric)?;
         let mut vectors = vectors;
-        check_batch("vector", &vectors, dimension, metric)?;
+        let rows = check_batch("vector", &vectors, dimension, metric)?;
+        check_row_limit(rows)?;
         if metric == Metric::Cosine {
             normalize_rows(&mut vectors, dimension);
         }
@@ -72,6 +75,7 @@ impl ExactStore {
                 "a store opened from disk is read-only".into(),
             ));
         };
+        check_row_limit((stored.len() + vectors.len()) / self.dimension)?;
         let start = stored.len();
         stored.extend_from_slice(vectors);
         if self.metric == Metric::Cosine {
@@ -98,6 +102,7 @@ impl ExactStore {
         metric: Metric,
         count: usize,
     ) -> Result<Self> {
+        check_row_limit(count)?;
         let vectors = Column::<f32>::map_file(path, digest)?;
         let found = vectors.as_slice().len();
         if found != count * dimension {
@@ -226,6 +231,17 @@ impl VectorIndex for ExactStore {
             self.search_by_matrix_product(&queries, k, direction)
         })
     }
+}
+
+/// Rows are numbered with `u32` while searching (half the memory per kept result).
+fn check_row_limit(rows: usize) -> Result<()> {
+    if rows > u32::MAX as usize {
+        return Err(IndexError::InvalidConfig(format!(
+            "{rows} rows: the exact store holds at most {} (split the database)",
+            u32::MAX
+        )));
+    }
+    Ok(())
 }
 
 /// The inner product of two equal-length slices, with 16 independent partial sums so the

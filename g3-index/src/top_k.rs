@@ -43,6 +43,9 @@ pub(crate) struct TopK {
     k: usize,
     sign: f32,
     heap: BinaryHeap<Ranked>,
+    /// The worst kept oriented score once `k` are kept (−∞ before): anything below it is
+    /// rejected with one comparison, which is what almost every offer of a long scan is.
+    threshold: f32,
 }
 
 impl TopK {
@@ -54,26 +57,38 @@ impl TopK {
                 SearchDirection::Dissimilar => -1.0,
             },
             heap: BinaryHeap::with_capacity(k + 1),
+            threshold: f32::NEG_INFINITY,
         }
     }
 
     /// Offers one row; cheap when it does not make the cut.
     #[inline]
     pub(crate) fn offer(&mut self, row: u32, similarity: f32) {
+        let oriented = similarity * self.sign;
+        if oriented < self.threshold {
+            return;
+        }
+        self.insert(Ranked { oriented, row });
+    }
+
+    #[cold]
+    fn insert(&mut self, candidate: Ranked) {
         if self.k == 0 {
             return;
         }
-        let candidate = Ranked {
-            oriented: similarity * self.sign,
-            row,
-        };
         if self.heap.len() < self.k {
             self.heap.push(candidate);
-        } else if let Some(worst) = self.heap.peek()
+        } else if let Some(mut worst) = self.heap.peek_mut()
             && candidate < *worst
         {
-            self.heap.pop();
-            self.heap.push(candidate);
+            *worst = candidate;
+        } else {
+            return;
+        }
+        if self.heap.len() == self.k
+            && let Some(worst) = self.heap.peek()
+        {
+            self.threshold = worst.oriented;
         }
     }
 

@@ -132,3 +132,40 @@ fn a_missing_file_is_named() {
     let message = open_and_use(&path).unwrap_err();
     assert!(message.contains("keys.u64"), "{message}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A damaged faiss file is read or refused, never a panic, and never a huge allocation
+    /// driven by a garbled header (sizes are checked against the file length first).
+    #[test]
+    fn damaged_faiss_files_never_crash(
+        which in 0usize..2,
+        position in 0.0f64..1.0,
+        bit in 0u8..8,
+        truncate in any::<bool>(),
+        header_only in any::<bool>(),
+    ) {
+        let name = ["flat_ip.faissindex", "flat_l2.faissindex"][which];
+        let original = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name),
+        )
+        .unwrap();
+        let mut bytes = original.clone();
+        // Half the cases hit the 45-byte header, where the sizes live.
+        let span = if header_only { 45 } else { bytes.len() };
+        let at = ((span as f64 * position) as usize).min(bytes.len() - 1);
+        if truncate {
+            bytes.truncate(at);
+        } else {
+            bytes[at] ^= 1 << bit;
+        }
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        match g3_index::read_faiss_flat(&path) {
+            Ok(index) => prop_assert_eq!(index.vectors.len(), index.len() * index.dimension),
+            Err(error) => prop_assert!(error.to_string().contains(name), "{}", error),
+        }
+    }
+}

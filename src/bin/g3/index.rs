@@ -50,6 +50,10 @@ pub struct StoreArgs {
     /// HNSW candidate list size while searching (stored as the database's default).
     #[arg(long, default_value_t = HnswConfig::default().expansion_search)]
     expansion_search: usize,
+
+    /// HNSW candidate list size of dissimilar searches (stored as the database's default).
+    #[arg(long, default_value_t = HnswConfig::default().expansion_dissimilar)]
+    expansion_dissimilar: usize,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +137,10 @@ pub struct SearchArgs {
     #[arg(long)]
     expansion_search: Option<usize>,
 
+    /// HNSW candidate list size for this dissimilar search (default: the database's).
+    #[arg(long)]
+    expansion_dissimilar: Option<usize>,
+
     /// Output CSV: query, rank, key, score, LAT, LON.
     #[arg(long, value_name = "neighbours.csv")]
     output: PathBuf,
@@ -184,6 +192,7 @@ impl StoreArgs {
                 connectivity: self.connectivity,
                 expansion_add: self.expansion_add,
                 expansion_search: self.expansion_search,
+                expansion_dissimilar: self.expansion_dissimilar,
             },
         }
     }
@@ -245,10 +254,11 @@ pub fn run(command: IndexCommand) -> anyhow::Result<()> {
             if config.kind == StoreKind::Hnsw {
                 println!("precision:    {:?}", config.precision);
                 println!(
-                    "hnsw:         connectivity {}, expansion add {}, expansion search {}",
+                    "hnsw:         connectivity {}, expansion add {}, expansion search {}, expansion dissimilar {}",
                     config.hnsw.connectivity,
                     config.hnsw.expansion_add,
-                    config.hnsw.expansion_search
+                    config.hnsw.expansion_search,
+                    config.hnsw.expansion_dissimilar
                 );
             }
             println!(
@@ -302,6 +312,9 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database {}", args.db.display()))?;
     if let Some(expansion) = args.expansion_search {
         database.set_expansion_search(expansion);
+    }
+    if let Some(expansion) = args.expansion_dissimilar {
+        database.set_expansion_dissimilar(expansion);
     }
     let opened = started.elapsed().as_secs_f64();
     let queries = read_embeddings_npy(&args.queries)?;

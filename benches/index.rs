@@ -1,0 +1,119 @@
+//! Vector search: the exact store (one query at a time and batched) and HNSW stores (f32,
+//! f16, i8; one query at a time and batched) on clustered synthetic unit vectors.
+//!
+//! Run with `cargo bench --bench index`. The full-size comparison with faiss (200,000 × 2304
+//! and 1,000,000 × 768, recall, build time, memory) is `benches/compare/index.py`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use g3::core::SearchDirection;
+use g3::index::{ExactStore, HnswConfig, HnswStore, Metric, VectorIndex, VectorPrecision};
+
+const DIMENSION: usize = 768;
+const EXACT_ROWS: usize = 100_000;
+const HNSW_ROWS: usize = 20_000;
+const BATCH: usize = 1000;
+const K: usize = 20;
+
+/// Unit vectors around 200 unit centres (a cheap deterministic generator, no dependency).
+fn clustered(count: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let centres: Vec<f32> = (0..200 * DIMENSION).map(|_| uniform()).collect();
+    let mut values = Vec::with_capacity(count * DIMENSION);
+    for row in 0..count {
+        let centre = &centres[(row * 7919 % 200) * DIMENSION..][..DIMENSION];
+        let start = values.len();
+        values.extend(centre.iter().map(|c| c + 0.5 * uniform()));
+        let vector = &mut values[start..];
+        let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+        vector.iter_mut().for_each(|v| *v /= norm);
+    }
+    values
+}
+
+fn index(criterion: &mut Criterion) {
+    let queries = clustered(BATCH, 99);
+    let mut group = criterion.benchmark_group("index");
+    group.sample_size(10);
+
+    let exact = ExactStore::from_vectors(DIMENSION, Metric::InnerProduct, clustered(EXACT_ROWS, 1))
+        .expect("finite vectors");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("exact/100k/single_query", |b| {
+        b.iter(|| {
+            black_box(
+                exact
+                    .search_rows(&queries[..DIMENSION], K, SearchDirection::Similar)
+                    .unwrap(),
+            )
+        })
+    });
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("exact/100k/batched", |b| {
+        b.iter(|| {
+            black_box(
+                exact
+                    .search_rows(&queries, K, SearchDirection::Similar)
+                    .unwrap(),
+            )
+        })
+    });
+    drop(exact);
+
+    let base = clustered(HNSW_ROWS, 1);
+    for precision in [
+        VectorPrecision::F32,
+        VectorPrecision::F16,
+        VectorPrecision::I8,
+    ] {
+        let mut store = HnswStore::new(
+            DIMENSION,
+            Metric::InnerProduct,
+            precision,
+            HnswConfig::default(),
+        )
+        .expect("a valid configuration");
+        store.add(&base, &|_| {}).expect("finite unit vectors");
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function(format!("hnsw-{precision:?}/20k/one_by_one"), |b| {
+            b.iter(|| {
+                for query in queries.chunks_exact(DIMENSION) {
+                    black_box(
+                        store
+                            .search_rows(query, K, SearchDirection::Similar)
+                            .unwrap(),
+                    );
+                }
+            })
+        });
+        group.bench_function(format!("hnsw-{precision:?}/20k/batched"), |b| {
+            b.iter(|| {
+                black_box(
+                    store
+                        .search_rows(&queries, K, SearchDirection::Similar)
+                        .unwrap(),
+                )
+            })
+        });
+        group.bench_function(format!("hnsw-{precision:?}/20k/batched_dissimilar"), |b| {
+            b.iter(|| {
+                black_box(
+                    store
+                        .search_rows(&queries, K, SearchDirection::Dissimilar)
+                        .unwrap(),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, index);
+criterion_main!(benches);

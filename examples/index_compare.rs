@@ -1,0 +1,176 @@
+//! The g3-rs side of `benches/compare/index.py`: builds the exact store and HNSW stores (f32,
+//! f16, i8) over one embeddings file and measures build time, memory, recall@k against the
+//! exact store, and single-query and batched queries per second, in both search directions.
+//! Prints one JSON object per store on stdout.
+//!
+//! ```text
+//! cargo run --release --example index_compare -- BASE.npy QUERIES.npy FAISS_IDS.npy [K]
+//! ```
+//! `FAISS_IDS.npy` holds faiss `IndexFlatIP`'s int64 ids for the queries ([queries, K]); the
+//! exact store's agreement with it is reported.
+
+use std::path::Path;
+use std::time::Instant;
+
+use g3::core::SearchDirection;
+use g3::index::{
+    ExactStore, HnswConfig, HnswStore, Metric, RowMatch, VectorIndex, VectorPrecision,
+};
+use g3::read_embeddings_npy;
+
+/// Queries timed one at a time for the exact store (each one scans every vector).
+const EXACT_SINGLE_QUERIES: usize = 20;
+
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn read_ids(path: &Path) -> Vec<Vec<u64>> {
+    let bytes = std::fs::read(path).expect("the faiss ids file can be read");
+    let npy = npyz::NpyFile::new(&bytes[..]).expect("the faiss ids are an .npy file");
+    let k = npy.shape()[1] as usize;
+    let ids: Vec<i64> = npy.into_vec().expect("the faiss ids are int64");
+    ids.chunks_exact(k)
+        .map(|row| row.iter().map(|&id| id as u64).collect())
+        .collect()
+}
+
+fn recall(found: &[Vec<RowMatch>], truth: &[Vec<RowMatch>]) -> f64 {
+    let mut hits = 0usize;
+    let mut total = 0usize;
+    for (found, truth) in found.iter().zip(truth) {
+        total += truth.len();
+        hits += found
+            .iter()
+            .filter(|m| truth.iter().any(|t| t.row == m.row))
+            .count();
+    }
+    hits as f64 / total.max(1) as f64
+}
+
+/// Queries per second answering `queries` one at a time (each query's search may still use
+/// several threads, as the exact store's does).
+fn single_query_rate(
+    index: &dyn VectorIndex,
+    queries: &[f32],
+    k: usize,
+    direction: SearchDirection,
+) -> f64 {
+    let dimension = index.dimension();
+    let started = Instant::now();
+    let mut count = 0;
+    for query in queries.chunks_exact(dimension) {
+        std::hint::black_box(index.search_rows(query, k, direction).unwrap());
+        count += 1;
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+fn batched(
+    index: &dyn VectorIndex,
+    queries: &[f32],
+    k: usize,
+    direction: SearchDirection,
+) -> (Vec<Vec<RowMatch>>, f64) {
+    let started = Instant::now();
+    let found = index.search_rows(queries, k, direction).unwrap();
+    let rate = found.len() as f64 / started.elapsed().as_secs_f64();
+    (found, rate)
+}
+
+fn main() {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let [base, queries, faiss_ids, rest @ ..] = &arguments[..] else {
+        eprintln!("usage: index_compare BASE.npy QUERIES.npy FAISS_IDS.npy [K]");
+        std::process::exit(2);
+    };
+    let k: usize = rest
+        .first()
+        .map_or(20, |k| k.parse().expect("K is a number"));
+    let base = read_embeddings_npy(Path::new(base)).expect("the base vectors load");
+    let queries = read_embeddings_npy(Path::new(queries)).expect("the queries load");
+    let faiss_ids = read_ids(Path::new(faiss_ids));
+    let dimension = base.dimension();
+    let threads = rayon::current_num_threads();
+
+    let before = resident_mib();
+    let started = Instant::now();
+    let exact = ExactStore::from_vectors(dimension, Metric::InnerProduct, base.as_slice().to_vec())
+        .unwrap();
+    let exact_build = started.elapsed().as_secs_f64();
+    let exact_memory = resident_mib() - before;
+    let single_queries = &queries.as_slice()[..EXACT_SINGLE_QUERIES.min(queries.len()) * dimension];
+    let exact_single = single_query_rate(&exact, single_queries, k, SearchDirection::Similar);
+    let exact_single_dissimilar =
+        single_query_rate(&exact, single_queries, k, SearchDirection::Dissimilar);
+    let (truth, exact_batched) = batched(&exact, queries.as_slice(), k, SearchDirection::Similar);
+    let (truth_dissimilar, exact_batched_dissimilar) =
+        batched(&exact, queries.as_slice(), k, SearchDirection::Dissimilar);
+    let agreement = recall(
+        &truth,
+        &faiss_ids
+            .iter()
+            .map(|ids| {
+                ids.iter()
+                    .map(|&id| RowMatch {
+                        row: id as usize,
+                        similarity: 0.0,
+                    })
+                    .collect()
+            })
+            .collect::<Vec<_>>(),
+    );
+    println!(
+        "{{\"store\": \"exact\", \"direction\": \"similar\", \"threads\": {threads}, \"build_s\": {exact_build:.3}, \"memory_mib\": {exact_memory:.0}, \"recall\": 1.0, \"single_qps\": {exact_single:.2}, \"batched_qps\": {exact_batched:.2}, \"agreement_with_faiss\": {agreement:.5}}}"
+    );
+    println!(
+        "{{\"store\": \"exact\", \"direction\": \"dissimilar\", \"build_s\": {exact_build:.3}, \"memory_mib\": {exact_memory:.0}, \"recall\": 1.0, \"single_qps\": {exact_single_dissimilar:.2}, \"batched_qps\": {exact_batched_dissimilar:.2}}}"
+    );
+    drop(exact);
+
+    for precision in [
+        VectorPrecision::F32,
+        VectorPrecision::F16,
+        VectorPrecision::I8,
+    ] {
+        let before = resident_mib();
+        let started = Instant::now();
+        let mut store = HnswStore::new(
+            dimension,
+            Metric::InnerProduct,
+            precision,
+            HnswConfig::default(),
+        )
+        .unwrap();
+        store.add(base.as_slice(), &|_| {}).unwrap();
+        let build = started.elapsed().as_secs_f64();
+        let memory = resident_mib() - before;
+        let usearch_mib = store.memory_usage() as f64 / (1 << 20) as f64;
+        for expansion in [64, 128, 256] {
+            store.set_expansion_search(expansion);
+            let single = single_query_rate(&store, queries.as_slice(), k, SearchDirection::Similar);
+            let (found, batched_rate) =
+                batched(&store, queries.as_slice(), k, SearchDirection::Similar);
+            println!(
+                "{{\"store\": \"hnsw-{precision:?}\", \"direction\": \"similar\", \"expansion\": {expansion}, \"build_s\": {build:.3}, \"memory_mib\": {memory:.0}, \"usearch_mib\": {usearch_mib:.0}, \"recall\": {:.4}, \"single_qps\": {single:.1}, \"batched_qps\": {batched_rate:.1}}}",
+                recall(&found, &truth),
+            );
+        }
+        for expansion in [256, 1024, 4096] {
+            store.set_expansion_dissimilar(expansion);
+            let single =
+                single_query_rate(&store, queries.as_slice(), k, SearchDirection::Dissimilar);
+            let (found, batched_rate) =
+                batched(&store, queries.as_slice(), k, SearchDirection::Dissimilar);
+            println!(
+                "{{\"store\": \"hnsw-{precision:?}\", \"direction\": \"dissimilar\", \"expansion\": {expansion}, \"build_s\": {build:.3}, \"memory_mib\": {memory:.0}, \"usearch_mib\": {usearch_mib:.0}, \"recall\": {:.4}, \"single_qps\": {single:.1}, \"batched_qps\": {batched_rate:.1}}}",
+                recall(&found, &truth_dissimilar),
+            );
+        }
+    }
+}
