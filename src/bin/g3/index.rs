@@ -295,11 +295,16 @@ fn build_and_save(
         .save(output)
         .with_context(|| format!("cannot write the database {}", output.display()))?;
     spinner.finish_and_clear();
+    let store = match config.kind {
+        StoreKind::Exact => "an exact store".to_string(),
+        StoreKind::Hnsw => format!(
+            "an HNSW store ({})",
+            format!("{:?}", config.precision).to_lowercase()
+        ),
+    };
     eprintln!(
-        "{count} vectors of dimension {dimension} in a {:?} store ({}, {:?}): built in {built:.1} s, written to {} in {:.1} s",
-        config.kind,
+        "{count} vectors of dimension {dimension} in {store}, metric {}: built in {built:.1} s, written to {} in {:.1} s",
         config.metric.short_name(),
-        config.precision,
         output.display(),
         started.elapsed().as_secs_f64() - built
     );
