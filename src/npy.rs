@@ -2,7 +2,7 @@
 //! their shape checked.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use g3_core::Embeddings;
@@ -111,7 +111,20 @@ pub fn read_embeddings_npy(path: &Path) -> Result<Embeddings> {
         path: path.to_path_buf(),
         source,
     })?;
-    let npy = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file))
+    let file_len = file
+        .metadata()
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    if declared_values_overflow(&mut reader) {
+        return Err(invalid(
+            "the header's shape holds more values than 64 bits can count".into(),
+        ));
+    }
+    let npy = npyz::NpyFile::new(reader)
         .map_err(|error| invalid(format!("not an .npy file: {error}")))?;
     let shape = npy.shape().to_vec();
     let [rows, dimension] = shape[..] else {
@@ -132,26 +145,139 @@ pub fn read_embeddings_npy(path: &Path) -> Result<Embeddings> {
         npyz::DType::Plain(type_string) => type_string.to_string(),
         other => other.descr(),
     };
-    let read_error = |error: std::io::Error| invalid(format!("cannot read the data: {error}"));
-    let values: Vec<f32> = match dtype.as_str() {
-        "<f4" => npy.into_vec::<f32>().map_err(read_error)?,
-        "<f8" => npy
-            .into_vec::<f64>()
-            .map_err(read_error)?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect(),
+    // A garbled header must not drive a huge allocation: the data it promises has to fit in
+    // the file before anything is allocated for it.
+    let item_bytes: u64 = match dtype.as_str() {
+        "<f4" => 4,
+        "<f8" => 8,
         other => {
             return Err(invalid(format!(
                 "dtype {other}: expected little-endian float32 (<f4) or float64 (<f8)"
             )));
         }
     };
-    if values.len() != rows * dimension {
+    let promised_bytes = u64::try_from(rows)
+        .ok()
+        .and_then(|rows| rows.checked_mul(u64::try_from(dimension).ok()?))
+        .and_then(|values| values.checked_mul(item_bytes));
+    if promised_bytes.is_none_or(|bytes| bytes > file_len) {
+        return Err(invalid(format!(
+            "the header promises a [{rows}, {dimension}] matrix, more data than the file's {file_len} bytes hold"
+        )));
+    }
+    let read_error = |error: std::io::Error| invalid(format!("cannot read the data: {error}"));
+    let values: Vec<f32> = if item_bytes == 4 {
+        npy.into_vec::<f32>().map_err(read_error)?
+    } else {
+        npy.into_vec::<f64>()
+            .map_err(read_error)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    };
+    if values.len() != rows.saturating_mul(dimension) {
         return Err(invalid(format!(
             "{} values for a [{rows}, {dimension}] matrix",
             values.len()
         )));
     }
     Ok(Embeddings::new(dimension, values)?)
+}
+
+/// Whether the header of an `.npy` file declares a shape whose element count overflows 64
+/// bits. npyz 0.9 multiplies the shape without overflow checks (a panic in debug builds, a
+/// wrapped count in release), so a garbled header is screened here first. The reader is
+/// rewound; anything unparsable is left for npyz to report.
+fn declared_values_overflow<R: Read + std::io::Seek>(reader: &mut R) -> bool {
+    let mut preamble = [0u8; 12];
+    let header = reader.read_exact(&mut preamble).ok().and_then(|()| {
+        if &preamble[..6] != b"\x93NUMPY" {
+            return None;
+        }
+        let (length, start) = match preamble[6] {
+            1 => (u16::from_le_bytes([preamble[8], preamble[9]]) as usize, 10),
+            _ => (
+                u32::from_le_bytes(preamble[8..12].try_into().ok()?) as usize,
+                12,
+            ),
+        };
+        let mut header = vec![0u8; length.min(1 << 20)];
+        reader.seek(std::io::SeekFrom::Start(start)).ok()?;
+        reader.read_exact(&mut header).ok()?;
+        String::from_utf8(header).ok()
+    });
+    let overflows = header.is_some_and(|header| {
+        let Some(after_key) = header.split("'shape'").nth(1) else {
+            return false;
+        };
+        let tuple = after_key
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(inside, _)| inside);
+        tuple.is_some_and(|inside| {
+            let mut product = Some(1u64);
+            for part in inside.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let Ok(size) = part.trim_end_matches('L').parse::<u64>() else {
+                    return false;
+                };
+                product = product.and_then(|product| product.checked_mul(size));
+            }
+            product.is_none()
+        })
+    });
+    let _ = reader.seek(std::io::SeekFrom::Start(0));
+    overflows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes an `.npy` file whose header claims `shape` but that holds `values` only.
+    fn npy_with_header(path: &Path, descr: &str, shape: &str, values: &[f32]) {
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        for value in values {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn reads_a_well_formed_matrix() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("ok.npy");
+        npy_with_header(&path, "<f4", "(2, 3)", &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let embeddings = read_embeddings_npy(&path).unwrap();
+        assert_eq!((embeddings.len(), embeddings.dimension()), (2, 3));
+        assert_eq!(embeddings.row(1), &[4.0, 5.0, 6.0]);
+    }
+
+    /// A header promising more data than the file holds (or a size that overflows) is
+    /// refused before anything is allocated for it.
+    #[test]
+    fn headers_promising_more_than_the_file_holds_are_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("lying.npy");
+        for shape in [
+            "(3, 3)",
+            "(1000000000000, 768)",
+            "(18446744073709551615, 2)",
+            "(4611686018427387904, 4)",
+        ] {
+            npy_with_header(&path, "<f4", shape, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+            let error = read_embeddings_npy(&path).unwrap_err().to_string();
+            assert!(error.contains("lying.npy"), "{shape}: {error}");
+        }
+        npy_with_header(&path, "<i4", "(2, 3)", &[0.0; 6]);
+        let error = read_embeddings_npy(&path).unwrap_err().to_string();
+        assert!(error.contains("dtype <i4"), "{error}");
+    }
 }

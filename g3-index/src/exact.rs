@@ -105,7 +105,7 @@ impl ExactStore {
         check_row_limit(count)?;
         let vectors = Column::<f32>::map_file(path, digest)?;
         let found = vectors.as_slice().len();
-        if found != count * dimension {
+        if count.checked_mul(dimension) != Some(found) {
             return Err(IndexError::corrupt(
                 path,
                 format!("holds {found} values, the manifest promises {count} rows × {dimension}"),

@@ -104,16 +104,21 @@ pub fn read_faiss_flat(path: &Path) -> Result<FaissFlatIndex> {
         .checked_mul(dimension)
         .ok_or_else(|| corrupt(format!("{count} × {dimension} values overflow")))?;
     let data_start = 4 + header.len() as u64 + 8;
-    let data_bytes = values as u64 * 4;
+    let data_bytes = u64::try_from(values)
+        .ok()
+        .and_then(|values| values.checked_mul(4))
+        .ok_or_else(|| corrupt(format!("{count} × {dimension} floats overflow a file size")))?;
     if size != values as u64 && size != data_bytes {
         return Err(corrupt(format!(
             "the code size {size} fits neither {count} × {dimension} floats nor their bytes"
         )));
     }
-    if file_len != data_start + data_bytes {
+    let expected_len = data_start
+        .checked_add(data_bytes)
+        .ok_or_else(|| corrupt(format!("{count} × {dimension} floats overflow a file size")))?;
+    if file_len != expected_len {
         return Err(corrupt(format!(
-            "{file_len} bytes, but a flat index of {count} × {dimension} floats has {}",
-            data_start + data_bytes
+            "{file_len} bytes, but a flat index of {count} × {dimension} floats has {expected_len}"
         )));
     }
     let mut vectors = vec![0.0f32; values];

@@ -296,19 +296,30 @@ impl EntryMetadata {
             }
         };
         expect_len(keys.0.as_slice().len(), count, keys.1)?;
-        expect_len(locations.0.as_slice().len(), 2 * count, locations.1)?;
+        let overflow = |path: &Path| {
+            IndexError::corrupt(path, format!("{count} rows overflow the address space"))
+        };
+        let location_values = count.checked_mul(2).ok_or_else(|| overflow(locations.1))?;
+        expect_len(locations.0.as_slice().len(), location_values, locations.1)?;
         for (row, pair) in locations.0.as_slice().chunks_exact(2).enumerate() {
             GeoPoint::new(pair[0], pair[1])
                 .map_err(|error| IndexError::corrupt(locations.1, format!("row {row}: {error}")))?;
         }
-        let cells = count * text_columns.len();
-        expect_len(text_offsets.0.as_slice().len(), cells + 1, text_offsets.1)?;
+        let offsets_expected = count
+            .checked_mul(text_columns.len())
+            .and_then(|cells| cells.checked_add(1))
+            .ok_or_else(|| overflow(text_offsets.1))?;
+        expect_len(
+            text_offsets.0.as_slice().len(),
+            offsets_expected,
+            text_offsets.1,
+        )?;
         let bytes = text.0.as_slice();
         let as_text = std::str::from_utf8(bytes)
             .map_err(|error| IndexError::corrupt(text.1, format!("not UTF-8: {error}")))?;
         let offsets = text_offsets.0.as_slice();
         let well_formed = offsets[0] == 0
-            && offsets[cells] == bytes.len() as u64
+            && offsets.last() == Some(&(bytes.len() as u64))
             && offsets.windows(2).all(|w| w[0] <= w[1])
             && offsets
                 .iter()

@@ -169,3 +169,63 @@ proptest! {
         }
     }
 }
+
+/// Vector counts in a faiss header whose byte size overflows 64 bits (found by the proptest
+/// above in CI: 2^59 rows × 8 dimensions × 4 bytes) are refused by name, not a panic.
+#[test]
+fn faiss_counts_that_overflow_a_file_size_are_refused() {
+    let name = "flat_ip.faissindex";
+    let original = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join(name);
+    for count in [1i64 << 59, (1i64 << 62) + 3, i64::MAX] {
+        for dimension in [1i32, 8, 16, i32::MAX] {
+            let mut bytes = original.clone();
+            bytes[4..8].copy_from_slice(&dimension.to_le_bytes());
+            bytes[8..16].copy_from_slice(&count.to_le_bytes());
+            std::fs::write(&path, &bytes).unwrap();
+            let error = g3_index::read_faiss_flat(&path).unwrap_err().to_string();
+            assert!(error.contains(name), "{count} × {dimension}: {error}");
+        }
+    }
+}
+
+/// A manifest edited to promise absurd counts or dimensions is refused, not a panic on an
+/// overflowing size computation.
+#[test]
+fn manifests_with_absurd_sizes_are_refused() {
+    let (_, originals) = originals();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut case = 0;
+    for original in originals {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(original.join("manifest.json")).unwrap())
+                .unwrap();
+        for (field, value) in [
+            ("count", u64::MAX),
+            ("count", 1 << 62),
+            ("count", u64::from(u32::MAX) + 1),
+            ("dimension", u64::MAX),
+            ("dimension", 1 << 62),
+            ("dimension", 1 << 40),
+        ] {
+            let copy = scratch.path().join(format!("case{case}"));
+            case += 1;
+            copy_database(original, &copy);
+            let mut edited = manifest.clone();
+            edited[field] = value.into();
+            std::fs::write(
+                copy.join("manifest.json"),
+                serde_json::to_vec(&edited).unwrap(),
+            )
+            .unwrap();
+            let error = open_and_use(&copy).expect_err("an absurd manifest must be refused");
+            assert!(!error.is_empty(), "{field} = {value}");
+        }
+    }
+}
