@@ -42,10 +42,12 @@ fn reverse_geocode(criterion: &mut Criterion) {
         NearestPlaceMetric::GreatCircle,
         NearestPlaceMetric::PlanarDegrees,
     ] {
-        let geocoder =
-            ReverseGeocoder::new(geocoder.places().to_vec(), geocoder.countries().clone())
-                .expect("a geocoder")
-                .with_metric(metric);
+        let geocoder = ReverseGeocoder::new_with_metric(
+            geocoder.places().to_vec(),
+            geocoder.countries().clone(),
+            metric,
+        )
+        .expect("a geocoder");
         for (name, points) in &workloads {
             group.throughput(Throughput::Elements(points.len() as u64));
             group.bench_function(format!("{metric:?}/{name}/one_thread"), |b| {

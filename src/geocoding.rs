@@ -27,7 +27,7 @@ pub const GEOCODE_COLUMNS: [&str; 7] = [
 
 /// Rows geocoded per parallel batch: large enough to keep every core busy, small enough
 /// that memory stays flat on multi-million-row files.
-const BATCH_ROWS: usize = 65_536;
+const BATCH_ROWS: usize = 262_144;
 
 /// How [`geocode_csv`] reads its input.
 #[derive(Debug, Clone)]

@@ -34,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod candidate_grid;
 mod description;
 mod error;
 mod geocoder;

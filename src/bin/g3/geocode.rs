@@ -59,12 +59,12 @@ pub fn run(args: GeocodeArgs) -> anyhow::Result<()> {
         Some(path) => Some(path),
         None => Some(COUNTRY_TABLE_ASSET.require()?),
     };
-    let geocoder = ReverseGeocoder::load(&gazetteer, countries.as_deref())
-        .with_context(|| format!("cannot load the gazetteer {}", gazetteer.display()))?
-        .with_metric(match args.metric {
-            MetricArg::GreatCircle => NearestPlaceMetric::GreatCircle,
-            MetricArg::PlanarDegrees => NearestPlaceMetric::PlanarDegrees,
-        });
+    let metric = match args.metric {
+        MetricArg::GreatCircle => NearestPlaceMetric::GreatCircle,
+        MetricArg::PlanarDegrees => NearestPlaceMetric::PlanarDegrees,
+    };
+    let geocoder = ReverseGeocoder::load_with_metric(&gazetteer, countries.as_deref(), metric)
+        .with_context(|| format!("cannot load the gazetteer {}", gazetteer.display()))?;
     let loaded = started.elapsed().as_secs_f64();
 
     let progress = ProgressBar::new_spinner().with_style(
