@@ -7,7 +7,7 @@ use std::path::Path;
 
 use csv::ByteRecord;
 use g3_core::GeoPoint;
-use g3_data::{DescriptionTemplate, LocationNames, ReverseGeocoder};
+use g3_data::{DescriptionTemplate, LocationLevel, ReverseGeocoder};
 
 use crate::atomic_file::AtomicFile;
 use crate::error::{Error, Result};
@@ -115,15 +115,22 @@ pub fn geocode_csv(
     let mut rows = 0u64;
     let mut lookup_seconds = 0.0;
     let mut out_record = ByteRecord::new();
+    let mut description = String::new();
     loop {
-        records.clear();
+        // Records are reused batch after batch: reading a row allocates nothing once the
+        // first batch has grown them.
         points.clear();
-        let mut record = ByteRecord::new();
-        while records.len() < BATCH_ROWS
-            && reader.read_byte_record(&mut record).map_err(csv_error)?
-        {
+        let mut filled = 0;
+        while filled < BATCH_ROWS {
+            if filled == records.len() {
+                records.push(ByteRecord::new());
+            }
+            let record = &mut records[filled];
+            if !reader.read_byte_record(record).map_err(csv_error)? {
+                break;
+            }
             let point = read_point(
-                &record,
+                record,
                 (latitude, &options.latitude_column),
                 (longitude, &options.longitude_column),
             )
@@ -136,24 +143,25 @@ pub fn geocode_csv(
                 problem,
             })?;
             points.push(point);
-            records.push(std::mem::take(&mut record));
+            filled += 1;
         }
-        if records.is_empty() {
+        if filled == 0 {
             break;
         }
         let lookup_started = std::time::Instant::now();
         let matches = geocoder.nearest_many(&points);
         lookup_seconds += lookup_started.elapsed().as_secs_f64();
-        for (record, matched) in records.iter().zip(&matches) {
-            let names = LocationNames::from(matched);
-            let description = options.description.describe(&names);
+        for (record, matched) in records[..filled].iter().zip(&matches) {
+            options
+                .description
+                .write_description(|level| matched.name(level), &mut description);
             let values: [&str; 7] = [
-                &names.city,
-                &names.county,
-                &names.state,
-                &names.country_code,
-                &names.country,
-                &names.continent,
+                matched.name(LocationLevel::City),
+                matched.name(LocationLevel::County),
+                matched.name(LocationLevel::State),
+                matched.name(LocationLevel::CountryCode),
+                matched.name(LocationLevel::Country),
+                matched.name(LocationLevel::Continent),
                 &description,
             ];
             out_record.clear();
@@ -165,7 +173,7 @@ pub fn geocode_csv(
             }
             writer.write_byte_record(&out_record).map_err(write_error)?;
         }
-        rows += records.len() as u64;
+        rows += filled as u64;
         on_progress(rows);
     }
     writer.flush().map_err(|source| Error::Io {

