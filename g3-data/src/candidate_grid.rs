@@ -17,7 +17,8 @@
 //! then keeps few places even where a distant town's many neighbours sit at almost the same
 //! distance. Cells with more than [`MAX_CANDIDATES`] candidates split into four, down to
 //! [`MAX_DEPTH`]; cells still crowded at that depth (dense land, where the tree is fast
-//! anyway) are left to the tree.
+//! anyway) are left to the tree, as are far cells whose ball overflows and cells past a
+//! per-cell node budget, so that building stays bounded whatever the gazetteer.
 //!
 //! The answers are exact: the same distances the tree computes, over a set that always holds
 //! the nearest place.
@@ -59,7 +60,8 @@ enum GridNode {
     /// Four children at `nodes[first_child..first_child + 4]`, in the order
     /// (south-west, south-east, north-west, north-east).
     Split { first_child: u32 },
-    /// Too many candidates even at the deepest level: ask the tree.
+    /// Too many candidates to list (at the deepest level, past the node budget, or far from
+    /// a dense crowd): ask the tree.
     Crowded,
 }
 
@@ -243,7 +245,9 @@ impl<const K: usize> CandidateGrid<K> {
                             best = (place, distance);
                         }
                     }
-                    return Some(best);
+                    // Never empty (the place nearest the centre always passes), but an empty
+                    // list would defer to the tree rather than name no place.
+                    return (best.0 != u32::MAX).then_some(best);
                 }
                 GridNode::Split { first_child } => {
                     let (quarter, child) = cell.quarter(lat, lon);
