@@ -2,8 +2,8 @@
 //! batch sizes 1, 256 and 16384, Equal Earth and Mercator input.
 //!
 //! Needs the weights from `scripts/fetch-assets.sh`. Run with `cargo bench --bench gps_encoder`
-//! (add `--features flex` to measure burn's flex backend too). `benches/compare/gps_encoder.py`
-//! measures PyTorch on the same machine.
+//! (add `--features flex` or `--features wgpu` to measure those backends too).
+//! `benches/compare/gps_encoder.py` measures PyTorch on the same machine.
 
 use std::hint::black_box;
 
@@ -31,6 +31,9 @@ fn gps_encoder(c: &mut Criterion) {
     let mut devices = vec![("ndarray", ComputeDevice::Cpu)];
     if cfg!(feature = "flex") {
         devices.push(("flex", ComputeDevice::Flex));
+    }
+    if cfg!(feature = "wgpu") {
+        devices.push(("wgpu", ComputeDevice::Wgpu));
     }
     let mut group = c.benchmark_group("gps_encoder");
     group.sample_size(10);
