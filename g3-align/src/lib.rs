@@ -26,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cpu_inference;
 mod device;
 mod error;
 mod gps;
@@ -33,6 +34,7 @@ mod heads;
 pub mod loader;
 mod location;
 
+pub use cpu_inference::CpuGpsBranch;
 pub use device::ComputeDevice;
 pub use error::AlignError;
 pub use gps::{GpsBranch, GpsEncoder, GpsEncoderConfig};

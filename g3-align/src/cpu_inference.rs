@@ -1,0 +1,374 @@
+//! The GPS branch's forward pass on the CPU, for inference.
+//!
+//! burn-ndarray multiplies 2-D matrices through `matrixmultiply`, which uses at most four
+//! threads and reaches about two thirds of PyTorch's speed on two cores and a quarter of it
+//! on sixteen. The location encoder is almost nothing but matrix products (≈19 MFLOP per
+//! coordinate in 15 of them), so on the CPU backend [`GpsEncoder`](crate::GpsEncoder) copies
+//! the weights once into [`CpuGpsBranch`] and runs each product through the `gemm` crate on
+//! every rayon thread instead. The burn module stays the model (training, GPUs, inspection);
+//! this is only a faster way to evaluate it, with the same operations in the same order and
+//! the same float32 arithmetic, checked against the burn module and the PyTorch goldens.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::error::AlignError;
+use crate::gps::GpsBranch;
+use crate::heads::ProjectionHead;
+use crate::location::{GaussianEncoding, LocationCapsule};
+
+/// Fewest rows a block of the batch gets before it is given a thread of its own: below
+/// this, a block re-reads all the weights (38 MB for GeoCLIP's) for too little arithmetic.
+const MIN_ROWS_PER_BLOCK: usize = 64;
+
+/// Most rows in one block: its activations (1024 floats a row) then stay in cache.
+const MAX_ROWS_PER_BLOCK: usize = 256;
+
+/// A copy of a [`GpsBranch`]'s parameters in plain memory, evaluated with multi-threaded
+/// GEMM. Build it with [`CpuGpsBranch::from_branch`]; it never changes afterwards.
+#[derive(Debug, Clone)]
+pub struct CpuGpsBranch {
+    capsules: Vec<CpuCapsule>,
+    head: Option<[DenseLayer; 2]>,
+    output_size: usize,
+}
+
+#[derive(Debug, Clone)]
+struct CpuCapsule {
+    /// The Fourier frequency matrix B, `[encoded_size, 2]` row-major.
+    frequencies: Vec<f32>,
+    hidden: Vec<DenseLayer>,
+    head: DenseLayer,
+}
+
+/// A Linear layer: `weight` is `[input, output]` row-major (burn's layout, the transpose of
+/// PyTorch's), `bias` has `output` values.
+#[derive(Debug, Clone)]
+struct DenseLayer {
+    input: usize,
+    output: usize,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl CpuGpsBranch {
+    /// Copies the parameters of `branch` (wherever they live) into host memory.
+    pub fn from_branch(branch: &GpsBranch) -> Result<Self, AlignError> {
+        let capsules = branch
+            .location_encoder
+            .capsules
+            .iter()
+            .map(CpuCapsule::from_capsule)
+            .collect::<Result<Vec<_>, _>>()?;
+        let head = branch
+            .location_projection_else
+            .as_ref()
+            .map(|head: &ProjectionHead| {
+                Ok::<_, AlignError>([
+                    DenseLayer::from_linear(&head.input)?,
+                    DenseLayer::from_linear(&head.output)?,
+                ])
+            })
+            .transpose()?;
+        Ok(CpuGpsBranch {
+            capsules,
+            head,
+            output_size: branch.output_size(),
+        })
+    }
+
+    /// Width of each output row.
+    pub fn output_size(&self) -> usize {
+        self.output_size
+    }
+
+    /// Appends the embeddings of `projected` (`[rows, 2]` row-major, as
+    /// [`Projection::project_all`](crate::Projection::project_all) returns) to `output`:
+    /// `rows × output_size` values, the same as [`GpsBranch::forward`].
+    ///
+    /// The batch is cut into blocks of rows that run the whole network in parallel, each
+    /// with its share of the rayon threads for its matrix products: blocks keep their
+    /// activations in their own core's cache and never wait for each other between layers.
+    pub fn forward(&self, projected: &[f32], output: &mut Vec<f32>) {
+        assert_eq!(projected.len() % 2, 0, "projected points come in pairs");
+        let rows = projected.len() / 2;
+        let start = output.len();
+        output.resize(start + rows * self.output_size, 0.0);
+        if rows == 0 {
+            return;
+        }
+        let threads = rayon::current_num_threads().max(1);
+        let blocks = (rows / MIN_ROWS_PER_BLOCK).clamp(1, threads);
+        let rows_per_block = rows.div_ceil(blocks).min(MAX_ROWS_PER_BLOCK);
+        let parallelism = match threads / blocks {
+            0 | 1 => Parallelism::None,
+            share => Parallelism::Rayon(share),
+        };
+        output[start..]
+            .par_chunks_mut(rows_per_block * self.output_size)
+            .zip(projected.par_chunks(rows_per_block * 2))
+            .for_each(|(block_output, block_input)| {
+                self.forward_block(block_input, block_output, parallelism);
+            });
+    }
+
+    /// The whole branch on one block of rows; `output` has exactly its rows.
+    fn forward_block(&self, projected: &[f32], output: &mut [f32], parallelism: Parallelism) {
+        let rows = projected.len() / 2;
+        let mut sum = Vec::new();
+        let mut scratch = [Vec::new(), Vec::new()];
+        for (index, capsule) in self.capsules.iter().enumerate() {
+            let features = capsule.forward(projected, rows, &mut scratch, parallelism);
+            if index == 0 {
+                std::mem::swap(&mut sum, features);
+            } else {
+                for (total, value) in sum.iter_mut().zip(features.iter()) {
+                    *total += value;
+                }
+            }
+        }
+        match &self.head {
+            None => output.copy_from_slice(&sum),
+            Some([first, second]) => {
+                let [hidden, result] = &mut scratch;
+                first.forward(&sum, rows, hidden, true, parallelism);
+                second.forward(hidden, rows, result, false, parallelism);
+                output.copy_from_slice(result);
+            }
+        }
+    }
+}
+
+impl CpuCapsule {
+    fn from_capsule(capsule: &LocationCapsule) -> Result<Self, AlignError> {
+        let GaussianEncoding { b } = &capsule.encoding;
+        Ok(CpuCapsule {
+            frequencies: read_values(b.val())?,
+            hidden: capsule
+                .hidden
+                .iter()
+                .map(DenseLayer::from_linear)
+                .collect::<Result<_, _>>()?,
+            head: DenseLayer::from_linear(&capsule.head)?,
+        })
+    }
+
+    /// Runs the capsule on `rows` points; the result lands in one of the two `scratch`
+    /// buffers, which is returned.
+    fn forward<'a>(
+        &self,
+        projected: &[f32],
+        rows: usize,
+        scratch: &'a mut [Vec<f32>; 2],
+        parallelism: Parallelism,
+    ) -> &'a mut Vec<f32> {
+        let [mut current, mut next] = std::mem::take(scratch);
+        self.encode(projected, rows, &mut current);
+        for layer in &self.hidden {
+            layer.forward(&current, rows, &mut next, true, parallelism);
+            std::mem::swap(&mut current, &mut next);
+        }
+        self.head
+            .forward(&current, rows, &mut next, false, parallelism);
+        *scratch = [current, next];
+        &mut scratch[1]
+    }
+
+    /// Random Fourier features `[cos(2π v Bᵀ), sin(2π v Bᵀ)]`, in the reference's order of
+    /// float32 operations: the input is scaled by 2π first, then multiplied by Bᵀ.
+    fn encode(&self, projected: &[f32], rows: usize, output: &mut Vec<f32>) {
+        let encoded = self.frequencies.len() / 2;
+        let two_pi = (2.0 * std::f64::consts::PI) as f32;
+        output.clear();
+        output.resize(rows * 2 * encoded, 0.0);
+        for (row, point) in output
+            .chunks_exact_mut(2 * encoded)
+            .zip(projected.chunks(2))
+        {
+            let (x, y) = (point[0] * two_pi, point[1] * two_pi);
+            let (cosines, sines) = row.split_at_mut(encoded);
+            for ((cosine, sine), frequency) in cosines
+                .iter_mut()
+                .zip(sines.iter_mut())
+                .zip(self.frequencies.chunks_exact(2))
+            {
+                let phase = y.mul_add(frequency[1], x * frequency[0]);
+                *cosine = phase.cos();
+                *sine = phase.sin();
+            }
+        }
+    }
+}
+
+impl DenseLayer {
+    fn from_linear(linear: &Linear) -> Result<Self, AlignError> {
+        let [input, output] = linear.weight.dims();
+        let bias = match &linear.bias {
+            Some(bias) => read_values(bias.val())?,
+            None => vec![0.0; output],
+        };
+        Ok(DenseLayer {
+            input,
+            output,
+            weight: read_values(linear.weight.val())?,
+            bias,
+        })
+    }
+
+    /// `result = input · W + b` over `rows` rows (replacing what `result` held), then ReLU
+    /// when `relu` is set.
+    fn forward(
+        &self,
+        input: &[f32],
+        rows: usize,
+        result: &mut Vec<f32>,
+        relu: bool,
+        parallelism: Parallelism,
+    ) {
+        assert_eq!(
+            input.len(),
+            rows * self.input,
+            "input has the layer's width"
+        );
+        result.clear();
+        result.reserve(rows * self.output);
+        for _ in 0..rows {
+            result.extend_from_slice(&self.bias);
+        }
+        if rows == 0 {
+            return;
+        }
+        // SAFETY: gemm reads a rows × input matrix at `input` (row stride `input`, column
+        // stride 1: `input` is exactly that long, checked above), an input × output matrix at
+        // `weight` (row stride `output`: `weight` holds input · output values), and reads and
+        // writes a rows × output matrix at `result` (row stride `output`), which the loop
+        // above filled with rows · output values. It computes result = 1·result + 1·(input·W).
+        unsafe {
+            gemm::gemm(
+                rows,
+                self.output,
+                self.input,
+                result.as_mut_ptr(),
+                1,
+                self.output as isize,
+                true,
+                input.as_ptr(),
+                1,
+                self.input as isize,
+                self.weight.as_ptr(),
+                1,
+                self.output as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        if relu {
+            for value in result.iter_mut() {
+                // Like PyTorch's relu: negatives become 0, NaN stays NaN.
+                if *value < 0.0 {
+                    *value = 0.0;
+                }
+            }
+        }
+    }
+}
+
+fn read_values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, AlignError> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|error| AlignError::TensorRead {
+            message: format!("{error:?}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heads::ProjectionHeadConfig;
+    use crate::location::LocationEncoderConfig;
+
+    #[allow(deprecated)] // burn-ndarray is the CPU backend this project was asked to use
+    fn device() -> Device {
+        Device::ndarray()
+    }
+
+    fn branch(with_head: bool) -> GpsBranch {
+        let config = LocationEncoderConfig {
+            sigmas: vec![1.0, 16.0, 256.0],
+            encoded_size: 16,
+            hidden_width: 48,
+            hidden_layers: 3,
+            output_size: 24,
+        };
+        GpsBranch {
+            location_encoder: config.init(&device(), 7).unwrap(),
+            location_projection_else: with_head.then(|| {
+                ProjectionHeadConfig {
+                    input_size: 24,
+                    hidden_size: 24,
+                    output_size: 40,
+                }
+                .init(&device())
+            }),
+        }
+    }
+
+    fn projected(rows: usize) -> Vec<f32> {
+        (0..rows)
+            .flat_map(|row| {
+                let t = row as f32 / rows.max(1) as f32;
+                [2.0 * t - 1.0, (t * 7.3).sin() * 0.9]
+            })
+            .collect()
+    }
+
+    fn burn_forward(branch: &GpsBranch, projected: &[f32]) -> Vec<f32> {
+        let input = Tensor::<2>::from_data(
+            TensorData::new(projected.to_vec(), [projected.len() / 2, 2]),
+            &device(),
+        );
+        branch
+            .forward(input)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn matches_the_burn_module_with_and_without_head() {
+        for with_head in [false, true] {
+            let branch = branch(with_head);
+            let cpu = CpuGpsBranch::from_branch(&branch).unwrap();
+            assert_eq!(cpu.output_size(), branch.output_size());
+            // More rows than one element-wise task, and not a multiple of it.
+            let input = projected(5 * MIN_ROWS_PER_BLOCK + 3);
+            let mut ours = vec![1.5]; // forward appends: what was there stays
+            cpu.forward(&input, &mut ours);
+            let reference = burn_forward(&branch, &input);
+            assert_eq!(ours.len(), reference.len() + 1);
+            assert_eq!(ours[0], 1.5);
+            for (index, (a, b)) in ours[1..].iter().zip(&reference).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "head {with_head}, value {index}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_rows_give_no_values() {
+        let cpu = CpuGpsBranch::from_branch(&branch(true)).unwrap();
+        let mut output = Vec::new();
+        cpu.forward(&[], &mut output);
+        assert!(output.is_empty());
+    }
+}
