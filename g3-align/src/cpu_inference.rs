@@ -1,7 +1,7 @@
 //! The GPS branch's forward pass on the CPU, for inference.
 //!
 //! burn-ndarray multiplies 2-D matrices through `matrixmultiply`, which uses at most four
-//! threads and reaches about two thirds of PyTorch's speed on two cores and a quarter of it
+//! threads (one per physical core) and reaches about two thirds of PyTorch's speed on two cores and a quarter of it
 //! on sixteen. The location encoder is almost nothing but matrix products (≈19 MFLOP per
 //! coordinate in 15 of them), so on the CPU backend [`GpsEncoder`](crate::GpsEncoder) copies
 //! the weights once into [`CpuGpsBranch`] and runs each product through the `gemm` crate on
@@ -11,7 +11,6 @@
 
 use burn::nn::Linear;
 use burn::prelude::*;
-use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::error::AlignError;
@@ -22,6 +21,9 @@ use crate::location::{GaussianEncoding, LocationCapsule};
 /// Fewest rows a block of the batch gets before it is given a thread of its own: below
 /// this, a block re-reads all the weights (38 MB for GeoCLIP's) for too little arithmetic.
 const MIN_ROWS_PER_BLOCK: usize = 64;
+
+/// Fewest output columns a thread multiplies on its own.
+const MIN_COLUMNS_PER_THREAD: usize = 64;
 
 /// Most rows in one block: its activations (1024 floats a row) then stay in cache.
 const MAX_ROWS_PER_BLOCK: usize = 256;
@@ -91,6 +93,9 @@ impl CpuGpsBranch {
     /// The batch is cut into blocks of rows that run the whole network in parallel, each
     /// with its share of the rayon threads for its matrix products: blocks keep their
     /// activations in their own core's cache and never wait for each other between layers.
+    ///
+    /// # Panics
+    /// If `projected` has an odd number of values (it is not a list of points).
     pub fn forward(&self, projected: &[f32], output: &mut Vec<f32>) {
         assert_eq!(projected.len() % 2, 0, "projected points come in pairs");
         let rows = projected.len() / 2;
@@ -102,25 +107,22 @@ impl CpuGpsBranch {
         let threads = rayon::current_num_threads().max(1);
         let blocks = (rows / MIN_ROWS_PER_BLOCK).clamp(1, threads);
         let rows_per_block = rows.div_ceil(blocks).min(MAX_ROWS_PER_BLOCK);
-        let parallelism = match threads / blocks {
-            0 | 1 => Parallelism::None,
-            share => Parallelism::Rayon(share),
-        };
+        let threads_per_block = (threads / blocks).max(1);
         output[start..]
             .par_chunks_mut(rows_per_block * self.output_size)
             .zip(projected.par_chunks(rows_per_block * 2))
             .for_each(|(block_output, block_input)| {
-                self.forward_block(block_input, block_output, parallelism);
+                self.forward_block(block_input, block_output, threads_per_block);
             });
     }
 
     /// The whole branch on one block of rows; `output` has exactly its rows.
-    fn forward_block(&self, projected: &[f32], output: &mut [f32], parallelism: Parallelism) {
+    fn forward_block(&self, projected: &[f32], output: &mut [f32], threads: usize) {
         let rows = projected.len() / 2;
         let mut sum = Vec::new();
         let mut scratch = [Vec::new(), Vec::new()];
         for (index, capsule) in self.capsules.iter().enumerate() {
-            let features = capsule.forward(projected, rows, &mut scratch, parallelism);
+            let features = capsule.forward(projected, rows, &mut scratch, threads);
             if index == 0 {
                 std::mem::swap(&mut sum, features);
             } else {
@@ -133,8 +135,8 @@ impl CpuGpsBranch {
             None => output.copy_from_slice(&sum),
             Some([first, second]) => {
                 let [hidden, result] = &mut scratch;
-                first.forward(&sum, rows, hidden, true, parallelism);
-                second.forward(hidden, rows, result, false, parallelism);
+                first.forward(&sum, rows, hidden, true, threads);
+                second.forward(hidden, rows, result, false, threads);
                 output.copy_from_slice(result);
             }
         }
@@ -162,16 +164,15 @@ impl CpuCapsule {
         projected: &[f32],
         rows: usize,
         scratch: &'a mut [Vec<f32>; 2],
-        parallelism: Parallelism,
+        threads: usize,
     ) -> &'a mut Vec<f32> {
         let [mut current, mut next] = std::mem::take(scratch);
         self.encode(projected, rows, &mut current);
         for layer in &self.hidden {
-            layer.forward(&current, rows, &mut next, true, parallelism);
+            layer.forward(&current, rows, &mut next, true, threads);
             std::mem::swap(&mut current, &mut next);
         }
-        self.head
-            .forward(&current, rows, &mut next, false, parallelism);
+        self.head.forward(&current, rows, &mut next, false, threads);
         *scratch = [current, next];
         &mut scratch[1]
     }
@@ -218,14 +219,18 @@ impl DenseLayer {
     }
 
     /// `result = input · W + b` over `rows` rows (replacing what `result` held), then ReLU
-    /// when `relu` is set.
+    /// when `relu` is set, on up to `threads` threads.
+    ///
+    /// Threads split the output columns: each multiplies all rows by its own slice of the
+    /// weights, so a small batch (one point is a matrix-vector product, bound by reading the
+    /// weights) still spreads its memory traffic over every core.
     fn forward(
         &self,
         input: &[f32],
         rows: usize,
         result: &mut Vec<f32>,
         relu: bool,
-        parallelism: Parallelism,
+        threads: usize,
     ) {
         assert_eq!(
             input.len(),
@@ -240,33 +245,49 @@ impl DenseLayer {
         if rows == 0 {
             return;
         }
-        // SAFETY: gemm reads a rows × input matrix at `input` (row stride `input`, column
-        // stride 1: `input` is exactly that long, checked above), an input × output matrix at
-        // `weight` (row stride `output`: `weight` holds input · output values), and reads and
-        // writes a rows × output matrix at `result` (row stride `output`), which the loop
-        // above filled with rows · output values. It computes result = 1·result + 1·(input·W).
-        unsafe {
-            gemm::gemm(
-                rows,
-                self.output,
-                self.input,
-                result.as_mut_ptr(),
-                1,
-                self.output as isize,
-                true,
-                input.as_ptr(),
-                1,
-                self.input as isize,
-                self.weight.as_ptr(),
-                1,
-                self.output as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
+        let column_blocks = threads.min(self.output / MIN_COLUMNS_PER_THREAD).max(1);
+        let columns_per_block = self.output.div_ceil(column_blocks);
+        let destination = SharedMatrix(result.as_mut_ptr());
+        let multiply = |block: usize| {
+            let first = block * columns_per_block;
+            let width = columns_per_block.min(self.output - first);
+            // SAFETY: gemm reads a rows × input matrix at `input` (row stride `input`, column
+            // stride 1: `input` is exactly that long, checked above) and the input × width
+            // block of `weight` starting at column `first` (row stride `output`; `weight`
+            // holds input · output values and first + width ≤ output). It reads and writes
+            // the rows × width block of `result` starting at column `first` (row stride
+            // `output`; `result` holds rows · output values, filled above). Blocks cover
+            // disjoint columns, so no two threads touch the same value; `result` is not
+            // otherwise used until every block is done. It computes
+            // result = 1·result + 1·(input·W).
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    width,
+                    self.input,
+                    destination.column(first),
+                    1,
+                    self.output as isize,
+                    true,
+                    input.as_ptr(),
+                    1,
+                    self.input as isize,
+                    self.weight.as_ptr().add(first),
+                    1,
+                    self.output as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        };
+        if column_blocks == 1 {
+            multiply(0);
+        } else {
+            (0..column_blocks).into_par_iter().for_each(multiply);
         }
         if relu {
             for value in result.iter_mut() {
@@ -276,6 +297,25 @@ impl DenseLayer {
                 }
             }
         }
+    }
+}
+
+/// The output matrix of a layer, written by several threads in disjoint column blocks.
+#[derive(Clone, Copy)]
+struct SharedMatrix(*mut f32);
+
+// SAFETY: threads only write disjoint column blocks through it (see `DenseLayer::forward`).
+unsafe impl Send for SharedMatrix {}
+unsafe impl Sync for SharedMatrix {}
+
+impl SharedMatrix {
+    /// The first value of column `column` (a method, so closures capture the whole wrapper).
+    ///
+    /// # Safety
+    /// `column` must lie inside the matrix.
+    unsafe fn column(self, column: usize) -> *mut f32 {
+        // SAFETY: the caller keeps `column` inside the allocation.
+        unsafe { self.0.add(column) }
     }
 }
 
@@ -304,7 +344,7 @@ mod tests {
         let config = LocationEncoderConfig {
             sigmas: vec![1.0, 16.0, 256.0],
             encoded_size: 16,
-            hidden_width: 48,
+            hidden_width: 192,
             hidden_layers: 3,
             output_size: 24,
         };
@@ -344,22 +384,29 @@ mod tests {
 
     #[test]
     fn matches_the_burn_module_with_and_without_head() {
+        // Four threads split the rows into blocks and each hidden layer's 192 columns into
+        // three blocks, whatever the machine.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
         for with_head in [false, true] {
             let branch = branch(with_head);
             let cpu = CpuGpsBranch::from_branch(&branch).unwrap();
             assert_eq!(cpu.output_size(), branch.output_size());
-            // More rows than one element-wise task, and not a multiple of it.
-            let input = projected(5 * MIN_ROWS_PER_BLOCK + 3);
-            let mut ours = vec![1.5]; // forward appends: what was there stays
-            cpu.forward(&input, &mut ours);
-            let reference = burn_forward(&branch, &input);
-            assert_eq!(ours.len(), reference.len() + 1);
-            assert_eq!(ours[0], 1.5);
-            for (index, (a, b)) in ours[1..].iter().zip(&reference).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                    "head {with_head}, value {index}: {a} vs {b}"
-                );
+            for rows in [1, 2 * MIN_ROWS_PER_BLOCK - 1, 5 * MIN_ROWS_PER_BLOCK + 3] {
+                let input = projected(rows);
+                let mut ours = vec![1.5]; // forward appends: what was there stays
+                pool.install(|| cpu.forward(&input, &mut ours));
+                let reference = burn_forward(&branch, &input);
+                assert_eq!(ours.len(), reference.len() + 1);
+                assert_eq!(ours[0], 1.5);
+                for (index, (a, b)) in ours[1..].iter().zip(&reference).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "head {with_head}, {rows} rows, value {index}: {a} vs {b}"
+                    );
+                }
             }
         }
     }
