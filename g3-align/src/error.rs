@@ -53,6 +53,42 @@ pub enum AlignError {
         mis_shaped: Vec<String>,
     },
 
+    /// A configuration file (`config.json`, `preprocessor_config.json`...) that cannot be used.
+    #[error("{}: {reason}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the field.
+        reason: String,
+    },
+
+    /// An image file that cannot be decoded.
+    #[error("{name}: cannot decode the image: {reason}")]
+    ImageDecode {
+        /// The image's name (its path or id).
+        name: String,
+        /// The decoder's explanation.
+        reason: String,
+    },
+
+    /// An image whose header announces more pixels than the limits allow (a decompression
+    /// bomb, or a photo larger than expected): refused before any pixel is decoded.
+    #[error(
+        "{name}: the image is {width} x {height} pixels, more than the limits allow ({} per side, {} pixels in all)",
+        limits.max_side,
+        limits.max_pixels
+    )]
+    ImageTooLarge {
+        /// The image's name (its path or id).
+        name: String,
+        /// Announced width.
+        width: u32,
+        /// Announced height.
+        height: u32,
+        /// The limits it exceeds.
+        limits: crate::clip::ImageLimits,
+    },
+
     /// An input that the model cannot take (a batch size of zero...).
     #[error("invalid input: {reason}")]
     InvalidInput {

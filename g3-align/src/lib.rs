@@ -26,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod clip;
 mod cpu_inference;
 mod device;
 mod error;
