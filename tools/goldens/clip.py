@@ -48,7 +48,8 @@ Model goldens are float64 (the Rust side runs float32 and is held to 1e-4); atte
 transformers' eager implementation.
 
     python3 -m venv /tmp/g3-goldens && /tmp/g3-goldens/bin/pip install -r tools/goldens/requirements.txt
-    /tmp/g3-goldens/bin/python tools/goldens/clip.py ~/.cache/g3/clip-tokenizer/bpe_simple_vocab_16e6.txt.gz
+    scripts/fetch-assets.sh
+    /tmp/g3-goldens/bin/python tools/goldens/clip.py ~/.cache/g3/open_clip_torch-3.3.0/bpe_simple_vocab_16e6.txt.gz
 """
 
 import csv

@@ -2,7 +2,9 @@
 
 mod pil_resize;
 mod preprocess;
+mod tokenizer;
 
 pub use preprocess::{
     ClipImageProcessor, ClipImageProcessorConfig, ImageLimits, shortest_edge_size, to_rgb_like_pil,
 };
+pub use tokenizer::{CONTEXT_LENGTH, ClipTokenizer, END_OF_TEXT, START_OF_TEXT, TokenizedTexts};
