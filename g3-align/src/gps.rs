@@ -167,6 +167,13 @@ impl GpsEncoder {
         GpsEncoder::new(config, branch, device.clone())
     }
 
+    /// G3's GPS branch from a G3 checkpoint, with its sizes read from the file (so small and
+    /// retrained variants load too); Mercator input, as G3.
+    pub fn load_g3(path: &Path, device: &Device) -> Result<Self, AlignError> {
+        let config = crate::loader::CheckpointTensors::read(path)?.g3_gps_config()?;
+        GpsEncoder::load(path, config, device)
+    }
+
     /// The configuration this encoder was built with.
     pub fn config(&self) -> &GpsEncoderConfig {
         &self.config

@@ -30,6 +30,7 @@ pub mod clip;
 mod cpu_inference;
 mod device;
 mod error;
+mod g3;
 mod gps;
 mod heads;
 pub mod loader;
@@ -38,6 +39,7 @@ mod location;
 pub use cpu_inference::CpuGpsBranch;
 pub use device::ComputeDevice;
 pub use error::AlignError;
+pub use g3::{G3HeadSizes, G3ImageEmbeddings, G3Model, LogitScales, l2_normalize};
 pub use gps::{GpsBranch, GpsEncoder, GpsEncoderConfig};
 pub use heads::{ProjectionHead, ProjectionHeadConfig};
 pub use location::{

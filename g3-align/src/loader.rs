@@ -167,12 +167,24 @@ pub fn load_gps_branch(
     check_fit(&result, path, with_head)
 }
 
-/// Turns burn's partial-load report into our error when anything did not fit.
+/// Turns burn's partial-load report of the GPS branch into our error when anything did not fit.
 fn check_fit(result: &ApplyResult, path: &Path, with_head: bool) -> Result<(), AlignError> {
     let ours = |key: &str| {
         key.starts_with("location_encoder.")
             || (with_head && key.starts_with("location_projection_else."))
     };
+    check_fit_with(result, path, ours, reference_key)
+}
+
+/// Turns burn's partial-load report into our error when a model tensor is missing or
+/// mis-shaped, or the file has a tensor under the model's prefixes (`ours`) that the model
+/// has no place for. `reference` names burn paths as the file does.
+fn check_fit_with(
+    result: &ApplyResult,
+    path: &Path,
+    ours: impl Fn(&str) -> bool,
+    reference_key: impl Fn(&str) -> String,
+) -> Result<(), AlignError> {
     let missing: Vec<String> = result
         .missing
         .iter()
@@ -210,6 +222,308 @@ fn check_fit(result: &ApplyResult, path: &Path, with_head: bool) -> Result<(), A
         unexpected,
         mis_shaped,
     })
+}
+
+/// Key table of G3's image and text heads: PyTorch `nn.Sequential` indices → [`ProjectionHead`]
+/// fields. CLIP's own keys need no table (the modules mirror HF's tree).
+///
+/// [`ProjectionHead`]: crate::ProjectionHead
+const HEAD_KEY_TABLE: [(&str, &str); 2] = [
+    (
+        r"^(vision_projection_else_[12]|text_projection_else)\.0\.",
+        "$1.input.",
+    ),
+    (
+        r"^(vision_projection_else_[12]|text_projection_else)\.2\.",
+        "$1.output.",
+    ),
+];
+
+/// The file's name of a burn path of a CLIP or G3 model: layer norms keep PyTorch's
+/// `weight`/`bias` (burn's `gamma`/`beta`), heads their `nn.Sequential` indices.
+pub fn clip_reference_key(burn_path: &str) -> String {
+    let key = burn_path
+        .replace(".input.", ".0.")
+        .replace(".output.", ".2.");
+    let is_norm = ["layer_norm", "layrnorm", "layernorm"]
+        .iter()
+        .any(|norm| key.contains(norm));
+    match key.rsplit_once('.') {
+        Some((module, "gamma")) if is_norm => format!("{module}.weight"),
+        Some((module, "beta")) if is_norm => format!("{module}.bias"),
+        _ => key,
+    }
+}
+
+/// Keys some CLIP checkpoints carry that no model needs: the position-id buffers of older
+/// transformers versions and CLIPModel's own temperature.
+fn is_unused_clip_buffer(key: &str) -> bool {
+    key.ends_with("position_ids") || key == "logit_scale"
+}
+
+/// Loads `module` from a PyTorch or safetensors file whose keys are PyTorch's (HF or G3
+/// naming), renaming with `table` first.
+fn load_with_pytorch_names<M: ModuleSnapshot>(
+    module: &mut M,
+    path: &Path,
+    table: &[(&str, &str)],
+) -> Result<ApplyResult, AlignError> {
+    if !path.is_file() {
+        return Err(AlignError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such weights file"),
+        });
+    }
+    let checkpoint_error =
+        |source: Box<dyn std::error::Error + Send + Sync>| AlignError::Checkpoint {
+            path: path.to_path_buf(),
+            source,
+        };
+    if is_safetensors(path) {
+        let mut store = SafetensorsStore::from_file(path)
+            .validate(false)
+            .allow_partial(true)
+            .map_indices_contiguous(false)
+            .with_from_adapter(PyTorchToBurnAdapter);
+        for (pattern, replacement) in table {
+            store = store.with_key_remapping(pattern, *replacement);
+        }
+        module
+            .load_from(&mut store)
+            .map_err(|error| checkpoint_error(Box::new(error)))
+    } else {
+        let mut store = PytorchStore::from_file(path)
+            .validate(false)
+            .allow_partial(true)
+            .map_indices_contiguous(false);
+        for (pattern, replacement) in table {
+            store = store.with_key_remapping(pattern, *replacement);
+        }
+        module
+            .load_from(&mut store)
+            .map_err(|error| checkpoint_error(Box::new(error)))
+    }
+}
+
+fn is_safetensors(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|extension| extension == "safetensors")
+}
+
+/// Fills an HF-layout [`ClipModel`] from `model.safetensors` or `pytorch_model.bin`.
+///
+/// [`ClipModel`]: crate::clip::ClipModel
+pub fn load_clip_model(model: &mut crate::clip::ClipModel, path: &Path) -> Result<(), AlignError> {
+    let result = load_with_pytorch_names(model, path, &[])?;
+    let ours = |key: &str| {
+        !is_unused_clip_buffer(key)
+            && [
+                "vision_model.",
+                "text_model.",
+                "visual_projection.",
+                "text_projection.",
+            ]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+    };
+    check_fit_with(&result, path, ours, clip_reference_key)
+}
+
+/// Fills a [`G3Model`] from a G3 checkpoint (see [`G3Model::load`]). The GPS branch and the
+/// temperatures in the same file are left to their own loaders.
+///
+/// [`G3Model`]: crate::G3Model
+/// [`G3Model::load`]: crate::G3Model::load
+pub fn load_g3_model(model: &mut crate::G3Model, path: &Path) -> Result<(), AlignError> {
+    let result = load_with_pytorch_names(model, path, &HEAD_KEY_TABLE)?;
+    let ours = |key: &str| {
+        !is_unused_clip_buffer(key)
+            && [
+                "vision_model.",
+                "text_model.",
+                "vision_projection.",
+                "text_projection.",
+                "vision_projection_else_",
+                "text_projection_else.",
+            ]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+    };
+    check_fit_with(&result, path, ours, clip_reference_key)
+}
+
+/// The names, shapes and (for scalars) values of a checkpoint's tensors, read without
+/// loading a model: how sizes that a file does not record elsewhere are inferred.
+pub struct CheckpointTensors {
+    path: std::path::PathBuf,
+    shapes: std::collections::BTreeMap<String, Vec<usize>>,
+    scalars: std::collections::BTreeMap<String, f32>,
+}
+
+impl CheckpointTensors {
+    /// Reads the tensor table of a PyTorch or safetensors file (scalar values included; no
+    /// other tensor data is read).
+    pub fn read(path: &Path) -> Result<Self, AlignError> {
+        use burn::store::ModuleStore;
+        if !path.is_file() {
+            return Err(AlignError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such weights file"),
+            });
+        }
+        let checkpoint_error = |message: String| AlignError::Checkpoint {
+            path: path.to_path_buf(),
+            source: message.into(),
+        };
+        let mut shapes = std::collections::BTreeMap::new();
+        let mut scalars = std::collections::BTreeMap::new();
+        let mut record =
+            |tensors: &std::collections::BTreeMap<String, burn::store::burn_pack::Tensor>| {
+                for (name, tensor) in tensors {
+                    let shape = tensor.shape.as_slice().to_vec();
+                    if shape.iter().product::<usize>() == 1 {
+                        let bytes = tensor
+                            .to_bytes()
+                            .map_err(|error| checkpoint_error(format!("{name}: {error}")))?;
+                        let value = match tensor.dtype {
+                            burn::tensor::DType::F32 => bytes
+                                .get(..4)
+                                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                            burn::tensor::DType::F64 => bytes.get(..8).map(|b| {
+                                f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                                    as f32
+                            }),
+                            _ => None,
+                        };
+                        if let Some(value) = value {
+                            scalars.insert(name.clone(), value);
+                        }
+                    }
+                    shapes.insert(name.clone(), shape);
+                }
+                Ok::<(), AlignError>(())
+            };
+        if is_safetensors(path) {
+            let mut store = SafetensorsStore::from_file(path).map_indices_contiguous(false);
+            let tensors = store
+                .get_all_tensors()
+                .map_err(|error| checkpoint_error(error.to_string()))?;
+            record(tensors)?;
+        } else {
+            let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
+            let tensors = store
+                .get_all_tensors()
+                .map_err(|error| checkpoint_error(error.to_string()))?;
+            record(tensors)?;
+        }
+        Ok(CheckpointTensors {
+            path: path.to_path_buf(),
+            shapes,
+            scalars,
+        })
+    }
+
+    /// The shape of tensor `name`, if the file has it.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.shapes.get(name).map(Vec::as_slice)
+    }
+
+    /// Every tensor name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.shapes.keys().map(String::as_str)
+    }
+
+    fn missing(&self, what: &str) -> AlignError {
+        AlignError::KeyMismatch {
+            path: self.path.clone(),
+            missing: vec![what.to_owned()],
+            unexpected: Vec::new(),
+            mis_shaped: Vec::new(),
+        }
+    }
+
+    /// The value of a one-element float tensor (a temperature).
+    pub fn scalar(&self, name: &str) -> Result<f32, AlignError> {
+        self.scalars
+            .get(name)
+            .copied()
+            .ok_or_else(|| self.missing(name))
+    }
+
+    /// The sizes of a Linear-ReLU-Linear head saved as `{prefix}.0.weight` [hidden, input] and
+    /// `{prefix}.2.weight` [output, hidden].
+    pub fn head_sizes(&self, prefix: &str) -> Result<crate::ProjectionHeadConfig, AlignError> {
+        let first_key = format!("{prefix}.0.weight");
+        let second_key = format!("{prefix}.2.weight");
+        match (self.shape(&first_key), self.shape(&second_key)) {
+            (Some(&[hidden, input]), Some(&[output, second_input])) if second_input == hidden => {
+                Ok(crate::ProjectionHeadConfig {
+                    input_size: input,
+                    hidden_size: hidden,
+                    output_size: output,
+                })
+            }
+            (Some(_), Some(_)) => Err(AlignError::KeyMismatch {
+                path: self.path.clone(),
+                missing: Vec::new(),
+                unexpected: Vec::new(),
+                mis_shaped: vec![format!(
+                    "{first_key} {:?} and {second_key} {:?} do not chain",
+                    self.shape(&first_key).unwrap_or_default(),
+                    self.shape(&second_key).unwrap_or_default()
+                )],
+            }),
+            (None, _) => Err(self.missing(&first_key)),
+            (_, None) => Err(self.missing(&second_key)),
+        }
+    }
+
+    /// The shape of G3's GPS branch (`location_encoder.LocEnc{i}.*`,
+    /// `location_projection_else.*`): capsule count, frequencies, widths, depth. The σ of each
+    /// capsule is not stored (it only scales the initial frequencies), so G3's 2^0, 2^4, 2^8
+    /// are assumed for three capsules and powers of 16 otherwise.
+    pub fn g3_gps_config(&self) -> Result<crate::GpsEncoderConfig, AlignError> {
+        let capsules = (0..)
+            .take_while(|i| {
+                self.shape(&format!("location_encoder.LocEnc{i}.capsule.0.b"))
+                    .is_some()
+            })
+            .count();
+        if capsules == 0 {
+            return Err(self.missing("location_encoder.LocEnc0.capsule.0.b"));
+        }
+        let encoded_size = self
+            .shape("location_encoder.LocEnc0.capsule.0.b")
+            .and_then(|shape| shape.first().copied())
+            .unwrap_or(0);
+        let hidden_layers = (0..)
+            .take_while(|j| {
+                self.shape(&format!(
+                    "location_encoder.LocEnc0.capsule.{}.weight",
+                    2 * j + 1
+                ))
+                .is_some()
+            })
+            .count();
+        let hidden_width = self
+            .shape("location_encoder.LocEnc0.capsule.1.weight")
+            .map_or(0, |shape| shape[0]);
+        let output_size = self
+            .shape("location_encoder.LocEnc0.head.0.weight")
+            .ok_or_else(|| self.missing("location_encoder.LocEnc0.head.0.weight"))?[0];
+        let sigmas = (0..capsules).map(|i| 16f64.powi(i as i32)).collect();
+        Ok(crate::GpsEncoderConfig {
+            location_encoder: crate::LocationEncoderConfig {
+                sigmas,
+                encoded_size,
+                hidden_width,
+                hidden_layers,
+                output_size,
+            },
+            head: Some(self.head_sizes("location_projection_else")?),
+            ..crate::GpsEncoderConfig::g3()
+        })
+    }
 }
 
 #[cfg(test)]

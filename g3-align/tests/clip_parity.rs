@@ -1,0 +1,193 @@
+//! CLIP towers and G3 heads against HF transformers and G3's reference computations.
+//!
+//! Fixtures in `tests/fixtures/clip/` come from `tools/goldens/clip.py` (torch 2.15.0,
+//! transformers 5.24.0): a small random CLIPModel saved by `save_pretrained`, a G3-structured
+//! state dict around it saved by `torch.save`, and float64 outputs of both on the fixture
+//! images' pixels and on token ids.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::{Device, Tensor, TensorData};
+use g3_align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipModel};
+use g3_align::{G3Model, GpsEncoder, l2_normalize, loader};
+use g3_core::GeoPoint;
+
+/// Acceptance bar: every value within 1e-4 of the float64 reference.
+const MAX_ABS_DIFF: f64 = 1e-4;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/clip")
+        .join(name)
+}
+
+#[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
+fn device() -> Device {
+    Device::ndarray()
+}
+
+fn read_npy(name: &str) -> (Vec<usize>, Vec<f64>) {
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = npy.shape().iter().map(|&n| n as usize).collect();
+    (shape, npy.into_vec::<f64>().unwrap())
+}
+
+fn read_ids(name: &str) -> Vec<u32> {
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    npy.into_vec::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|id| u32::try_from(id).unwrap())
+        .collect()
+}
+
+fn config() -> ClipConfig {
+    ClipConfig::from_json_file(&fixture("model/config.json")).unwrap()
+}
+
+/// The fixture images' CLIP input, rebuilt from the reference processor's bytes.
+fn pixels(device: &Device) -> Tensor<4> {
+    let bytes = std::fs::read(fixture("pixels_u8.npy")).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let count = npy.shape()[0] as usize;
+    let raw = npy.into_vec::<u8>().unwrap();
+    let processor = ClipImageProcessor::new(
+        ClipImageProcessorConfig::from_json_file(&fixture("model/preprocessor_config.json"))
+            .unwrap(),
+    );
+    let per_image = 224 * 224 * 3;
+    let values: Vec<f32> = raw
+        .chunks_exact(per_image)
+        .flat_map(|image| {
+            processor.normalize(&image::RgbImage::from_raw(224, 224, image.to_vec()).unwrap())
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [count, 3, 224, 224]), device)
+}
+
+fn assert_close(label: &str, actual: Tensor<2>, golden: &str) {
+    let (shape, expected) = read_npy(golden);
+    assert_eq!(actual.dims().to_vec(), shape, "{label}: shape");
+    let data = actual.into_data().convert::<f32>();
+    let values = data.as_slice::<f32>().unwrap();
+    let worst = values
+        .iter()
+        .zip(&expected)
+        .map(|(&a, &b)| (f64::from(a) - b).abs())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "{label}: max |diff| {worst:.3e} over {} values",
+        values.len()
+    );
+    assert!(
+        worst <= MAX_ABS_DIFF,
+        "{label}: max |diff| {worst} > {MAX_ABS_DIFF}"
+    );
+}
+
+fn clip_model(device: &Device) -> ClipModel {
+    let mut model = ClipModel::new(&config(), device);
+    loader::load_clip_model(&mut model, &fixture("model/model.safetensors")).unwrap();
+    model
+}
+
+#[test]
+fn vision_tower_matches_transformers() {
+    let device = device();
+    let model = clip_model(&device);
+    let output = model.vision_model.forward(pixels(&device)).unwrap();
+    assert_close("vision pooled", output.pooled.clone(), "vision_pooled.npy");
+    assert_close(
+        "image features",
+        model.visual_projection.forward(output.pooled),
+        "image_embeds.npy",
+    );
+}
+
+#[test]
+fn text_tower_matches_transformers() {
+    let device = device();
+    let model = clip_model(&device);
+    let ids = read_ids("text_ids.npy");
+    let output = model.text_model.forward(&ids, 77).unwrap();
+    assert_close("text pooled", output.pooled, "text_pooled.npy");
+    assert_close(
+        "text features",
+        model.text_features(&ids, 77).unwrap(),
+        "text_embeds.npy",
+    );
+}
+
+#[test]
+fn g3_heads_and_database_embedding_match_the_reference() {
+    let device = device();
+    let model = G3Model::load(&fixture("g3.pth"), &config(), &device).unwrap();
+    assert_eq!(model.logit_scales, [3.99, 4.25, 2.5]);
+    let embeddings = model.image_embeddings(pixels(&device)).unwrap();
+    assert_close(
+        "g3 image-text",
+        embeddings.image_text.clone(),
+        "g3_image_text.npy",
+    );
+    assert_close(
+        "g3 image-gps",
+        embeddings.image_gps.clone(),
+        "g3_image_gps.npy",
+    );
+    assert_close("g3 database", embeddings.database(), "g3_database.npy");
+    let ids = read_ids("text_ids.npy");
+    assert_close(
+        "g3 text",
+        model.text_embeddings(&ids, 77).unwrap(),
+        "g3_text.npy",
+    );
+
+    // Geo-verification's score: image-GPS embedding against candidate GPS embeddings.
+    let gps = GpsEncoder::load_g3(&fixture("g3.pth"), &device).unwrap();
+    let points: Vec<GeoPoint> = std::fs::read_to_string(fixture("g3_coordinates.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.parse().unwrap())
+        .collect();
+    let embedded = gps.embed(&points).unwrap();
+    let locations = l2_normalize(Tensor::from_data(
+        TensorData::new(
+            embedded.as_slice().to_vec(),
+            [points.len(), embedded.dimension()],
+        ),
+        &device,
+    ));
+    assert_close("g3 location", locations.clone(), "g3_location.npy");
+    assert_close(
+        "g3 image-gps similarity",
+        embeddings.image_gps.matmul(locations.transpose()),
+        "g3_image_gps_similarity.npy",
+    );
+}
+
+#[test]
+fn a_checkpoint_for_another_architecture_is_a_clear_error() {
+    let device = device();
+    let mut other = config();
+    other.vision.num_hidden_layers = 3;
+    other.text.hidden_size = 48;
+    let mut model = ClipModel::new(&other, &device);
+    let error = loader::load_clip_model(&mut model, &fixture("model/model.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("vision_model.encoder.layers.2.self_attn.q_proj.weight"),
+        "{error}"
+    );
+    assert!(error.contains("mis-shaped"), "{error}");
+    let error = G3Model::load(&fixture("model/model.safetensors"), &config(), &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("vision_projection_else_1.0.weight"),
+        "{error}"
+    );
+}
