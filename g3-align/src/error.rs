@@ -89,6 +89,15 @@ pub enum AlignError {
         limits: crate::clip::ImageLimits,
     },
 
+    /// A model named by path or HF repo id that cannot be found locally.
+    #[error("model {name}: {help}")]
+    ModelNotFound {
+        /// What the user named.
+        name: String,
+        /// What is missing and how to get it.
+        help: String,
+    },
+
     /// An input that the model cannot take (a batch size of zero...).
     #[error("invalid input: {reason}")]
     InvalidInput {

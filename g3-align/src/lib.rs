@@ -33,8 +33,10 @@ mod error;
 mod g3;
 mod gps;
 mod heads;
+mod image_encoder;
 pub mod loader;
 mod location;
+pub mod pretrained;
 
 pub use cpu_inference::CpuGpsBranch;
 pub use device::ComputeDevice;
@@ -42,6 +44,7 @@ pub use error::AlignError;
 pub use g3::{G3HeadSizes, G3ImageEmbeddings, G3Model, LogitScales, l2_normalize};
 pub use gps::{GpsBranch, GpsEncoder, GpsEncoderConfig};
 pub use heads::{ProjectionHead, ProjectionHeadConfig};
+pub use image_encoder::{ImageEmbeddingKind, ImageEncoder, ImageModel, TextEncoder, TextModel};
 pub use location::{
     EqualEarthProjection, GaussianEncoding, LocationCapsule, LocationEncoder,
     LocationEncoderConfig, MercatorProjection, Projection, ProjectionKind,

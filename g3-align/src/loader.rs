@@ -242,9 +242,15 @@ const HEAD_KEY_TABLE: [(&str, &str); 2] = [
 /// The file's name of a burn path of a CLIP or G3 model: layer norms keep PyTorch's
 /// `weight`/`bias` (burn's `gamma`/`beta`), heads their `nn.Sequential` indices.
 pub fn clip_reference_key(burn_path: &str) -> String {
-    let key = burn_path
-        .replace(".input.", ".0.")
-        .replace(".output.", ".2.");
+    let key = if let Some(rest) = burn_path.strip_prefix("input.") {
+        format!("0.{rest}")
+    } else if let Some(rest) = burn_path.strip_prefix("output.") {
+        format!("2.{rest}")
+    } else {
+        burn_path
+            .replace(".input.", ".0.")
+            .replace(".output.", ".2.")
+    };
     let is_norm = ["layer_norm", "layrnorm", "layernorm"]
         .iter()
         .any(|norm| key.contains(norm));
@@ -352,6 +358,28 @@ pub fn load_g3_model(model: &mut crate::G3Model, path: &Path) -> Result<(), Alig
     check_fit_with(&result, path, ours, clip_reference_key)
 }
 
+/// GeoCLIP's image MLP (`image_encoder_mlp_weights.pth`: a bare `nn.Sequential` with keys
+/// `0.*` and `2.*`, 768 → 768 → 512), with its sizes read from the file.
+pub fn load_geoclip_image_mlp(
+    path: &Path,
+    device: &burn::prelude::Device,
+) -> Result<crate::ProjectionHead, AlignError> {
+    let sizes = CheckpointTensors::read(path)?.head_sizes("")?;
+    let mut head = sizes.for_loading(device);
+    let result = load_with_pytorch_names(
+        &mut head,
+        path,
+        &[(r"^0\.", "input."), (r"^2\.", "output.")],
+    )?;
+    check_fit_with(
+        &result,
+        path,
+        |key| key.starts_with("input.") || key.starts_with("output."),
+        clip_reference_key,
+    )?;
+    Ok(head)
+}
+
 /// The names, shapes and (for scalars) values of a checkpoint's tensors, read without
 /// loading a model: how sizes that a file does not record elsewhere are inferred.
 pub struct CheckpointTensors {
@@ -452,9 +480,11 @@ impl CheckpointTensors {
 
     /// The sizes of a Linear-ReLU-Linear head saved as `{prefix}.0.weight` [hidden, input] and
     /// `{prefix}.2.weight` [output, hidden].
+    /// An empty prefix reads a bare `nn.Sequential` (`0.weight`, `2.weight`).
     pub fn head_sizes(&self, prefix: &str) -> Result<crate::ProjectionHeadConfig, AlignError> {
-        let first_key = format!("{prefix}.0.weight");
-        let second_key = format!("{prefix}.2.weight");
+        let dot = if prefix.is_empty() { "" } else { "." };
+        let first_key = format!("{prefix}{dot}0.weight");
+        let second_key = format!("{prefix}{dot}2.weight");
         match (self.shape(&first_key), self.shape(&second_key)) {
             (Some(&[hidden, input]), Some(&[output, second_input])) if second_input == hidden => {
                 Ok(crate::ProjectionHeadConfig {

@@ -191,3 +191,118 @@ fn a_checkpoint_for_another_architecture_is_a_clear_error() {
         "{error}"
     );
 }
+
+fn fixture_images() -> Vec<g3_core::ImageInput> {
+    std::fs::read_to_string(fixture("images.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let name = line.split(',').next().unwrap();
+            g3_core::ImageInput::from_path(fixture(&format!("images/{name}"))).unwrap()
+        })
+        .collect()
+}
+
+fn embeddings_tensor(embeddings: &g3_core::Embeddings, device: &Device) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(
+            embeddings.as_slice().to_vec(),
+            [embeddings.len(), embeddings.dimension()],
+        ),
+        device,
+    )
+}
+
+#[test]
+fn image_encoder_embeds_image_files_like_the_reference() {
+    use g3_align::pretrained::HfClipDirectory;
+    use g3_align::{ImageEmbeddingKind, ImageEncoder, ImageModel};
+
+    let device = device();
+    let images = fixture_images();
+    let directory = HfClipDirectory::open(&fixture("model")).unwrap();
+    let processor = directory.image_processor().unwrap();
+    // Batches of 5 over 16 images: the last batch is short.
+    let g3 = |kind| {
+        let model = G3Model::load(&fixture("g3.pth"), directory.config(), &device).unwrap();
+        ImageEncoder::new(
+            ImageModel::G3(model),
+            kind,
+            processor.clone(),
+            device.clone(),
+            5,
+        )
+        .unwrap()
+    };
+    let database = g3(ImageEmbeddingKind::Database).embed(&images).unwrap();
+    assert_eq!(database.dimension(), 72);
+    assert_close(
+        "encoder database",
+        embeddings_tensor(&database, &device),
+        "g3_database.npy",
+    );
+    let gps = g3(ImageEmbeddingKind::Gps).embed(&images).unwrap();
+    assert_close(
+        "encoder image-gps",
+        embeddings_tensor(&gps, &device),
+        "g3_image_gps.npy",
+    );
+
+    let clip = ImageEncoder::new(
+        ImageModel::Clip(directory.load_model(&device).unwrap()),
+        ImageEmbeddingKind::Clip,
+        processor,
+        device.clone(),
+        16,
+    )
+    .unwrap();
+    let (shape, golden) = read_npy("image_embeds.npy");
+    let golden = l2_normalize(Tensor::<2>::from_data(
+        TensorData::new(
+            golden.iter().map(|&v| v as f32).collect(),
+            [shape[0], shape[1]],
+        ),
+        &device,
+    ));
+    let ours = embeddings_tensor(&clip.embed(&images).unwrap(), &device);
+    let worst: f32 = (ours - golden).abs().max().into_scalar();
+    assert!(
+        worst <= MAX_ABS_DIFF as f32,
+        "clip image embeddings: {worst}"
+    );
+
+    // A plain CLIP has no G3 heads.
+    let error = ImageEncoder::new(
+        ImageModel::Clip(directory.load_model(&device).unwrap()),
+        ImageEmbeddingKind::Database,
+        directory.image_processor().unwrap(),
+        device.clone(),
+        4,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("Database"), "{error}");
+    // An undecodable file is an error naming it.
+    let mut broken = images[..2].to_vec();
+    broken.push(g3_core::ImageInput::from_bytes(
+        "not-an-image.jpg",
+        b"nope".to_vec(),
+    ));
+    let error = clip.embed(&broken).unwrap_err();
+    assert!(error.to_string().contains("not-an-image.jpg"), "{error}");
+}
+
+#[test]
+fn geoclip_image_mlp_loads_from_the_wheel() {
+    let path = g3_core::assets::Asset::GEOCLIP_IMAGE_MLP
+        .require()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let head = loader::load_geoclip_image_mlp(&path, &device()).unwrap();
+    assert_eq!(head.input.weight.dims(), [768, 768]);
+    assert_eq!(head.output_size(), 512);
+    // A G3 checkpoint is not GeoCLIP's MLP: the error names the missing key.
+    let error = loader::load_geoclip_image_mlp(&fixture("g3.pth"), &device())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("0.weight"), "{error}");
+}

@@ -1,0 +1,341 @@
+//! Image and text encoders as pipeline stages: photos (encoded bytes) or texts in,
+//! L2-normalised embeddings out.
+
+use burn::prelude::*;
+use g3_core::{Embeddings, ImageEmbedder, ImageInput, StageKind, TextEmbedder};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::clip::{CONTEXT_LENGTH, ClipImageProcessor, ClipModel, ClipTokenizer};
+use crate::error::AlignError;
+use crate::g3::{G3Model, l2_normalize};
+use crate::heads::ProjectionHead;
+
+/// Which embedding of an image to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageEmbeddingKind {
+    /// The CLIP image feature (`visual_projection` of the pooled class token): the database
+    /// of the paper's "w/o Geo-A" ablation and of Img2Loc.
+    Clip,
+    /// G3's database vector: CLIP, image–text and image–GPS embeddings concatenated (2304-d
+    /// for ViT-L/14).
+    Database,
+    /// G3's image–GPS embedding (`vision_projection_else_2`), compared with candidate GPS
+    /// embeddings by geo-verification.
+    Gps,
+    /// GeoCLIP's image embedding: its MLP (768 → 768 → 512) on the CLIP image feature,
+    /// comparable with GeoCLIP's GPS embeddings.
+    GeoClip,
+}
+
+/// The model behind an [`ImageEncoder`].
+// Built once per encoder and never moved in a loop: boxing the variants would only add a
+// `Box::new` to every caller.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ImageModel {
+    /// A plain CLIP (HF layout).
+    Clip(ClipModel),
+    /// G3's model (CLIP towers and heads).
+    G3(G3Model),
+    /// GeoCLIP's image side: CLIP and GeoCLIP's image MLP.
+    GeoClip {
+        /// The CLIP model (ViT-L/14 for GeoCLIP's weights).
+        clip: ClipModel,
+        /// GeoCLIP's `image_encoder_mlp_weights.pth` (keys `0.*`, `2.*`).
+        mlp: ProjectionHead,
+    },
+}
+
+impl ImageModel {
+    fn supports(&self, kind: ImageEmbeddingKind) -> bool {
+        matches!(
+            (self, kind),
+            (ImageModel::Clip(_), ImageEmbeddingKind::Clip)
+                | (
+                    ImageModel::G3(_),
+                    ImageEmbeddingKind::Clip
+                        | ImageEmbeddingKind::Database
+                        | ImageEmbeddingKind::Gps
+                )
+                | (
+                    ImageModel::GeoClip { .. },
+                    ImageEmbeddingKind::Clip | ImageEmbeddingKind::GeoClip
+                )
+        )
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            ImageModel::Clip(_) => "a CLIP model",
+            ImageModel::G3(_) => "a G3 checkpoint",
+            ImageModel::GeoClip { .. } => "GeoCLIP",
+        }
+    }
+
+    fn image_size(&self) -> usize {
+        match self {
+            ImageModel::Clip(clip) | ImageModel::GeoClip { clip, .. } => {
+                clip.vision_model.image_size()
+            }
+            ImageModel::G3(g3) => g3.vision_model.image_size(),
+        }
+    }
+}
+
+/// Photos to embeddings: decoding and CLIP preprocessing on every CPU core (rayon), then the
+/// vision tower in batches on the model's device. Implements [`ImageEmbedder`].
+#[derive(Debug)]
+pub struct ImageEncoder {
+    model: ImageModel,
+    kind: ImageEmbeddingKind,
+    processor: ClipImageProcessor,
+    device: Device,
+    batch_size: usize,
+    dimension: usize,
+}
+
+impl ImageEncoder {
+    /// An encoder computing `kind` with `model` (already on `device`). Fails when the model
+    /// cannot compute that kind (a plain CLIP has no G3 heads), when `batch_size` is zero, or
+    /// when the processor's crop does not fit the model's input.
+    pub fn new(
+        model: ImageModel,
+        kind: ImageEmbeddingKind,
+        processor: ClipImageProcessor,
+        device: Device,
+        batch_size: usize,
+    ) -> Result<Self, AlignError> {
+        if !model.supports(kind) {
+            return Err(AlignError::InvalidConfig {
+                reason: format!("{} cannot compute {kind:?} image embeddings", model.name()),
+            });
+        }
+        if batch_size == 0 {
+            return Err(AlignError::InvalidConfig {
+                reason: "batch_size must be at least 1".to_owned(),
+            });
+        }
+        let side = model.image_size() as u32;
+        if processor.config().crop_size != (side, side) {
+            return Err(AlignError::InvalidConfig {
+                reason: format!(
+                    "the preprocessor crops {:?} but the vision tower takes {side} x {side}",
+                    processor.config().crop_size
+                ),
+            });
+        }
+        let mut encoder = ImageEncoder {
+            model,
+            kind,
+            processor,
+            device,
+            batch_size,
+            dimension: 0,
+        };
+        encoder.dimension = encoder.output_dimension();
+        Ok(encoder)
+    }
+
+    fn output_dimension(&self) -> usize {
+        match (&self.model, self.kind) {
+            (ImageModel::Clip(clip), _)
+            | (ImageModel::GeoClip { clip, .. }, ImageEmbeddingKind::Clip) => {
+                clip.visual_projection.weight.dims()[1]
+            }
+            (ImageModel::GeoClip { mlp, .. }, _) => mlp.output_size(),
+            (ImageModel::G3(g3), ImageEmbeddingKind::Database) => {
+                g3.embedding_size()
+                    + g3.vision_projection_else_1.output_size()
+                    + g3.vision_projection_else_2.output_size()
+            }
+            (ImageModel::G3(g3), ImageEmbeddingKind::Gps) => {
+                g3.vision_projection_else_2.output_size()
+            }
+            (ImageModel::G3(g3), _) => g3.embedding_size(),
+        }
+    }
+
+    /// What this encoder computes.
+    pub fn kind(&self) -> ImageEmbeddingKind {
+        self.kind
+    }
+
+    /// The preprocessing in use.
+    pub fn processor(&self) -> &ClipImageProcessor {
+        &self.processor
+    }
+
+    /// Images per forward pass.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Width of the embeddings.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// Decodes and preprocesses images in parallel; one result per image, in order, so a
+    /// caller can skip the ones that fail.
+    pub fn preprocess(&self, images: &[ImageInput]) -> Vec<Result<Vec<f32>, AlignError>> {
+        images
+            .par_iter()
+            .map(|image| self.processor.preprocess(image.encoded(), image.id()))
+            .collect()
+    }
+
+    /// Embeds preprocessed images (`[count, 3, side, side]` values, concatenated), in batches.
+    pub fn embed_pixels(&self, pixels: &[f32], count: usize) -> Result<Embeddings, AlignError> {
+        let per_image = self.processor.values_per_image();
+        if pixels.len() != count * per_image {
+            return Err(AlignError::InvalidInput {
+                reason: format!(
+                    "{} pixel values for {count} images of {per_image} values",
+                    pixels.len()
+                ),
+            });
+        }
+        let (height, width) = self.processor.config().crop_size;
+        let mut values = Vec::with_capacity(count * self.dimension);
+        for batch in pixels.chunks(self.batch_size * per_image) {
+            let images = batch.len() / per_image;
+            let input = Tensor::<4>::from_data(
+                TensorData::new(batch.to_vec(), [images, 3, height as usize, width as usize]),
+                &self.device,
+            );
+            let output = self.forward(input)?.into_data().convert::<f32>();
+            values.extend_from_slice(output.as_slice::<f32>().map_err(|error| {
+                AlignError::TensorRead {
+                    message: format!("{error:?}"),
+                }
+            })?);
+        }
+        Embeddings::new(self.dimension, values).map_err(|error| AlignError::TensorRead {
+            message: error.to_string(),
+        })
+    }
+
+    fn forward(&self, pixels: Tensor<4>) -> Result<Tensor<2>, AlignError> {
+        Ok(match (&self.model, self.kind) {
+            (ImageModel::Clip(clip), _)
+            | (ImageModel::GeoClip { clip, .. }, ImageEmbeddingKind::Clip) => {
+                l2_normalize(clip.image_features(pixels)?)
+            }
+            (ImageModel::GeoClip { clip, mlp }, _) => {
+                l2_normalize(mlp.forward(clip.image_features(pixels)?))
+            }
+            (ImageModel::G3(g3), kind) => {
+                let embeddings = g3.image_embeddings(pixels)?;
+                match kind {
+                    ImageEmbeddingKind::Database => embeddings.database(),
+                    ImageEmbeddingKind::Gps => embeddings.image_gps,
+                    _ => embeddings.clip,
+                }
+            }
+        })
+    }
+
+    /// Embeds images in order; the first undecodable image is an error naming it.
+    pub fn embed(&self, images: &[ImageInput]) -> Result<Embeddings, AlignError> {
+        let mut pixels = Vec::with_capacity(images.len() * self.processor.values_per_image());
+        for result in self.preprocess(images) {
+            pixels.extend(result?);
+        }
+        self.embed_pixels(&pixels, images.len())
+    }
+}
+
+impl ImageEmbedder for ImageEncoder {
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn embed_images(&self, images: &[ImageInput]) -> g3_core::Result<Embeddings> {
+        self.embed(images)
+            .map_err(|error| g3_core::Error::stage(StageKind::ImageEmbedder, error))
+    }
+}
+
+/// The text model behind a [`TextEncoder`].
+#[allow(clippy::large_enum_variant)] // built once, like `ImageModel`
+#[derive(Debug)]
+pub enum TextModel {
+    /// A plain CLIP: L2-normalised text features.
+    Clip(ClipModel),
+    /// G3: L2-normalised `text_projection_else` of the CLIP text feature.
+    G3(G3Model),
+}
+
+/// Texts to L2-normalised embeddings with CLIP's tokenizer and text tower. Implements
+/// [`TextEmbedder`].
+#[derive(Debug)]
+pub struct TextEncoder {
+    model: TextModel,
+    tokenizer: ClipTokenizer,
+    batch_size: usize,
+}
+
+impl TextEncoder {
+    /// An encoder of `batch_size` texts per forward pass.
+    pub fn new(
+        model: TextModel,
+        tokenizer: ClipTokenizer,
+        batch_size: usize,
+    ) -> Result<Self, AlignError> {
+        if batch_size == 0 {
+            return Err(AlignError::InvalidConfig {
+                reason: "batch_size must be at least 1".to_owned(),
+            });
+        }
+        Ok(TextEncoder {
+            model,
+            tokenizer,
+            batch_size,
+        })
+    }
+
+    /// Width of the embeddings.
+    pub fn dimension(&self) -> usize {
+        match &self.model {
+            TextModel::Clip(clip) => clip.text_projection.weight.dims()[1],
+            TextModel::G3(g3) => g3.text_projection_else.output_size(),
+        }
+    }
+
+    /// Embeddings of `texts`, in order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Embeddings, AlignError> {
+        let mut values = Vec::with_capacity(texts.len() * self.dimension());
+        for batch in texts.chunks(self.batch_size) {
+            let tokens = self.tokenizer.encode(batch)?;
+            let output = match &self.model {
+                TextModel::Clip(clip) => {
+                    l2_normalize(clip.text_features(&tokens.ids, CONTEXT_LENGTH)?)
+                }
+                TextModel::G3(g3) => g3.text_embeddings(&tokens.ids, CONTEXT_LENGTH)?,
+            }
+            .into_data()
+            .convert::<f32>();
+            values.extend_from_slice(output.as_slice::<f32>().map_err(|error| {
+                AlignError::TensorRead {
+                    message: format!("{error:?}"),
+                }
+            })?);
+        }
+        Embeddings::new(self.dimension(), values).map_err(|error| AlignError::TensorRead {
+            message: error.to_string(),
+        })
+    }
+}
+
+impl TextEmbedder for TextEncoder {
+    fn dimension(&self) -> usize {
+        TextEncoder::dimension(self)
+    }
+
+    fn embed_texts(&self, texts: &[&str]) -> g3_core::Result<Embeddings> {
+        self.embed(texts)
+            .map_err(|error| g3_core::Error::stage(StageKind::TextEmbedder, error))
+    }
+}
