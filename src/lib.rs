@@ -36,6 +36,7 @@ mod atomic_file;
 mod error;
 pub mod evaluation;
 pub mod geocoding;
+mod image_list;
 mod npy;
 mod retrieval;
 mod table;
@@ -51,7 +52,8 @@ pub use g3_data as data;
 pub use g3_index as index;
 pub use g3_prompt as prompt;
 pub use g3_verify as verify;
-pub use npy::{EmbeddingFileWriter, read_embeddings_npy};
+pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
+pub use npy::{EmbeddingFileWriter, GrowingEmbeddingFile, read_embeddings_npy};
 pub use retrieval::{NEIGHBOR_COLUMNS, write_neighbors_csv};
 pub use table::read_points_csv;
 

@@ -97,6 +97,99 @@ impl EmbeddingFileWriter {
     }
 }
 
+/// Writes a float32 `.npy` matrix whose number of rows is known only at the end (rows of
+/// undecodable images skipped, for example): rows go to a temporary raw file beside the
+/// target, and [`GrowingEmbeddingFile::finish`] streams them into the final `.npy` file,
+/// written atomically. Dropped earlier, it leaves nothing behind.
+pub struct GrowingEmbeddingFile {
+    path: PathBuf,
+    rows: AtomicFile,
+    writer: BufWriter<File>,
+    dimension: usize,
+    rows_written: usize,
+}
+
+impl GrowingEmbeddingFile {
+    /// Starts a matrix of width `dimension` for `path`.
+    pub fn create(path: &Path, dimension: usize) -> Result<Self> {
+        let rows = AtomicFile::create(&path.with_extension("rows.tmp"))?;
+        let file = rows.file().try_clone().map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(GrowingEmbeddingFile {
+            path: path.to_path_buf(),
+            rows,
+            writer: BufWriter::with_capacity(1 << 20, file),
+            dimension,
+            rows_written: 0,
+        })
+    }
+
+    /// Appends the rows of `batch`.
+    pub fn write(&mut self, batch: &Embeddings) -> Result<()> {
+        use std::io::Write;
+        if batch.dimension() != self.dimension {
+            return Err(g3_core::Error::DimensionMismatch {
+                what: "embedding batch written to an .npy file",
+                expected: self.dimension,
+                found: batch.dimension(),
+            }
+            .into());
+        }
+        for value in batch.as_slice() {
+            self.writer
+                .write_all(&value.to_le_bytes())
+                .map_err(|source| Error::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        }
+        self.rows_written += batch.len();
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows_written
+    }
+
+    /// Writes the `.npy` file with every row so far, atomically; the temporary rows go.
+    pub fn finish(self) -> Result<()> {
+        use std::io::{Seek, Write};
+        let io_error = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = self
+            .writer
+            .into_inner()
+            .map_err(|error| io_error(error.into_error()))?;
+        file.flush().map_err(io_error)?;
+        file.seek(std::io::SeekFrom::Start(0)).map_err(io_error)?;
+        let mut output =
+            EmbeddingFileWriter::create(&self.path, self.rows_written, self.dimension)?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let row_bytes = self.dimension * 4;
+        let rows_per_chunk = ((1 << 20) / row_bytes.max(1)).max(1);
+        let mut buffer = vec![0u8; rows_per_chunk * row_bytes];
+        let mut remaining = self.rows_written;
+        while remaining > 0 {
+            let rows = remaining.min(rows_per_chunk);
+            let bytes = &mut buffer[..rows * row_bytes];
+            reader.read_exact(bytes).map_err(io_error)?;
+            let values = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            output.write(&Embeddings::new(self.dimension, values)?)?;
+            remaining -= rows;
+        }
+        drop(self.rows);
+        output.finish()
+    }
+}
+
 /// Reads a 2-D `.npy` matrix of float32 (or float64, converted) in C order, as numpy's
 /// `np.save` writes it, into one batch of embeddings.
 ///

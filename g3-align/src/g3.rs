@@ -140,6 +140,12 @@ impl G3Model {
         Ok(model)
     }
 
+    /// Chooses the attention kernel of both CLIP towers.
+    pub fn set_attention_kernel(&mut self, kernel: crate::clip::AttentionKernel) {
+        self.vision_model.set_attention_kernel(kernel);
+        self.text_model.set_attention_kernel(kernel);
+    }
+
     /// `[batch, 3, side, side]` CLIP-normalised pixels → the three image embeddings.
     pub fn image_embeddings(&self, pixels: Tensor<4>) -> Result<G3ImageEmbeddings, AlignError> {
         let pooled = self.vision_model.forward(pixels)?.pooled;

@@ -38,6 +38,7 @@ pub mod loader;
 mod location;
 pub mod pretrained;
 
+pub use burn::prelude::Device;
 pub use cpu_inference::CpuGpsBranch;
 pub use device::ComputeDevice;
 pub use error::AlignError;

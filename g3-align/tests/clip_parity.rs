@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::{Device, Tensor, TensorData};
-use g3_align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipModel};
+use g3_align::clip::{
+    AttentionKernel, ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipModel,
+};
 use g3_align::{G3Model, GpsEncoder, l2_normalize, loader};
 use g3_core::GeoPoint;
 
@@ -24,6 +26,18 @@ fn fixture(name: &str) -> PathBuf {
 #[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
 fn device() -> Device {
     Device::ndarray()
+}
+
+/// The CPU backend, plus the ones this build enables (`--features flex,wgpu`).
+fn every_device() -> Vec<(&'static str, Device)> {
+    let mut devices = vec![("ndarray", device())];
+    if cfg!(feature = "flex") {
+        devices.push(("flex", g3_align::ComputeDevice::Flex.to_device().unwrap()));
+    }
+    if cfg!(feature = "wgpu") {
+        devices.push(("wgpu", g3_align::ComputeDevice::Wgpu.to_device().unwrap()));
+    }
+    devices
 }
 
 fn read_npy(name: &str) -> (Vec<usize>, Vec<f64>) {
@@ -93,37 +107,68 @@ fn clip_model(device: &Device) -> ClipModel {
     model
 }
 
+/// Every device of this build, with each attention kernel.
+fn every_setup() -> Vec<(String, Device, AttentionKernel)> {
+    every_device()
+        .into_iter()
+        .flat_map(|(name, device)| {
+            [AttentionKernel::Fused, AttentionKernel::Explicit]
+                .map(|kernel| (format!("{name}, {kernel:?}"), device.clone(), kernel))
+        })
+        .collect()
+}
+
 #[test]
 fn vision_tower_matches_transformers() {
-    let device = device();
-    let model = clip_model(&device);
-    let output = model.vision_model.forward(pixels(&device)).unwrap();
-    assert_close("vision pooled", output.pooled.clone(), "vision_pooled.npy");
-    assert_close(
-        "image features",
-        model.visual_projection.forward(output.pooled),
-        "image_embeds.npy",
-    );
+    for (name, device, kernel) in every_setup() {
+        let mut model = clip_model(&device);
+        model.set_attention_kernel(kernel);
+        let output = model.vision_model.forward(pixels(&device)).unwrap();
+        assert_close(
+            &format!("{name}: vision pooled"),
+            output.pooled.clone(),
+            "vision_pooled.npy",
+        );
+        assert_close(
+            &format!("{name}: image features"),
+            model.visual_projection.forward(output.pooled),
+            "image_embeds.npy",
+        );
+    }
 }
 
 #[test]
 fn text_tower_matches_transformers() {
-    let device = device();
-    let model = clip_model(&device);
-    let ids = read_ids("text_ids.npy");
-    let output = model.text_model.forward(&ids, 77).unwrap();
-    assert_close("text pooled", output.pooled, "text_pooled.npy");
-    assert_close(
-        "text features",
-        model.text_features(&ids, 77).unwrap(),
-        "text_embeds.npy",
-    );
+    for (name, device, kernel) in every_setup() {
+        let mut model = clip_model(&device);
+        model.set_attention_kernel(kernel);
+        let ids = read_ids("text_ids.npy");
+        let output = model.text_model.forward(&ids, 77).unwrap();
+        assert_close(
+            &format!("{name}: text pooled"),
+            output.pooled,
+            "text_pooled.npy",
+        );
+        assert_close(
+            &format!("{name}: text features"),
+            model.text_features(&ids, 77).unwrap(),
+            "text_embeds.npy",
+        );
+    }
 }
 
 #[test]
 fn g3_heads_and_database_embedding_match_the_reference() {
-    let device = device();
-    let model = G3Model::load(&fixture("g3.pth"), &config(), &device).unwrap();
+    for (name, device, kernel) in every_setup() {
+        eprintln!("{name}:");
+        g3_matches_the_reference(&device, kernel);
+    }
+}
+
+fn g3_matches_the_reference(device: &Device, kernel: AttentionKernel) {
+    let device = device.clone();
+    let mut model = G3Model::load(&fixture("g3.pth"), &config(), &device).unwrap();
+    model.set_attention_kernel(kernel);
     assert_eq!(model.logit_scales, [3.99, 4.25, 2.5]);
     let embeddings = model.image_embeddings(pixels(&device)).unwrap();
     assert_close(

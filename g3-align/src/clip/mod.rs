@@ -10,8 +10,9 @@ pub use config::{
     ClipConfig, ClipTextConfig, ClipVisionConfig, HiddenActivation, end_of_text_position,
 };
 pub use model::{
-    ClipAttention, ClipEncoder, ClipEncoderLayer, ClipMlp, ClipModel, ClipTextEmbeddings,
-    ClipTextTransformer, ClipVisionEmbeddings, ClipVisionTransformer, TowerOutput,
+    AttentionKernel, ClipAttention, ClipEncoder, ClipEncoderLayer, ClipMlp, ClipModel,
+    ClipTextEmbeddings, ClipTextTransformer, ClipVisionEmbeddings, ClipVisionTransformer,
+    TowerOutput,
 };
 pub use preprocess::{
     ClipImageProcessor, ClipImageProcessorConfig, ImageLimits, shortest_edge_size, to_rgb_like_pil,

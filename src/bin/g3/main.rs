@@ -1,6 +1,7 @@
 //! The `g3` command-line tool.
 
 mod embed_gps;
+mod embed_images;
 mod eval;
 mod geocode;
 mod index;
@@ -21,6 +22,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Embed GPS coordinates with GeoCLIP's or G3's location encoder.
     EmbedGps(embed_gps::EmbedGpsArgs),
+    /// Embed photos with CLIP, G3 or GeoCLIP (a folder or a CSV list, in order).
+    EmbedImages(embed_images::EmbedImagesArgs),
     /// Add place names, country, continent and G3's description to a CSV of coordinates,
     /// offline (GeoNames cities1000).
     Geocode(geocode::GeocodeArgs),
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::EmbedGps(args) => embed_gps::run(args),
+        Command::EmbedImages(args) => embed_images::run(args),
         Command::Geocode(args) => geocode::run(args),
         Command::Index(command) => index::run(command),
     }

@@ -1,0 +1,332 @@
+//! `g3 embed-images`: CLIP, G3 or GeoCLIP embeddings of a folder or list of photos, as `.npy`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use g3::align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig};
+use g3::align::pretrained::{HfClipDirectory, ModelSource};
+use g3::align::{
+    AlignError, ComputeDevice, Device, G3Model, ImageEmbeddingKind, ImageEncoder, ImageModel,
+    loader,
+};
+use g3::core::assets::Asset;
+use g3::{GrowingEmbeddingFile, ImageInput, list_images};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+#[derive(Debug, Args)]
+pub struct EmbedImagesArgs {
+    /// The model: an HF CLIP directory (config.json, model.safetensors or pytorch_model.bin,
+    /// preprocessor_config.json), an HF repo id found in the local HF cache
+    /// (openai/clip-vit-large-patch14), or a G3 checkpoint (g3.pth).
+    #[arg(long, value_name = "DIR_OR_PTH")]
+    model: String,
+
+    /// CLIP architecture of a G3 checkpoint (an HF config.json); default: ViT-L/14, as G3.
+    #[arg(long, value_name = "config.json")]
+    clip_config: Option<PathBuf>,
+
+    /// Preprocessing of a G3 checkpoint (an HF preprocessor_config.json); default: OpenAI
+    /// CLIP's.
+    #[arg(long, value_name = "preprocessor_config.json")]
+    preprocessor_config: Option<PathBuf>,
+
+    /// GeoCLIP's image MLP for --kind geoclip; default: the geoclip wheel's, from the asset
+    /// cache (scripts/fetch-assets.sh).
+    #[arg(long, value_name = "PTH")]
+    geoclip_mlp: Option<PathBuf>,
+
+    /// A directory (its image files in file-name order) or a CSV with a `path`, `IMG_ID` or
+    /// `file` column.
+    #[arg(long, value_name = "DIR|list.csv")]
+    input: PathBuf,
+
+    /// Directory that relative paths of a CSV input are relative to (default: the CSV's).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// Output: float32 .npy [images, dimension], L2-normalised rows in input order. A sidecar
+    /// OUTPUT.rows.csv names the file of each row.
+    #[arg(long, value_name = "emb.npy")]
+    output: PathBuf,
+
+    /// Which embedding: clip (CLIP image feature), database (G3's 2304-d vector), gps (G3's
+    /// image-GPS embedding), geoclip (GeoCLIP's 512-d image embedding).
+    #[arg(long, value_enum)]
+    kind: KindArg,
+
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+
+    /// Skip images that cannot be read or decoded, listing them in OUTPUT.skipped.csv,
+    /// instead of stopping at the first.
+    #[arg(long)]
+    skip_bad: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Clip,
+    Database,
+    Gps,
+    Geoclip,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    /// burn-ndarray on the CPU.
+    Cpu,
+    /// burn's flex CPU backend (build with --features flex).
+    Flex,
+    /// The default GPU through wgpu (build with --features wgpu).
+    Wgpu,
+}
+
+fn load_encoder(args: &EmbedImagesArgs, device: Device) -> anyhow::Result<ImageEncoder> {
+    let kind = match args.kind {
+        KindArg::Clip => ImageEmbeddingKind::Clip,
+        KindArg::Database => ImageEmbeddingKind::Database,
+        KindArg::Gps => ImageEmbeddingKind::Gps,
+        KindArg::Geoclip => ImageEmbeddingKind::GeoClip,
+    };
+    let (model, processor) = match ModelSource::resolve(&args.model)? {
+        ModelSource::HfDirectory(directory) => {
+            let clip = HfClipDirectory::open(&directory)?;
+            let processor = clip.image_processor()?;
+            let model = match kind {
+                ImageEmbeddingKind::Clip => ImageModel::Clip(clip.load_model(&device)?),
+                ImageEmbeddingKind::GeoClip => {
+                    let mlp_path = match &args.geoclip_mlp {
+                        Some(path) => path.clone(),
+                        None => Asset::GEOCLIP_IMAGE_MLP.require()?,
+                    };
+                    ImageModel::GeoClip {
+                        clip: clip.load_model(&device)?,
+                        mlp: loader::load_geoclip_image_mlp(&mlp_path, &device)?,
+                    }
+                }
+                _ => bail!(
+                    "--kind {:?} needs G3's heads: pass a G3 checkpoint (g3.pth) as --model, not the CLIP directory {}",
+                    args.kind,
+                    directory.display()
+                ),
+            };
+            (model, processor)
+        }
+        ModelSource::Checkpoint(path) => {
+            if matches!(kind, ImageEmbeddingKind::GeoClip) {
+                bail!(
+                    "--kind geoclip needs an HF CLIP ViT-L/14 directory as --model (GeoCLIP's MLP comes from --geoclip-mlp)"
+                );
+            }
+            let config = match &args.clip_config {
+                Some(path) => ClipConfig::from_json_file(path)?,
+                None => ClipConfig::vit_large_patch14(),
+            };
+            let processor = match &args.preprocessor_config {
+                Some(path) => {
+                    ClipImageProcessor::new(ClipImageProcessorConfig::from_json_file(path)?)
+                }
+                None => ClipImageProcessor::default(),
+            };
+            let model = G3Model::load(&path, &config, &device)
+                .with_context(|| format!("cannot load the G3 checkpoint {}", path.display()))?;
+            (ImageModel::G3(model), processor)
+        }
+    };
+    Ok(ImageEncoder::new(
+        model, kind, processor, device, args.batch,
+    )?)
+}
+
+/// The images of one chunk, read and preprocessed: (file, pixels or why not).
+type PreparedChunk = Vec<(PathBuf, Result<Vec<f32>, AlignError>)>;
+
+fn prepare(encoder: &ImageEncoder, files: &[PathBuf]) -> PreparedChunk {
+    files
+        .par_iter()
+        .map(|path| {
+            let name = path.display().to_string();
+            let pixels = std::fs::read(path)
+                .map_err(|error| AlignError::ImageDecode {
+                    name: name.clone(),
+                    reason: error.to_string(),
+                })
+                .and_then(|bytes| {
+                    let image = ImageInput::from_bytes(name, bytes);
+                    encoder.processor().preprocess(image.encoded(), image.id())
+                });
+            (path.clone(), pixels)
+        })
+        .collect()
+}
+
+/// A CSV beside the output, written to a temporary file and renamed into place at the end.
+struct SidecarCsv {
+    path: PathBuf,
+    file: tempfile::NamedTempFile,
+}
+
+impl SidecarCsv {
+    fn create(path: PathBuf, header: &str) -> anyhow::Result<Self> {
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut file = tempfile::Builder::new()
+            .prefix(".g3-")
+            .suffix(".tmp")
+            .tempfile_in(directory)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        writeln!(file, "{header}")?;
+        Ok(SidecarCsv { path, file })
+    }
+
+    fn row(&mut self, fields: &[&str]) -> anyhow::Result<()> {
+        let quoted: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
+        writeln!(self.file, "{}", quoted.join(","))?;
+        Ok(())
+    }
+
+    fn commit(self) -> anyhow::Result<()> {
+        self.file
+            .persist(&self.path)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn sidecar(output: &Path, suffix: &str) -> PathBuf {
+    output.with_extension(suffix)
+}
+
+pub fn run(args: EmbedImagesArgs) -> anyhow::Result<()> {
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let device = match args.device {
+        DeviceArg::Cpu => ComputeDevice::Cpu,
+        DeviceArg::Flex => ComputeDevice::Flex,
+        DeviceArg::Wgpu => ComputeDevice::Wgpu,
+    }
+    .to_device()?;
+    let files = list_images(&args.input, args.root.as_deref())?;
+    if files.is_empty() {
+        bail!("{}: no images to embed", args.input.display());
+    }
+    let encoder = load_encoder(&args, device)?;
+    let dimension = encoder.dimension();
+    let mut output = GrowingEmbeddingFile::create(&args.output, dimension)?;
+    let mut rows = SidecarCsv::create(sidecar(&args.output, "rows.csv"), "row,file")?;
+    let mut skipped = if args.skip_bad {
+        Some(SidecarCsv::create(
+            sidecar(&args.output, "skipped.csv"),
+            "file,error",
+        )?)
+    } else {
+        None
+    };
+    let progress = ProgressBar::new(files.len() as u64).with_style(
+        ProgressStyle::with_template(
+            "{spinner} embedding {bar:40} {pos}/{len} images ({per_sec}, {eta})",
+        )
+        .expect("the progress template is valid"),
+    );
+    let started = Instant::now();
+    let mut skipped_count = 0usize;
+    // Decoding the next chunk (all cores) overlaps the model's pass over this one.
+    let chunk_size = (args.batch * 4).max(64);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (sender, receiver) = sync_channel::<PreparedChunk>(1);
+        let encoder = &encoder;
+        let files = &files;
+        scope.spawn(move || {
+            for chunk in files.chunks(chunk_size) {
+                if sender.send(prepare(encoder, chunk)).is_err() {
+                    break;
+                }
+            }
+        });
+        for prepared in receiver {
+            let mut pixels =
+                Vec::with_capacity(prepared.len() * encoder.processor().values_per_image());
+            let mut names = Vec::with_capacity(prepared.len());
+            for (path, result) in prepared {
+                match (result, skipped.as_mut()) {
+                    (Ok(values), _) => {
+                        pixels.extend(values);
+                        names.push(path);
+                    }
+                    (Err(error), Some(list)) => {
+                        skipped_count += 1;
+                        list.row(&[&path.display().to_string(), &error.to_string()])?;
+                        progress.inc(1);
+                    }
+                    (Err(error), None) => {
+                        return Err(anyhow::Error::new(error)
+                            .context("stopping (pass --skip-bad to skip undecodable images)"));
+                    }
+                }
+            }
+            if names.is_empty() {
+                continue;
+            }
+            let embeddings = encoder.embed_pixels(&pixels, names.len())?;
+            let first_row = output.rows();
+            for (offset, path) in names.iter().enumerate() {
+                rows.row(&[
+                    &(first_row + offset).to_string(),
+                    &path.display().to_string(),
+                ])?;
+            }
+            output.write(&embeddings)?;
+            progress.inc(names.len() as u64);
+        }
+        Ok(())
+    })?;
+    let written = output.rows();
+    if written == 0 {
+        bail!(
+            "no image could be embedded (see {})",
+            sidecar(&args.output, "skipped.csv").display()
+        );
+    }
+    output.finish()?;
+    rows.commit()?;
+    if let Some(list) = skipped {
+        list.commit()?;
+    }
+    progress.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {} [{written} x {dimension}] in {seconds:.1} s ({:.2} images/s){}",
+        args.output.display(),
+        written as f64 / seconds.max(1e-9),
+        if skipped_count > 0 {
+            format!(
+                "; skipped {skipped_count} (listed in {})",
+                sidecar(&args.output, "skipped.csv").display()
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
