@@ -1,8 +1,9 @@
 //! Finding and opening pretrained models from local files: an HF model directory, an HF repo
 //! id resolved through the local HF hub cache, or a G3 checkpoint file.
 //!
-//! Nothing here touches the network. The `g3` crate's `download` feature fills the g3 model
-//! cache ([`g3_model_cache`]) when a network exists.
+//! Nothing here touches the network, except [`download_hf_model`] (cargo feature `download`),
+//! which fills the g3 model cache ([`g3_model_cache`]) from an HF hub endpoint when a network
+//! exists.
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +68,25 @@ impl ModelSource {
             name: name.to_owned(),
             help: "no such file or directory, and not an HF repo id (owner/name)".to_owned(),
         })
+    }
+}
+
+impl ModelSource {
+    /// [`ModelSource::resolve`], and when `name` is an HF repo id found nowhere locally,
+    /// [`download_hf_model`] into the g3 model cache first.
+    #[cfg(feature = "download")]
+    pub fn resolve_or_download(
+        name: &str,
+        endpoint: &str,
+        token: Option<&str>,
+        progress: &mut dyn FnMut(&str, u64, Option<u64>),
+    ) -> Result<Self, AlignError> {
+        match ModelSource::resolve(name) {
+            Err(AlignError::ModelNotFound { .. }) if repo_id(name).is_some() => Ok(
+                ModelSource::HfDirectory(download_hf_model(name, endpoint, token, progress)?),
+            ),
+            other => other,
+        }
     }
 }
 
@@ -198,6 +218,132 @@ impl HfClipDirectory {
             })?;
         ClipTokenizer::from_bpe_vocabulary(&vocabulary)
     }
+}
+
+/// The public HF hub, where [`download_hf_model`] fetches from unless told otherwise
+/// (`huggingface_hub` reads the same override from `HF_ENDPOINT`).
+pub const DEFAULT_HF_ENDPOINT: &str = "https://huggingface.co";
+
+/// Downloads an HF CLIP model (`owner/name`) from `endpoint` into the g3 model cache and
+/// returns its directory. `config.json` and `model.safetensors` are required,
+/// `preprocessor_config.json` and `tokenizer.json` fetched when the repository has them.
+/// Each file is written to a temporary file and renamed into place when complete, and files
+/// already there are kept, so an interrupted download resumes file by file. `token`, if any,
+/// is sent as a bearer token (gated repositories). `progress` gets (file, bytes so far,
+/// total bytes if known).
+///
+/// Offline, or when the endpoint refuses, the error says which files to place where instead.
+#[cfg(feature = "download")]
+pub fn download_hf_model(
+    name: &str,
+    endpoint: &str,
+    token: Option<&str>,
+    progress: &mut dyn FnMut(&str, u64, Option<u64>),
+) -> Result<PathBuf, AlignError> {
+    let (owner, repository) = repo_id(name).ok_or_else(|| AlignError::ModelNotFound {
+        name: name.to_owned(),
+        help: "not an HF repo id (owner/name)".to_owned(),
+    })?;
+    let target = g3_model_cache(owner, repository);
+    download_hf_model_into(name, endpoint, token, &target, progress)?;
+    Ok(target)
+}
+
+/// [`download_hf_model`] into a directory of the caller's choosing.
+#[cfg(feature = "download")]
+pub fn download_hf_model_into(
+    name: &str,
+    endpoint: &str,
+    token: Option<&str>,
+    target: &Path,
+    progress: &mut dyn FnMut(&str, u64, Option<u64>),
+) -> Result<(), AlignError> {
+    use std::io::{Read, Write};
+
+    let (owner, repository) = repo_id(name).ok_or_else(|| AlignError::ModelNotFound {
+        name: name.to_owned(),
+        help: "not an HF repo id (owner/name)".to_owned(),
+    })?;
+    let offline_help = |problem: String| AlignError::ModelNotFound {
+        name: name.to_owned(),
+        help: format!(
+            "{problem}. Without a network, copy {} of {name} into {} (or any directory, and pass it)",
+            HF_CLIP_FILES.join(", "),
+            target.display()
+        ),
+    };
+    let io_error = |path: &Path, source| AlignError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(target).map_err(|source| io_error(target, source))?;
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(std::time::Duration::from_secs(30)))
+            .build(),
+    );
+    let required = ["config.json", "model.safetensors"];
+    for file in HF_CLIP_FILES {
+        let destination = target.join(file);
+        if destination.is_file() {
+            continue;
+        }
+        let url = format!(
+            "{}/{owner}/{repository}/resolve/main/{file}",
+            endpoint.trim_end_matches('/')
+        );
+        let mut request = agent.get(&url);
+        if let Some(token) = token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut response = request
+            .call()
+            .map_err(|error| offline_help(format!("cannot download {url}: {error}")))?;
+        let status = response.status().as_u16();
+        if status == 404 && !required.contains(&file) {
+            continue;
+        }
+        if !(200..300).contains(&status) {
+            return Err(offline_help(format!("{url} answered HTTP {status}")));
+        }
+        let total = response
+            .headers()
+            .get("content-length")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        let mut temporary = tempfile::Builder::new()
+            .prefix(".g3-")
+            .suffix(".part")
+            .tempfile_in(target)
+            .map_err(|source| io_error(target, source))?;
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut written = 0u64;
+        loop {
+            let read = reader
+                .read(&mut buffer)
+                .map_err(|error| offline_help(format!("download of {url} broke off: {error}")))?;
+            if read == 0 {
+                break;
+            }
+            temporary
+                .write_all(&buffer[..read])
+                .map_err(|source| io_error(&destination, source))?;
+            written += read as u64;
+            progress(file, written, total);
+        }
+        if total.is_some_and(|total| total != written) {
+            return Err(offline_help(format!(
+                "{url} ended after {written} of {} bytes",
+                total.unwrap_or_default()
+            )));
+        }
+        temporary
+            .persist(&destination)
+            .map_err(|error| io_error(&destination, error.error))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

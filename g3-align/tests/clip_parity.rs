@@ -351,3 +351,37 @@ fn geoclip_image_mlp_loads_from_the_wheel() {
         .to_string();
     assert!(error.contains("0.weight"), "{error}");
 }
+
+#[test]
+fn text_encoder_tokenizes_in_batches_and_normalises() {
+    use g3_align::clip::{CONTEXT_LENGTH, ClipTokenizer};
+    use g3_align::{TextEncoder, TextModel};
+
+    let device = device();
+    // The fixture's architecture with CLIP's real vocabulary and end-of-text rule.
+    let mut architecture = config();
+    architecture.text.vocab_size = 49_408;
+    architecture.text.eos_token_id = 2;
+    device.seed(3);
+    let model = ClipModel::new(&architecture, &device);
+    let vocabulary = g3_core::assets::Asset::CLIP_BPE_VOCABULARY
+        .require()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let tokenizer = ClipTokenizer::from_bpe_vocabulary(&vocabulary).unwrap();
+    let texts = [
+        "A street view photo taken in Paris, Île-de-France, France",
+        "A street view photo taken in Tokyo, Japan",
+        "Nuuk",
+    ];
+    let tokens = tokenizer.encode(&texts).unwrap();
+    let expected = l2_normalize(model.text_features(&tokens.ids, CONTEXT_LENGTH).unwrap());
+    // Batches of two: the last batch holds one text.
+    let encoder = TextEncoder::new(TextModel::Clip(model), tokenizer, 2).unwrap();
+    let embedded = encoder.embed(&texts).unwrap();
+    assert_eq!(embedded.dimension(), 24);
+    let worst: f32 = (embeddings_tensor(&embedded, &device) - expected)
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(worst < 1e-6, "{worst}");
+}

@@ -98,7 +98,7 @@ fn load_encoder(args: &EmbedImagesArgs, device: Device) -> anyhow::Result<ImageE
         KindArg::Gps => ImageEmbeddingKind::Gps,
         KindArg::Geoclip => ImageEmbeddingKind::GeoClip,
     };
-    let (model, processor) = match ModelSource::resolve(&args.model)? {
+    let (model, processor) = match resolve_model(&args.model)? {
         ModelSource::HfDirectory(directory) => {
             let clip = HfClipDirectory::open(&directory)?;
             let processor = clip.image_processor()?;
@@ -146,6 +146,36 @@ fn load_encoder(args: &EmbedImagesArgs, device: Device) -> anyhow::Result<ImageE
     Ok(ImageEncoder::new(
         model, kind, processor, device, args.batch,
     )?)
+}
+
+/// Finds the model locally; with the `download` feature, fetches an HF repo id that is not
+/// cached (from `$HF_ENDPOINT`, with `$HF_TOKEN` if set), with a progress bar.
+fn resolve_model(name: &str) -> anyhow::Result<ModelSource> {
+    #[cfg(feature = "download")]
+    {
+        use g3::align::pretrained::DEFAULT_HF_ENDPOINT;
+        let endpoint =
+            std::env::var("HF_ENDPOINT").unwrap_or_else(|_| DEFAULT_HF_ENDPOINT.to_owned());
+        let token = std::env::var("HF_TOKEN").ok();
+        let progress = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{spinner} downloading {msg} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+                .expect("the progress template is valid"),
+        );
+        let source = ModelSource::resolve_or_download(
+            name,
+            &endpoint,
+            token.as_deref(),
+            &mut |file, done, total| {
+                progress.set_message(file.to_owned());
+                progress.set_length(total.unwrap_or(done));
+                progress.set_position(done);
+            },
+        );
+        progress.finish_and_clear();
+        Ok(source?)
+    }
+    #[cfg(not(feature = "download"))]
+    Ok(ModelSource::resolve(name)?)
 }
 
 /// The images of one chunk, read and preprocessed: (file, pixels or why not).
