@@ -51,14 +51,7 @@ impl EmbeddingFileWriter {
 
     /// Appends the rows of `batch`.
     pub fn write(&mut self, batch: &Embeddings) -> Result<()> {
-        if batch.dimension() != self.dimension {
-            return Err(g3_core::Error::DimensionMismatch {
-                what: "embedding batch written to an .npy file",
-                expected: self.dimension,
-                found: batch.dimension(),
-            }
-            .into());
-        }
+        check_width(batch, self.dimension)?;
         if self.rows_written + batch.len() > self.rows {
             return Err(self.row_count_error(self.rows_written + batch.len()));
         }
@@ -97,6 +90,19 @@ impl EmbeddingFileWriter {
     }
 }
 
+/// A batch written to a matrix file must have the file's width.
+fn check_width(batch: &Embeddings, dimension: usize) -> Result<()> {
+    if batch.dimension() != dimension {
+        return Err(g3_core::Error::DimensionMismatch {
+            what: "embedding batch written to an .npy file",
+            expected: dimension,
+            found: batch.dimension(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Writes a float32 `.npy` matrix whose number of rows is known only at the end (rows of
 /// undecodable images skipped, for example): rows go to a temporary raw file beside the
 /// target, and [`GrowingEmbeddingFile::finish`] streams them into the final `.npy` file,
@@ -129,14 +135,7 @@ impl GrowingEmbeddingFile {
     /// Appends the rows of `batch`.
     pub fn write(&mut self, batch: &Embeddings) -> Result<()> {
         use std::io::Write;
-        if batch.dimension() != self.dimension {
-            return Err(g3_core::Error::DimensionMismatch {
-                what: "embedding batch written to an .npy file",
-                expected: self.dimension,
-                found: batch.dimension(),
-            }
-            .into());
-        }
+        check_width(batch, self.dimension)?;
         for value in batch.as_slice() {
             self.writer
                 .write_all(&value.to_le_bytes())

@@ -183,14 +183,7 @@ impl ClipConfig {
 
     /// Reads an HF `config.json` of a `CLIPModel`.
     pub fn from_json_file(path: &Path) -> Result<Self, AlignError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AlignError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_json_str(&text).map_err(|reason| AlignError::Config {
-            path: path.to_path_buf(),
-            reason,
-        })
+        super::read_config_file(path, Self::from_json_str)
     }
 
     /// Parses the text of an HF `config.json`. Fields the file leaves out take HF's defaults

@@ -1,5 +1,9 @@
 //! CLIP: image preprocessing, the BPE tokenizer, and the vision and text towers.
 
+use std::path::Path;
+
+use crate::error::AlignError;
+
 mod config;
 mod model;
 mod pil_resize;
@@ -18,3 +22,19 @@ pub use preprocess::{
     ClipImageProcessor, ClipImageProcessorConfig, ImageLimits, shortest_edge_size, to_rgb_like_pil,
 };
 pub use tokenizer::{CONTEXT_LENGTH, ClipTokenizer, END_OF_TEXT, START_OF_TEXT, TokenizedTexts};
+
+/// Reads a JSON configuration file and parses it with `parse`, whose message (naming the
+/// field) becomes an [`AlignError::Config`] naming the file.
+fn read_config_file<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, AlignError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AlignError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text).map_err(|reason| AlignError::Config {
+        path: path.to_path_buf(),
+        reason,
+    })
+}

@@ -91,14 +91,7 @@ const PIL_BICUBIC: u32 = 3;
 impl ClipImageProcessorConfig {
     /// Reads an HF `preprocessor_config.json`; missing fields keep OpenAI CLIP's values.
     pub fn from_json_file(path: &Path) -> Result<Self, AlignError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AlignError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_json_str(&text).map_err(|reason| AlignError::Config {
-            path: path.to_path_buf(),
-            reason,
-        })
+        super::read_config_file(path, Self::from_json_str)
     }
 
     /// Parses the text of an HF `preprocessor_config.json`.
