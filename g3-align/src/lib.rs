@@ -9,7 +9,8 @@
 //!   feature capsules and, for G3, the `location_projection_else` [`ProjectionHead`];
 //!   [`GpsEncoder`] wraps them as a [`g3_core::GpsEmbedder`];
 //! - weight loading from GeoCLIP's and G3's PyTorch checkpoints and from safetensors
-//!   ([`loader`], which also holds the PyTorch-to-burn key table).
+//!   ([`loader`], which also holds the PyTorch-to-burn key table);
+//! - Geo-alignment training from cached CLIP features ([`training`]).
 //!
 //! ```no_run
 //! use g3_align::{ComputeDevice, GpsEncoder, GpsEncoderConfig};
@@ -26,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod atomic;
 pub mod clip;
 mod cpu_inference;
 mod device;
@@ -37,6 +39,7 @@ mod image_encoder;
 pub mod loader;
 mod location;
 pub mod pretrained;
+pub mod training;
 
 pub use burn::prelude::Device;
 pub use cpu_inference::CpuGpsBranch;

@@ -358,6 +358,96 @@ pub fn load_g3_model(model: &mut crate::G3Model, path: &Path) -> Result<(), Alig
     check_fit_with(&result, path, ours, clip_reference_key)
 }
 
+/// Fills a [`training::AlignmentModel`] from a checkpoint with G3's keys: G3's `g3.pth`
+/// (CLIP's towers in it are ignored) or a safetensors file saved by
+/// [`save_alignment_model`]. The temperatures are read by the caller (PyTorch stores them as
+/// 0-d tensors, burn as `[1]`), so they are not checked here.
+///
+/// [`training::AlignmentModel`]: crate::training::AlignmentModel
+pub fn load_alignment_model(
+    model: &mut crate::training::AlignmentModel,
+    path: &Path,
+) -> Result<(), AlignError> {
+    let hidden_layers = model
+        .location_encoder
+        .capsules
+        .first()
+        .map_or(0, |capsule| capsule.hidden.len());
+    let gps_table = gps_key_table(hidden_layers);
+    let mut table: Vec<(&str, &str)> = gps_table
+        .iter()
+        .map(|(pattern, replacement)| (pattern.as_str(), replacement.as_str()))
+        .collect();
+    table.extend(HEAD_KEY_TABLE);
+    let mut result = load_with_pytorch_names(model, path, &table)?;
+    let is_scale = |key: &str| key.starts_with("logit_scale");
+    result.missing.retain(|(key, _)| !is_scale(key));
+    result.errors.retain(|error| match error {
+        ApplyError::ShapeMismatch { path: key, .. } => !is_scale(key),
+        _ => true,
+    });
+    let ours = |key: &str| {
+        [
+            "location_encoder.",
+            "location_projection_else.",
+            "vision_projection_else_",
+            "text_projection_else.",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+    };
+    check_fit_with(&result, path, ours, |key| {
+        clip_reference_key(&reference_key(key))
+    })
+}
+
+/// Writes a [`training::AlignmentModel`] as safetensors with G3's keys and PyTorch layouts,
+/// through a temporary file renamed into place.
+///
+/// [`training::AlignmentModel`]: crate::training::AlignmentModel
+pub fn save_alignment_model(
+    model: &crate::training::AlignmentModel,
+    path: &Path,
+) -> Result<(), AlignError> {
+    let hidden_layers = model
+        .location_encoder
+        .capsules
+        .first()
+        .map_or(0, |capsule| capsule.hidden.len());
+    let mut table = vec![
+        (
+            r"^location_encoder\.capsules\.(\d+)\.encoding\.b$".to_owned(),
+            "location_encoder.LocEnc$1.capsule.0.b".to_owned(),
+        ),
+        (
+            r"^location_encoder\.capsules\.(\d+)\.head\.".to_owned(),
+            "location_encoder.LocEnc$1.head.0.".to_owned(),
+        ),
+        (r"^(\w+)\.input\.".to_owned(), "$1.0.".to_owned()),
+        (r"^(\w+)\.output\.".to_owned(), "$1.2.".to_owned()),
+    ];
+    for layer in 0..hidden_layers {
+        table.push((
+            format!(r"^location_encoder\.capsules\.(\d+)\.hidden\.{layer}\."),
+            format!("location_encoder.LocEnc$1.capsule.{}.", 2 * layer + 1),
+        ));
+    }
+    let temporary = crate::atomic::temporary_sibling(path)?;
+    let mut store = SafetensorsStore::from_file(&temporary)
+        .overwrite(true)
+        .with_to_adapter(burn::store::BurnToPyTorchAdapter);
+    for (pattern, replacement) in &table {
+        store = store.with_key_remapping(pattern, replacement.as_str());
+    }
+    model
+        .save_into(&mut store)
+        .map_err(|error| AlignError::Checkpoint {
+            path: path.to_path_buf(),
+            source: Box::new(error),
+        })?;
+    crate::atomic::rename_into_place(temporary, path)
+}
+
 /// GeoCLIP's image MLP (`image_encoder_mlp_weights.pth`: a bare `nn.Sequential` with keys
 /// `0.*` and `2.*`, 768 → 768 → 512), with its sizes read from the file.
 pub fn load_geoclip_image_mlp(

@@ -1,0 +1,680 @@
+//! The optimisation loop: AdamW with a per-epoch step decay, seeded data order, and state
+//! files from which a stopped run resumes exactly.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use g3_core::GeoPoint;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AlignError;
+use crate::location::{MercatorProjection, Projection};
+use crate::training::model::{AlignmentBatch, AlignmentModel, AlignmentVariant};
+
+/// Settings of a Geo-alignment run. The defaults are G3's (`run_G3.py`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Which alignments the loss trains.
+    pub variant: AlignmentVariant,
+    /// Passes over the data (10).
+    pub epochs: usize,
+    /// Images per optimisation step (256). The last batch of an epoch may be smaller, as
+    /// PyTorch's `DataLoader` leaves it.
+    pub batch_size: usize,
+    /// AdamW's learning rate in the first epoch (3e-5).
+    pub learning_rate: f64,
+    /// AdamW's decoupled weight decay (1e-6).
+    pub weight_decay: f64,
+    /// Factor applied to the learning rate after each epoch (StepLR's gamma, 0.87).
+    pub learning_rate_decay: f64,
+    /// AdamW's β₁ (0.9, PyTorch's default).
+    pub adam_beta1: f64,
+    /// AdamW's β₂ (0.999).
+    pub adam_beta2: f64,
+    /// AdamW's ε (1e-8; burn's own default is 1e-5).
+    pub adam_epsilon: f64,
+    /// Visit the rows in a new seeded order each epoch. G3's reference does not shuffle
+    /// (`DataLoader(shuffle=False)`), hence the default `false`.
+    pub shuffle: bool,
+    /// Seeds the data order (and nothing else: initial weights come with the model).
+    pub seed: u64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            variant: AlignmentVariant::ImageGpsText,
+            epochs: 10,
+            batch_size: 256,
+            learning_rate: 3e-5,
+            weight_decay: 1e-6,
+            learning_rate_decay: 0.87,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            shuffle: false,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainingConfig {
+    /// Checks that every setting is usable, naming the first that is not.
+    pub fn validate(&self) -> Result<(), AlignError> {
+        let fraction = |value: f64| (0.0..1.0).contains(&value);
+        let problem = if self.epochs == 0 {
+            Some("epochs must be at least 1")
+        } else if self.batch_size == 0 {
+            Some("batch_size must be at least 1")
+        } else if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            Some("learning_rate must be a positive number")
+        } else if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            Some("weight_decay must be zero or positive")
+        } else if !(self.learning_rate_decay.is_finite() && self.learning_rate_decay > 0.0) {
+            Some("learning_rate_decay must be a positive number")
+        } else if !fraction(self.adam_beta1) || !fraction(self.adam_beta2) {
+            Some("adam_beta1 and adam_beta2 must lie in [0, 1)")
+        } else if !(self.adam_epsilon.is_finite() && self.adam_epsilon > 0.0) {
+            Some("adam_epsilon must be a positive number")
+        } else {
+            None
+        };
+        match problem {
+            Some(reason) => Err(AlignError::InvalidConfig {
+                reason: format!("training: {reason}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        AdamWConfig::new()
+            .with_beta_1(self.adam_beta1 as f32)
+            .with_beta_2(self.adam_beta2 as f32)
+            .with_epsilon(self.adam_epsilon as f32)
+            .with_weight_decay(self.weight_decay as f32)
+            .init()
+    }
+}
+
+/// Rows of training data gathered for one batch, on the host.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureRows {
+    /// Row-major `[rows, feature_size]` projected CLIP image features.
+    pub image_features: Vec<f32>,
+    /// Row-major `[rows, feature_size]` projected CLIP text features, when the data has them.
+    pub text_features: Option<Vec<f32>>,
+    /// Each row's location.
+    pub locations: Vec<GeoPoint>,
+}
+
+/// Training data: cached CLIP features and locations, addressed by row.
+///
+/// [`FeatureTable`] holds them in memory; the `g3` crate implements it over memory-mapped
+/// `.npy` files written by `g3 cache-features`.
+pub trait AlignmentData: Sync {
+    /// Number of rows.
+    fn len(&self) -> usize;
+    /// Whether there are no rows.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Width of the image (and text) features.
+    fn feature_size(&self) -> usize;
+    /// Whether text features are present.
+    fn has_text(&self) -> bool;
+    /// The given rows, in the given order.
+    fn gather(&self, rows: &[usize]) -> Result<FeatureRows, AlignError>;
+}
+
+/// Training data held in memory.
+#[derive(Debug, Clone)]
+pub struct FeatureTable {
+    feature_size: usize,
+    image_features: Vec<f32>,
+    text_features: Option<Vec<f32>>,
+    locations: Vec<GeoPoint>,
+}
+
+impl FeatureTable {
+    /// Row-major features of `locations.len()` rows; fails when a buffer's length does not
+    /// match or a value is not finite.
+    pub fn new(
+        feature_size: usize,
+        image_features: Vec<f32>,
+        text_features: Option<Vec<f32>>,
+        locations: Vec<GeoPoint>,
+    ) -> Result<Self, AlignError> {
+        let expected = feature_size * locations.len();
+        let check = |name: &str, values: &[f32]| {
+            if feature_size == 0 || values.len() != expected {
+                return Err(AlignError::InvalidInput {
+                    reason: format!(
+                        "{name}: {} values for {} rows of width {feature_size}",
+                        values.len(),
+                        locations.len()
+                    ),
+                });
+            }
+            match values.iter().position(|value| !value.is_finite()) {
+                Some(index) => Err(AlignError::InvalidInput {
+                    reason: format!(
+                        "{name}: row {} has a non-finite value",
+                        index / feature_size
+                    ),
+                }),
+                None => Ok(()),
+            }
+        };
+        check("image features", &image_features)?;
+        if let Some(text) = &text_features {
+            check("text features", text)?;
+        }
+        Ok(FeatureTable {
+            feature_size,
+            image_features,
+            text_features,
+            locations,
+        })
+    }
+}
+
+impl AlignmentData for FeatureTable {
+    fn len(&self) -> usize {
+        self.locations.len()
+    }
+
+    fn feature_size(&self) -> usize {
+        self.feature_size
+    }
+
+    fn has_text(&self) -> bool {
+        self.text_features.is_some()
+    }
+
+    fn gather(&self, rows: &[usize]) -> Result<FeatureRows, AlignError> {
+        let width = self.feature_size;
+        let take = |values: &[f32]| -> Result<Vec<f32>, AlignError> {
+            let mut out = Vec::with_capacity(rows.len() * width);
+            for &row in rows {
+                let slice = values.get(row * width..(row + 1) * width).ok_or_else(|| {
+                    AlignError::InvalidInput {
+                        reason: format!("row {row} is out of range ({} rows)", self.len()),
+                    }
+                })?;
+                out.extend_from_slice(slice);
+            }
+            Ok(out)
+        };
+        Ok(FeatureRows {
+            image_features: take(&self.image_features)?,
+            text_features: self.text_features.as_deref().map(take).transpose()?,
+            locations: rows.iter().map(|&row| self.locations[row]).collect(),
+        })
+    }
+}
+
+/// Where a run stands: the next batch to train.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingProgress {
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Batches of the current epoch finished.
+    pub batch: usize,
+    /// Optimisation steps taken since the start.
+    pub steps: u64,
+}
+
+/// What one optimisation step did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Epoch of the step (from 0).
+    pub epoch: usize,
+    /// Batch of the step within its epoch (from 0).
+    pub batch: usize,
+    /// Batches in this epoch.
+    pub batches_in_epoch: usize,
+    /// Rows in the batch.
+    pub rows: usize,
+    /// The loss before the step.
+    pub loss: f64,
+    /// Its image–text term, when trained.
+    pub image_text_loss: Option<f64>,
+    /// Its image–GPS term.
+    pub image_gps_loss: f64,
+    /// The learning rate the step used.
+    pub learning_rate: f64,
+}
+
+/// Whether a loop goes on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepControl {
+    /// Train the next batch.
+    Continue,
+    /// Stop after this step (the progress is kept; save the state to resume later).
+    Stop,
+}
+
+/// Names of the files of a saved training state, inside its directory.
+const PROGRESS_FILE: &str = "progress.json";
+
+/// The contents of `progress.json`: everything but the tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedProgress {
+    format: u32,
+    config: TrainingConfig,
+    progress: TrainingProgress,
+    model_file: String,
+    optimizer_file: String,
+}
+
+const STATE_FORMAT: u32 = 1;
+
+/// Trains an [`AlignmentModel`] with G3's objective and optimiser: AdamW over every trainable
+/// weight (the random Fourier matrices stay fixed), the learning rate multiplied by
+/// [`TrainingConfig::learning_rate_decay`] after each epoch.
+///
+/// The device must have autodiff (`Device::ndarray().autodiff()`, or a wgpu device's
+/// `.autodiff()`).
+pub struct Trainer {
+    config: TrainingConfig,
+    model: Option<AlignmentModel>,
+    optimizer: ModuleOptimizer,
+    progress: TrainingProgress,
+    device: Device,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trainer {
+    /// A run starting from `model` (moved to `device`, which must have autodiff).
+    pub fn new(
+        config: TrainingConfig,
+        model: AlignmentModel,
+        device: &Device,
+    ) -> Result<Self, AlignError> {
+        config.validate()?;
+        if !device.is_autodiff() {
+            return Err(AlignError::InvalidConfig {
+                reason: "training needs a device with autodiff (Device::autodiff)".to_owned(),
+            });
+        }
+        // `fork` keeps each weight's gradient setting where `to_device` would drop it.
+        let model = model.fork(device);
+        if !model.logit_scale2.val().is_require_grad() {
+            return Err(AlignError::InvalidConfig {
+                reason: "the model's weights do not track gradients: build or load it on the \
+                         trainer's autodiff device"
+                    .to_owned(),
+            });
+        }
+        Ok(Trainer {
+            optimizer: config.optimizer(),
+            config,
+            model: Some(model),
+            progress: TrainingProgress::default(),
+            device: device.clone(),
+        })
+    }
+
+    /// The run's settings.
+    pub fn config(&self) -> &TrainingConfig {
+        &self.config
+    }
+
+    /// Where the run stands.
+    pub fn progress(&self) -> TrainingProgress {
+        self.progress
+    }
+
+    /// Whether every epoch has been trained.
+    pub fn is_finished(&self) -> bool {
+        self.progress.epoch >= self.config.epochs
+    }
+
+    /// The model as trained so far.
+    pub fn model(&self) -> &AlignmentModel {
+        self.model
+            .as_ref()
+            .expect("the trainer always holds its model between steps")
+    }
+
+    /// The trained model.
+    pub fn into_model(mut self) -> AlignmentModel {
+        self.model
+            .take()
+            .expect("the trainer always holds its model between steps")
+    }
+
+    /// The learning rate of the current epoch: `learning_rate · decayᵉᵖᵒᶜʰ`.
+    pub fn learning_rate(&self) -> f64 {
+        self.config.learning_rate
+            * self
+                .config
+                .learning_rate_decay
+                .powi(self.progress.epoch as i32)
+    }
+
+    /// The order in which epoch `epoch` visits `rows` rows: `0..rows`, or a permutation drawn
+    /// from the seed and the epoch alone (so a resumed run visits the same order).
+    pub fn epoch_order(&self, epoch: usize, rows: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..rows).collect();
+        if self.config.shuffle {
+            let stream = (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            fastrand::Rng::with_seed(self.config.seed ^ stream).shuffle(&mut order);
+        }
+        order
+    }
+
+    /// One optimisation step on `batch` with the current learning rate. Advances the batch
+    /// counter but not the epoch; [`Trainer::train_epoch`] manages both.
+    pub fn step(&mut self, batch: &AlignmentBatch) -> Result<StepReport, AlignError> {
+        let model = self
+            .model
+            .take()
+            .expect("the trainer always holds its model between steps");
+        let loss = match model.loss(batch, self.config.variant) {
+            Ok(loss) => loss,
+            Err(error) => {
+                self.model = Some(model);
+                return Err(error);
+            }
+        };
+        let read = |tensor: &Tensor<1>| -> Result<f64, AlignError> {
+            let data = tensor.clone().detach().into_data();
+            data.as_slice::<f32>()
+                .ok()
+                .and_then(|values| values.first().copied())
+                .map(f64::from)
+                .ok_or_else(|| AlignError::TensorRead {
+                    message: "the loss is not a float32 scalar".to_owned(),
+                })
+        };
+        let rows = batch.image_features.dims()[0];
+        let report = StepReport {
+            epoch: self.progress.epoch,
+            batch: self.progress.batch,
+            batches_in_epoch: 0,
+            rows,
+            loss: read(&loss.total)?,
+            image_text_loss: loss.image_text.as_ref().map(read).transpose()?,
+            image_gps_loss: read(&loss.image_gps)?,
+            learning_rate: self.learning_rate(),
+        };
+        if !report.loss.is_finite() {
+            self.model = Some(model);
+            return Err(AlignError::InvalidInput {
+                reason: format!(
+                    "the loss became {} at epoch {} batch {}; lower the learning rate",
+                    report.loss, report.epoch, report.batch
+                ),
+            });
+        }
+        let gradients = GradientsParams::from_grads(loss.total.backward(), &model);
+        self.model = Some(self.optimizer.step(report.learning_rate, model, gradients));
+        self.progress.batch += 1;
+        self.progress.steps += 1;
+        Ok(report)
+    }
+
+    /// Turns gathered rows into a batch on the trainer's device (locations through G3's
+    /// Mercator projection).
+    pub fn batch_from_rows(&self, rows: FeatureRows) -> Result<AlignmentBatch, AlignError> {
+        let count = rows.locations.len();
+        let width = self.model().feature_size();
+        let lengths = [
+            Some(rows.image_features.len()),
+            rows.text_features.as_ref().map(Vec::len),
+        ];
+        if count == 0
+            || lengths
+                .iter()
+                .flatten()
+                .any(|&length| length != count * width)
+        {
+            return Err(AlignError::InvalidInput {
+                reason: format!(
+                    "a batch of {count} locations with {lengths:?} feature values; the model \
+                     takes {width} values per row"
+                ),
+            });
+        }
+        let tensor = |values: Vec<f32>| {
+            Tensor::<2>::from_data(TensorData::new(values, [count, width]), &self.device)
+        };
+        let projected = MercatorProjection.project_all(&rows.locations);
+        Ok(AlignmentBatch {
+            image_features: tensor(rows.image_features),
+            text_features: rows.text_features.map(tensor),
+            projected_locations: Tensor::from_data(
+                TensorData::new(projected, [count, 2]),
+                &self.device,
+            ),
+        })
+    }
+
+    /// Trains the rest of the current epoch (from [`TrainingProgress::batch`]), calling
+    /// `observer` after every step; returns whether the epoch was finished (`false` when the
+    /// observer asked to stop). At the end of an epoch the learning rate decays.
+    pub fn train_epoch(
+        &mut self,
+        data: &dyn AlignmentData,
+        observer: &mut dyn FnMut(&StepReport) -> StepControl,
+    ) -> Result<bool, AlignError> {
+        if self.is_finished() {
+            return Ok(true);
+        }
+        if data.is_empty() {
+            return Err(AlignError::InvalidInput {
+                reason: "the training data has no rows".to_owned(),
+            });
+        }
+        if data.feature_size() != self.model().feature_size() {
+            return Err(AlignError::InvalidInput {
+                reason: format!(
+                    "the data's features have width {}, the model takes {}",
+                    data.feature_size(),
+                    self.model().feature_size()
+                ),
+            });
+        }
+        if self.config.variant.uses_text() && !data.has_text() {
+            return Err(AlignError::InvalidInput {
+                reason: "the image-gps-text variant needs text features; cache them or train \
+                         the image-gps variant"
+                    .to_owned(),
+            });
+        }
+        let order = self.epoch_order(self.progress.epoch, data.len());
+        let batches: Vec<&[usize]> = order.chunks(self.config.batch_size).collect();
+        loop {
+            let mut rows = data.gather(batches[self.progress.batch])?;
+            if !self.config.variant.uses_text() {
+                rows.text_features = None;
+            }
+            let batch = self.batch_from_rows(rows)?;
+            let mut report = self.step(&batch)?;
+            report.batches_in_epoch = batches.len();
+            if self.progress.batch == batches.len() {
+                self.progress.epoch += 1;
+                self.progress.batch = 0;
+                observer(&report);
+                return Ok(true);
+            }
+            if observer(&report) == StepControl::Stop {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Writes everything a resumed run needs into `directory`: the model and optimizer
+    /// state (burn's burnpack format, which keeps the parameter identities the optimizer
+    /// state refers to) and `progress.json` (settings and position). Files are written
+    /// under new names, then `progress.json` is replaced atomically and the old files
+    /// removed, so an interruption at any point leaves a loadable state.
+    pub fn save_state(&self, directory: &Path) -> Result<(), AlignError> {
+        std::fs::create_dir_all(directory).map_err(|source| AlignError::Io {
+            path: directory.to_path_buf(),
+            source,
+        })?;
+        let stem = format!(
+            "epoch{:03}-batch{:06}-step{}",
+            self.progress.epoch, self.progress.batch, self.progress.steps
+        );
+        let model_file = format!("model-{stem}.bpk");
+        let optimizer_file = format!("optimizer-{stem}.bpk");
+        let previous = read_progress(directory).ok();
+
+        let model_path = directory.join(&model_file);
+        let temporary = crate::atomic::temporary_sibling(&model_path)?;
+        let mut store = BurnpackStore::from_file(&*temporary)
+            .auto_extension(false)
+            .overwrite(true);
+        self.model()
+            .save_into(&mut store)
+            .map_err(|error| state_error(&model_path, error))?;
+        crate::atomic::rename_into_place(temporary, &model_path)?;
+
+        let optimizer_path = directory.join(&optimizer_file);
+        let temporary = crate::atomic::temporary_sibling(&optimizer_path)?;
+        self.optimizer
+            .save(&*temporary)
+            .map_err(|error| state_error(&optimizer_path, error))?;
+        crate::atomic::rename_into_place(temporary, &optimizer_path)?;
+
+        let saved = SavedProgress {
+            format: STATE_FORMAT,
+            config: self.config.clone(),
+            progress: self.progress,
+            model_file,
+            optimizer_file,
+        };
+        let progress_path = directory.join(PROGRESS_FILE);
+        let temporary = crate::atomic::temporary_sibling(&progress_path)?;
+        let json = serde_json::to_vec_pretty(&saved).map_err(|error| AlignError::Config {
+            path: progress_path.clone(),
+            reason: error.to_string(),
+        })?;
+        std::fs::write(&temporary, json).map_err(|source| AlignError::Io {
+            path: progress_path.clone(),
+            source,
+        })?;
+        crate::atomic::rename_into_place(temporary, &progress_path)?;
+
+        if let Some(previous) = previous {
+            for old in [previous.model_file, previous.optimizer_file] {
+                if old != saved.model_file && old != saved.optimizer_file {
+                    let _ = std::fs::remove_file(directory.join(old));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resumes a run saved by [`Trainer::save_state`]. `model` must have the saved model's
+    /// shapes (its values are replaced); typically it is the run's starting model. The
+    /// settings come from the state, except `epochs`, which `epochs` may raise to train
+    /// longer.
+    pub fn resume(
+        directory: &Path,
+        model: AlignmentModel,
+        epochs: Option<usize>,
+        device: &Device,
+    ) -> Result<Self, AlignError> {
+        let saved = read_progress(directory)?;
+        let mut config = saved.config;
+        if let Some(epochs) = epochs {
+            config.epochs = epochs;
+        }
+        let mut trainer = Trainer::new(config, model, device)?;
+        let model_path = directory.join(&saved.model_file);
+        if !model_path.is_file() {
+            return Err(AlignError::Io {
+                path: model_path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the model state named by progress.json is missing",
+                ),
+            });
+        }
+        let mut store = BurnpackStore::from_file(&model_path)
+            .auto_extension(false)
+            .validate(true);
+        let mut model = trainer.model.take().expect("just built");
+        let result = model
+            .load_from(&mut store)
+            .map_err(|error| state_error(&model_path, error))?;
+        if !result.missing.is_empty() || !result.errors.is_empty() {
+            return Err(AlignError::KeyMismatch {
+                path: model_path,
+                missing: result.missing.into_iter().map(|(key, _)| key).collect(),
+                unexpected: result.unused,
+                mis_shaped: result.errors.iter().map(ToString::to_string).collect(),
+            });
+        }
+        trainer.model = Some(model.fork(device));
+        let optimizer_path = directory.join(&saved.optimizer_file);
+        if !optimizer_path.is_file() {
+            return Err(AlignError::Io {
+                path: optimizer_path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the optimizer state named by progress.json is missing",
+                ),
+            });
+        }
+        trainer.optimizer = trainer
+            .config
+            .optimizer()
+            .load(&optimizer_path)
+            .map_err(|error| state_error(&optimizer_path, error))?;
+        trainer.progress = saved.progress;
+        Ok(trainer)
+    }
+
+    /// The position saved in a state directory, without loading it.
+    pub fn saved_progress(directory: &Path) -> Result<TrainingProgress, AlignError> {
+        read_progress(directory).map(|saved| saved.progress)
+    }
+}
+
+fn read_progress(directory: &Path) -> Result<SavedProgress, AlignError> {
+    let path: PathBuf = directory.join(PROGRESS_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| AlignError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let saved: SavedProgress = serde_json::from_str(&text).map_err(|error| AlignError::Config {
+        path: path.clone(),
+        reason: error.to_string(),
+    })?;
+    if saved.format != STATE_FORMAT {
+        return Err(AlignError::Config {
+            path,
+            reason: format!(
+                "training state format {} is not the supported {STATE_FORMAT}",
+                saved.format
+            ),
+        });
+    }
+    Ok(saved)
+}
+
+fn state_error(path: &Path, error: impl std::fmt::Display) -> AlignError {
+    AlignError::Checkpoint {
+        path: path.to_path_buf(),
+        source: error.to_string().into(),
+    }
+}
