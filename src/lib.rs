@@ -35,6 +35,7 @@
 mod atomic_file;
 mod error;
 pub mod evaluation;
+pub mod feature_cache;
 pub mod geocoding;
 mod image_list;
 mod npy;
@@ -42,6 +43,7 @@ mod retrieval;
 mod table;
 
 pub use error::{Error, Result, RowProblem};
+pub use feature_cache::{FeatureCache, MappedMatrix};
 pub use g3_align as align;
 pub use g3_core as core;
 pub use g3_core::{

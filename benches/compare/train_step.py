@@ -154,9 +154,9 @@ def main():
     towers = towers_seconds_per_sample(args.tower_batch, args.torch_device)
     torch_same_step = args.batch / heads
     reference = 1.0 / (towers + heads / args.batch)
-    print(f"| g3-rs from cached features | {ours:.1} samples/s |")
-    print(f"| PyTorch, same step | {torch_same_step:.1} samples/s | g3-rs / PyTorch = {ours / torch_same_step:.2}x |")
-    print(f"| reference (towers {1000 * towers:.0} ms/sample + step) | {reference:.3} samples/s "
+    print(f"| g3-rs from cached features | {ours:.1f} samples/s |")
+    print(f"| PyTorch, same step | {torch_same_step:.1f} samples/s | g3-rs / PyTorch = {ours / torch_same_step:.2f}x |")
+    print(f"| reference (towers {1000 * towers:.0f} ms/sample + step) | {reference:.3f} samples/s "
           f"| g3-rs / reference = {ours / reference:.0f}x |")
 
 

@@ -5,6 +5,7 @@ mod embed_images;
 mod eval;
 mod geocode;
 mod index;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,9 @@ enum Command {
     /// The image database: build, search, import faiss, inspect.
     #[command(subcommand)]
     Index(index::IndexCommand),
+    /// Geo-alignment: train G3's GPS encoder, heads and temperatures from cached CLIP
+    /// features (resumable; checkpoints every epoch).
+    Train(train::TrainArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Command::EmbedImages(args) => embed_images::run(args),
         Command::Geocode(args) => geocode::run(args),
         Command::Index(command) => index::run(command),
+        Command::Train(args) => train::run(args),
     }
 }
