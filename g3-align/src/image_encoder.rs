@@ -27,6 +27,9 @@ pub enum ImageEmbeddingKind {
     /// GeoCLIP's image embedding: its MLP (768 → 768 → 512) on the CLIP image feature,
     /// comparable with GeoCLIP's GPS embeddings.
     GeoClip,
+    /// CLIP's projected image feature before normalisation: what G3's heads take, and what
+    /// Geo-alignment training reads from its feature cache (`g3 cache-features`).
+    ClipFeatures,
 }
 
 /// The model behind an [`ImageEncoder`].
@@ -52,17 +55,21 @@ impl ImageModel {
     fn supports(&self, kind: ImageEmbeddingKind) -> bool {
         matches!(
             (self, kind),
-            (ImageModel::Clip(_), ImageEmbeddingKind::Clip)
-                | (
-                    ImageModel::G3(_),
-                    ImageEmbeddingKind::Clip
-                        | ImageEmbeddingKind::Database
-                        | ImageEmbeddingKind::Gps
-                )
-                | (
-                    ImageModel::GeoClip { .. },
-                    ImageEmbeddingKind::Clip | ImageEmbeddingKind::GeoClip
-                )
+            (
+                ImageModel::Clip(_),
+                ImageEmbeddingKind::Clip | ImageEmbeddingKind::ClipFeatures
+            ) | (
+                ImageModel::G3(_),
+                ImageEmbeddingKind::Clip
+                    | ImageEmbeddingKind::Database
+                    | ImageEmbeddingKind::Gps
+                    | ImageEmbeddingKind::ClipFeatures
+            ) | (
+                ImageModel::GeoClip { .. },
+                ImageEmbeddingKind::Clip
+                    | ImageEmbeddingKind::GeoClip
+                    | ImageEmbeddingKind::ClipFeatures
+            )
         )
     }
 
@@ -141,9 +148,10 @@ impl ImageEncoder {
     fn output_dimension(&self) -> usize {
         match (&self.model, self.kind) {
             (ImageModel::Clip(clip), _)
-            | (ImageModel::GeoClip { clip, .. }, ImageEmbeddingKind::Clip) => {
-                clip.visual_projection.weight.dims()[1]
-            }
+            | (
+                ImageModel::GeoClip { clip, .. },
+                ImageEmbeddingKind::Clip | ImageEmbeddingKind::ClipFeatures,
+            ) => clip.visual_projection.weight.dims()[1],
             (ImageModel::GeoClip { mlp, .. }, _) => mlp.output_size(),
             (ImageModel::G3(g3), ImageEmbeddingKind::Database) => {
                 g3.embedding_size()
@@ -219,6 +227,13 @@ impl ImageEncoder {
 
     fn forward(&self, pixels: Tensor<4>) -> Result<Tensor<2>, AlignError> {
         Ok(match (&self.model, self.kind) {
+            (
+                ImageModel::Clip(clip) | ImageModel::GeoClip { clip, .. },
+                ImageEmbeddingKind::ClipFeatures,
+            ) => clip.image_features(pixels)?,
+            (ImageModel::G3(g3), ImageEmbeddingKind::ClipFeatures) => g3
+                .vision_projection
+                .forward(g3.vision_model.forward(pixels)?.pooled),
             (ImageModel::Clip(clip), _)
             | (ImageModel::GeoClip { clip, .. }, ImageEmbeddingKind::Clip) => {
                 l2_normalize(clip.image_features(pixels)?)
@@ -302,6 +317,35 @@ impl TextEncoder {
             TextModel::Clip(clip) => clip.text_projection.weight.dims()[1],
             TextModel::G3(g3) => g3.text_projection_else.output_size(),
         }
+    }
+
+    /// CLIP's projected text features of `texts` before normalisation and before G3's head:
+    /// what Geo-alignment training reads from its feature cache.
+    pub fn features(&self, texts: &[&str]) -> Result<Embeddings, AlignError> {
+        let dimension = match &self.model {
+            TextModel::Clip(clip) => clip.text_projection.weight.dims()[1],
+            TextModel::G3(g3) => g3.text_projection.weight.dims()[1],
+        };
+        let mut values = Vec::with_capacity(texts.len() * dimension);
+        for batch in texts.chunks(self.batch_size) {
+            let tokens = self.tokenizer.encode(batch)?;
+            let output = match &self.model {
+                TextModel::Clip(clip) => clip.text_features(&tokens.ids, CONTEXT_LENGTH)?,
+                TextModel::G3(g3) => g3
+                    .text_projection
+                    .forward(g3.text_model.forward(&tokens.ids, CONTEXT_LENGTH)?.pooled),
+            }
+            .into_data()
+            .convert::<f32>();
+            values.extend_from_slice(output.as_slice::<f32>().map_err(|error| {
+                AlignError::TensorRead {
+                    message: format!("{error:?}"),
+                }
+            })?);
+        }
+        Embeddings::new(dimension, values).map_err(|error| AlignError::TensorRead {
+            message: error.to_string(),
+        })
     }
 
     /// Embeddings of `texts`, in order.

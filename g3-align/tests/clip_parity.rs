@@ -374,12 +374,20 @@ fn text_encoder_tokenizes_in_batches_and_normalises() {
         "Nuuk",
     ];
     let tokens = tokenizer.encode(&texts).unwrap();
-    let expected = l2_normalize(model.text_features(&tokens.ids, CONTEXT_LENGTH).unwrap());
+    let raw = model.text_features(&tokens.ids, CONTEXT_LENGTH).unwrap();
+    let expected = l2_normalize(raw.clone());
     // Batches of two: the last batch holds one text.
     let encoder = TextEncoder::new(TextModel::Clip(model), tokenizer, 2).unwrap();
     let embedded = encoder.embed(&texts).unwrap();
     assert_eq!(embedded.dimension(), 24);
     let worst: f32 = (embeddings_tensor(&embedded, &device) - expected)
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(worst < 1e-6, "{worst}");
+    // What Geo-alignment training caches: the same features before normalisation.
+    let features = encoder.features(&texts).unwrap();
+    let worst: f32 = (embeddings_tensor(&features, &device) - raw)
         .abs()
         .max()
         .into_scalar();

@@ -1,5 +1,6 @@
 //! The `g3` command-line tool.
 
+mod cache_features;
 mod embed_gps;
 mod embed_images;
 mod eval;
@@ -19,6 +20,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// CLIP's projected image and text features of a dataset, computed once for
+    /// `g3 train` (resumable).
+    CacheFeatures(cache_features::CacheFeaturesArgs),
     /// Score a predictions CSV: geodesic error per row and accuracy at distance thresholds.
     Eval(eval::EvalArgs),
     /// Embed GPS coordinates with GeoCLIP's or G3's location encoder.
@@ -39,6 +43,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::CacheFeatures(args) => cache_features::run(args),
         Command::Eval(args) => eval::run(args),
         Command::EmbedGps(args) => embed_gps::run(args),
         Command::EmbedImages(args) => embed_images::run(args),
