@@ -15,7 +15,8 @@
 //! let model = AlignmentModelConfig::default()
 //!     .init(&device, 0)?
 //!     .load_location_encoder("location_encoder_weights.pth".as_ref())?;
-//! # let data: FeatureTable = unimplemented!();
+//! # let point = g3_core::GeoPoint::new(48.85, 2.35)?;
+//! # let data = FeatureTable::new(768, vec![0.5; 768], Some(vec![0.5; 768]), vec![point])?;
 //! let mut trainer = Trainer::new(TrainingConfig::default(), model, &device)?;
 //! while !trainer.is_finished() {
 //!     trainer.train_epoch(&data, &mut |report| {

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+
+use crate::common::{DeviceArg, csv_field, resolve_model};
 use g3::align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipTokenizer};
 use g3::align::pretrained::{HfClipDirectory, ModelSource};
 use g3::align::{
-    ComputeDevice, Device, G3Model, ImageEmbeddingKind, ImageEncoder, ImageModel, TextEncoder,
-    TextModel,
+    Device, G3Model, ImageEmbeddingKind, ImageEncoder, ImageModel, TextEncoder, TextModel,
 };
 use g3::core::assets::Asset;
 use g3::data::{DatasetKind, DescriptionTemplate, MetadataOptions, MetadataReader};
@@ -82,13 +83,6 @@ enum DatasetArg {
     Yfcc4k,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DeviceArg {
-    Cpu,
-    Flex,
-    Wgpu,
-}
-
 /// One metadata row to cache.
 struct Row {
     image_id: String,
@@ -99,14 +93,6 @@ struct Row {
 
 fn part_path(output: &Path, part: usize, suffix: &str) -> PathBuf {
     output.join("parts").join(format!("{part:06}.{suffix}"))
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
 }
 
 /// Writes `text` to `path` through a temporary file renamed into place.
@@ -124,12 +110,8 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn model_source(name: &str) -> anyhow::Result<ModelSource> {
-    Ok(ModelSource::resolve(name)?)
-}
-
 fn image_encoder(args: &CacheFeaturesArgs, device: &Device) -> anyhow::Result<ImageEncoder> {
-    let (model, processor) = match model_source(&args.model)? {
+    let (model, processor) = match resolve_model(&args.model)? {
         ModelSource::HfDirectory(directory) => {
             let clip = HfClipDirectory::open(&directory)?;
             (
@@ -157,7 +139,7 @@ fn image_encoder(args: &CacheFeaturesArgs, device: &Device) -> anyhow::Result<Im
 }
 
 fn text_encoder(args: &CacheFeaturesArgs, device: &Device) -> anyhow::Result<TextEncoder> {
-    let (model, tokenizer) = match model_source(&args.model)? {
+    let (model, tokenizer) = match resolve_model(&args.model)? {
         ModelSource::HfDirectory(directory) => {
             let clip = HfClipDirectory::open(&directory)?;
             (TextModel::Clip(clip.load_model(device)?), clip.tokenizer()?)
@@ -299,12 +281,7 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
     if args.batch == 0 || args.part_rows == 0 {
         bail!("--batch and --part-rows must be at least 1");
     }
-    let device = match args.device {
-        DeviceArg::Cpu => ComputeDevice::Cpu,
-        DeviceArg::Flex => ComputeDevice::Flex,
-        DeviceArg::Wgpu => ComputeDevice::Wgpu,
-    }
-    .to_device()?;
+    let device = args.device.to_device()?;
     let rows = read_rows(&args)?;
     if rows.is_empty() {
         bail!("{}: no rows to cache", args.metadata.display());

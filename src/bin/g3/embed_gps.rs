@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use g3::align::{
-    ComputeDevice, GpsEncoder, GpsEncoderConfig, ProjectionHeadConfig, ProjectionKind,
-};
+
+use crate::common::DeviceArg;
+use g3::align::{GpsEncoder, GpsEncoderConfig, ProjectionHeadConfig, ProjectionKind};
 use g3::core::assets::Asset;
 use g3::{EmbeddingFileWriter, read_points_csv};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -50,27 +50,12 @@ enum ProjectionArg {
     EqualEarth,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DeviceArg {
-    /// burn-ndarray on the CPU.
-    Cpu,
-    /// burn's flex CPU backend (build with --features flex).
-    Flex,
-    /// The default GPU through wgpu (build with --features wgpu).
-    Wgpu,
-}
-
 pub fn run(args: EmbedGpsArgs) -> anyhow::Result<()> {
     let weights = match args.weights {
         Some(path) => path,
         None => Asset::GEOCLIP_LOCATION_ENCODER.require()?,
     };
-    let device = match args.device {
-        DeviceArg::Cpu => ComputeDevice::Cpu,
-        DeviceArg::Flex => ComputeDevice::Flex,
-        DeviceArg::Wgpu => ComputeDevice::Wgpu,
-    }
-    .to_device()?;
+    let device = args.device.to_device()?;
     let config = GpsEncoderConfig {
         projection: match args.projection {
             ProjectionArg::Mercator => ProjectionKind::Mercator,

@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+
+use crate::common::{DeviceArg, csv_field, resolve_model};
 use g3::align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig};
 use g3::align::pretrained::{HfClipDirectory, ModelSource};
 use g3::align::{
-    AlignError, ComputeDevice, Device, G3Model, ImageEmbeddingKind, ImageEncoder, ImageModel,
-    loader,
+    AlignError, Device, G3Model, ImageEmbeddingKind, ImageEncoder, ImageModel, loader,
 };
 use g3::core::assets::Asset;
 use g3::{GrowingEmbeddingFile, ImageInput, list_images};
@@ -81,16 +82,6 @@ enum KindArg {
     Geoclip,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DeviceArg {
-    /// burn-ndarray on the CPU.
-    Cpu,
-    /// burn's flex CPU backend (build with --features flex).
-    Flex,
-    /// The default GPU through wgpu (build with --features wgpu).
-    Wgpu,
-}
-
 fn load_encoder(args: &EmbedImagesArgs, device: Device) -> anyhow::Result<ImageEncoder> {
     let kind = match args.kind {
         KindArg::Clip => ImageEmbeddingKind::Clip,
@@ -146,36 +137,6 @@ fn load_encoder(args: &EmbedImagesArgs, device: Device) -> anyhow::Result<ImageE
     Ok(ImageEncoder::new(
         model, kind, processor, device, args.batch,
     )?)
-}
-
-/// Finds the model locally; with the `download` feature, fetches an HF repo id that is not
-/// cached (from `$HF_ENDPOINT`, with `$HF_TOKEN` if set), with a progress bar.
-fn resolve_model(name: &str) -> anyhow::Result<ModelSource> {
-    #[cfg(feature = "download")]
-    {
-        use g3::align::pretrained::DEFAULT_HF_ENDPOINT;
-        let endpoint =
-            std::env::var("HF_ENDPOINT").unwrap_or_else(|_| DEFAULT_HF_ENDPOINT.to_owned());
-        let token = std::env::var("HF_TOKEN").ok();
-        let progress = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template("{spinner} downloading {msg} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-                .expect("the progress template is valid"),
-        );
-        let source = ModelSource::resolve_or_download(
-            name,
-            &endpoint,
-            token.as_deref(),
-            &mut |file, done, total| {
-                progress.set_message(file.to_owned());
-                progress.set_length(total.unwrap_or(done));
-                progress.set_position(done);
-            },
-        );
-        progress.finish_and_clear();
-        Ok(source?)
-    }
-    #[cfg(not(feature = "download"))]
-    Ok(ModelSource::resolve(name)?)
 }
 
 /// The images of one chunk, read and preprocessed: (file, pixels or why not).
@@ -235,14 +196,6 @@ impl SidecarCsv {
     }
 }
 
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
 fn sidecar(output: &Path, suffix: &str) -> PathBuf {
     output.with_extension(suffix)
 }
@@ -251,12 +204,7 @@ pub fn run(args: EmbedImagesArgs) -> anyhow::Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let device = match args.device {
-        DeviceArg::Cpu => ComputeDevice::Cpu,
-        DeviceArg::Flex => ComputeDevice::Flex,
-        DeviceArg::Wgpu => ComputeDevice::Wgpu,
-    }
-    .to_device()?;
+    let device = args.device.to_device()?;
     let files = list_images(&args.input, args.root.as_deref())?;
     if files.is_empty() {
         bail!("{}: no images to embed", args.input.display());

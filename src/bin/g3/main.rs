@@ -1,6 +1,7 @@
 //! The `g3` command-line tool.
 
 mod cache_features;
+mod common;
 mod embed_gps;
 mod embed_images;
 mod eval;

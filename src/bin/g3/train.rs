@@ -191,6 +191,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 state.display()
             );
         }
+        if trainer.config() != &settings.training {
+            eprintln!(
+                "g3 train: [training] differs from the stopped run's settings, which are kept \
+                 (only epochs may change); pass --restart to train with the new ones"
+            );
+        }
         let progress = trainer.progress();
         eprintln!(
             "g3 train: resuming at epoch {} batch {} (step {})",
@@ -218,7 +224,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .context("installing the Ctrl-C handler")?;
     }
 
-    let batches_per_epoch = data.len().div_ceil(settings.training.batch_size);
+    let batches_per_epoch = data.len().div_ceil(trainer.config().batch_size);
     let total_steps = (batches_per_epoch * trainer.config().epochs) as u64;
     let bar = ProgressBar::new(total_steps).with_style(
         ProgressStyle::with_template(

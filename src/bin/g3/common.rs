@@ -1,0 +1,68 @@
+//! Pieces several commands share: the device option, model resolution, CSV quoting.
+
+use clap::ValueEnum;
+use g3::align::pretrained::ModelSource;
+use g3::align::{ComputeDevice, Device};
+
+/// `--device`: where models run.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeviceArg {
+    /// burn-ndarray on the CPU.
+    Cpu,
+    /// burn's flex CPU backend (build with --features flex).
+    Flex,
+    /// The default GPU through wgpu (build with --features wgpu).
+    Wgpu,
+}
+
+impl DeviceArg {
+    /// The burn device, or why this build cannot provide it.
+    pub fn to_device(self) -> anyhow::Result<Device> {
+        Ok(match self {
+            DeviceArg::Cpu => ComputeDevice::Cpu,
+            DeviceArg::Flex => ComputeDevice::Flex,
+            DeviceArg::Wgpu => ComputeDevice::Wgpu,
+        }
+        .to_device()?)
+    }
+}
+
+/// Finds a model locally; with the `download` feature, fetches an HF repo id that is not
+/// cached (from `$HF_ENDPOINT`, with `$HF_TOKEN` if set), with a progress bar.
+pub fn resolve_model(name: &str) -> anyhow::Result<ModelSource> {
+    #[cfg(feature = "download")]
+    {
+        use g3::align::pretrained::DEFAULT_HF_ENDPOINT;
+        use indicatif::{ProgressBar, ProgressStyle};
+        let endpoint =
+            std::env::var("HF_ENDPOINT").unwrap_or_else(|_| DEFAULT_HF_ENDPOINT.to_owned());
+        let token = std::env::var("HF_TOKEN").ok();
+        let progress = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{spinner} downloading {msg} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+                .expect("the progress template is valid"),
+        );
+        let source = ModelSource::resolve_or_download(
+            name,
+            &endpoint,
+            token.as_deref(),
+            &mut |file, done, total| {
+                progress.set_message(file.to_owned());
+                progress.set_length(total.unwrap_or(done));
+                progress.set_position(done);
+            },
+        );
+        progress.finish_and_clear();
+        Ok(source?)
+    }
+    #[cfg(not(feature = "download"))]
+    Ok(ModelSource::resolve(name)?)
+}
+
+/// A CSV field, quoted when it holds a separator, a quote or a line break.
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
