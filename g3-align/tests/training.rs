@@ -246,6 +246,20 @@ fn a_stopped_run_resumes_to_the_same_weights() {
 
     let mut resumed = Trainer::resume(state.path(), start(), None, &device).unwrap();
     assert_eq!(resumed.progress().steps, 7);
+    // Other data, too small to hold the saved position, is refused without harm.
+    let mut rng = fastrand::Rng::with_seed(6);
+    let few_points = random_points(&mut rng, 16);
+    let few = FeatureTable::new(
+        FEATURES,
+        synthetic_features(&few_points, 0.2, &mut rng),
+        Some(synthetic_features(&few_points, 0.2, &mut rng)),
+        few_points,
+    )
+    .unwrap();
+    let error = resumed
+        .train_epoch(&few, &mut |_| StepControl::Continue)
+        .unwrap_err();
+    assert!(error.to_string().contains("stopped at batch 2"), "{error}");
     while !resumed.is_finished() {
         resumed
             .train_epoch(&data, &mut |report| {

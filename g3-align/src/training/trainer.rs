@@ -499,6 +499,17 @@ impl Trainer {
         }
         let order = self.epoch_order(self.progress.epoch, data.len());
         let batches: Vec<&[usize]> = order.chunks(self.config.batch_size).collect();
+        if self.progress.batch >= batches.len() {
+            return Err(AlignError::InvalidInput {
+                reason: format!(
+                    "the run stopped at batch {} of epoch {}, but this data has {} batches per \
+                     epoch: resume with the data the run started with",
+                    self.progress.batch,
+                    self.progress.epoch + 1,
+                    batches.len()
+                ),
+            });
+        }
         loop {
             let mut rows = data.gather(batches[self.progress.batch])?;
             if !self.config.variant.uses_text() {
