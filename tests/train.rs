@@ -201,3 +201,129 @@ fn bad_settings_and_caches_are_clear_errors() {
         "{stderr}"
     );
 }
+
+/// From photos to a database: `g3 cache-features` on the CLIP fixture model, `g3 train` on
+/// the cache, then `g3 embed-images --kind database` with the trained heads on that CLIP.
+#[test]
+fn cached_features_train_heads_that_embed_a_database() {
+    let directory = tempfile::tempdir().unwrap();
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("g3-align/tests/fixtures/clip");
+    let images = [
+        "landscape.jpg",
+        "portrait.png",
+        "gray.png",
+        "rgba.png",
+        "cmyk.jpg",
+    ];
+    let mut metadata = String::from("IMG_ID,LAT,LON,city,state,country\n");
+    for (index, image) in images.iter().enumerate() {
+        metadata.push_str(&format!(
+            "{image},{},{},City,State,Country\n",
+            40.0 + 3.0 * index as f64,
+            -3.0 * index as f64
+        ));
+    }
+    std::fs::write(directory.path().join("metadata.csv"), metadata).unwrap();
+    let features = directory.path().join("features");
+    let output = g3(&[
+        "cache-features",
+        "--model",
+        clip.join("model").to_str().unwrap(),
+        "--metadata",
+        directory.path().join("metadata.csv").to_str().unwrap(),
+        "--images",
+        clip.join("images").to_str().unwrap(),
+        "--output",
+        features.to_str().unwrap(),
+        "--no-text",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The fixture CLIP projects to 24 values; the image-gps variant needs no text.
+    let config = directory.path().join("train.toml");
+    std::fs::write(
+        &config,
+        r#"
+image_features = "features/image_features.npy"
+locations = "features/metadata.csv"
+output = "run"
+location_encoder = "fresh"
+
+[model]
+feature_size = 24
+
+[model.location_encoder]
+sigmas = [1.0]
+encoded_size = 4
+hidden_width = 8
+hidden_layers = 1
+output_size = 6
+
+[training]
+variant = "image-gps"
+epochs = 2
+batch_size = 4
+learning_rate = 1e-3
+"#,
+    )
+    .unwrap();
+    let output = g3(&["train", "--config", config.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let list = directory.path().join("list.csv");
+    std::fs::write(&list, format!("file\n{}\n", images.join("\n"))).unwrap();
+    let embed = |kind: &str, extra: &[&str]| {
+        let path = directory.path().join(format!("{kind}.npy"));
+        let mut arguments = vec![
+            "embed-images".to_owned(),
+            "--input".to_owned(),
+            list.display().to_string(),
+            "--root".to_owned(),
+            clip.join("images").display().to_string(),
+            "--output".to_owned(),
+            path.display().to_string(),
+            "--kind".to_owned(),
+            kind.to_owned(),
+        ];
+        arguments.extend(extra.iter().map(|value| value.to_string()));
+        let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        let output = g3(&arguments);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+        (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
+    };
+    let trained = directory.path().join("run/g3-aligned.safetensors");
+    let clip_model = clip.join("model");
+    let (shape, database) = embed(
+        "database",
+        &[
+            "--model",
+            trained.to_str().unwrap(),
+            "--clip-model",
+            clip_model.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(shape, [5, 72]);
+    let (_, plain) = embed("clip", &["--model", clip_model.to_str().unwrap()]);
+    // The database vector starts with the plain CLIP embedding; the trained heads follow.
+    for (row, expected) in database.chunks(72).zip(plain.chunks(24)) {
+        for (value, want) in row[..24].iter().zip(expected) {
+            assert!((value - want).abs() < 1e-5);
+        }
+        let gps_norm: f32 = row[48..].iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((gps_norm - 1.0).abs() < 1e-4);
+    }
+}

@@ -140,6 +140,37 @@ impl G3Model {
         Ok(model)
     }
 
+    /// G3's image and text model from its two halves: CLIP's towers and projections (an HF
+    /// CLIP model, as G3 starts from) and the trained heads and temperatures of a
+    /// Geo-alignment checkpoint (`g3 train`'s output, or any file
+    /// [`crate::training::AlignmentModel::load`] reads). Fails when the heads do not take the
+    /// CLIP model's projection width.
+    pub fn from_parts(
+        clip: crate::clip::ClipModel,
+        aligned: crate::training::AlignmentModel,
+    ) -> Result<Self, AlignError> {
+        let width = clip.visual_projection.weight.dims()[1];
+        if aligned.feature_size() != width {
+            return Err(AlignError::InvalidConfig {
+                reason: format!(
+                    "the Geo-alignment heads take {}-d features, the CLIP model projects to {width}",
+                    aligned.feature_size()
+                ),
+            });
+        }
+        let logit_scales = aligned.logit_scales()?;
+        Ok(G3Model {
+            vision_model: clip.vision_model,
+            text_model: clip.text_model,
+            vision_projection: clip.visual_projection,
+            text_projection: clip.text_projection,
+            vision_projection_else_1: aligned.vision_projection_else_1,
+            text_projection_else: aligned.text_projection_else,
+            vision_projection_else_2: aligned.vision_projection_else_2,
+            logit_scales,
+        })
+    }
+
     /// Chooses the attention kernel of both CLIP towers.
     pub fn set_attention_kernel(&mut self, kernel: crate::clip::AttentionKernel) {
         self.vision_model.set_attention_kernel(kernel);

@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use crate::common::{DeviceArg, csv_field, resolve_model};
 use g3::align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig};
 use g3::align::pretrained::{HfClipDirectory, ModelSource};
+use g3::align::training::AlignmentModel;
 use g3::align::{
     AlignError, Device, G3Model, ImageEmbeddingKind, ImageEncoder, ImageModel, loader,
 };
@@ -26,6 +27,12 @@ pub struct EmbedImagesArgs {
     /// (openai/clip-vit-large-patch14), or a G3 checkpoint (g3.pth).
     #[arg(long, value_name = "DIR_OR_PTH")]
     model: String,
+
+    /// CLIP's towers for a Geo-alignment checkpoint from `g3 train` given as --model (which
+    /// holds only the heads, the GPS encoder and the temperatures): an HF CLIP directory or
+    /// repo id, as G3 starts from openai/clip-vit-large-patch14.
+    #[arg(long, value_name = "DIR_OR_REPO")]
+    clip_model: Option<String>,
 
     /// CLIP architecture of a G3 checkpoint (an HF config.json); default: ViT-L/14, as G3.
     #[arg(long, value_name = "config.json")]
@@ -106,7 +113,7 @@ fn load_encoder(args: &EmbedImagesArgs, device: Device) -> anyhow::Result<ImageE
                     }
                 }
                 _ => bail!(
-                    "--kind {:?} needs G3's heads: pass a G3 checkpoint (g3.pth) as --model, not the CLIP directory {}",
+                    "--kind {:?} needs G3's heads: pass a G3 checkpoint (g3.pth) as --model, or a g3 train checkpoint as --model with this CLIP directory as --clip-model, not the CLIP directory {} alone",
                     args.kind,
                     directory.display()
                 ),
@@ -118,6 +125,26 @@ fn load_encoder(args: &EmbedImagesArgs, device: Device) -> anyhow::Result<ImageE
                 bail!(
                     "--kind geoclip needs an HF CLIP ViT-L/14 directory as --model (GeoCLIP's MLP comes from --geoclip-mlp)"
                 );
+            }
+            if let Some(clip_model) = &args.clip_model {
+                let ModelSource::HfDirectory(directory) = resolve_model(clip_model)? else {
+                    bail!("--clip-model takes an HF CLIP directory or repo id, not {clip_model}");
+                };
+                let clip = HfClipDirectory::open(&directory)?;
+                let aligned = AlignmentModel::load(&path, &device).with_context(|| {
+                    format!(
+                        "cannot load the Geo-alignment checkpoint {}",
+                        path.display()
+                    )
+                })?;
+                let model = G3Model::from_parts(clip.load_model(&device)?, aligned)?;
+                return Ok(ImageEncoder::new(
+                    ImageModel::G3(model),
+                    kind,
+                    clip.image_processor()?,
+                    device,
+                    args.batch,
+                )?);
             }
             let config = match &args.clip_config {
                 Some(path) => ClipConfig::from_json_file(path)?,
