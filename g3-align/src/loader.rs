@@ -65,6 +65,14 @@ fn gps_key_table(hidden_layers: usize) -> Vec<(String, String)> {
     table
 }
 
+/// Hidden layers per capsule of `encoder`: the key table depends on it.
+fn hidden_layers(encoder: &crate::LocationEncoder) -> usize {
+    encoder
+        .capsules
+        .first()
+        .map_or(0, |capsule| capsule.hidden.len())
+}
+
 /// The reference (PyTorch) name of a burn parameter path of [`GpsBranch`], for messages.
 pub fn reference_key(burn_path: &str) -> String {
     let parts: Vec<&str> = burn_path.split('.').collect();
@@ -115,13 +123,7 @@ pub fn load_gps_branch(
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such weights file"),
         });
     }
-    let table = gps_key_table(
-        branch
-            .location_encoder
-            .capsules
-            .first()
-            .map_or(0, |c| c.hidden.len()),
-    );
+    let table = gps_key_table(hidden_layers(&branch.location_encoder));
     let checkpoint_error =
         |source: Box<dyn std::error::Error + Send + Sync>| AlignError::Checkpoint {
             path: path.to_path_buf(),
@@ -368,11 +370,7 @@ pub fn load_alignment_model(
     model: &mut crate::training::AlignmentModel,
     path: &Path,
 ) -> Result<(), AlignError> {
-    let hidden_layers = model
-        .location_encoder
-        .capsules
-        .first()
-        .map_or(0, |capsule| capsule.hidden.len());
+    let hidden_layers = hidden_layers(&model.location_encoder);
     let gps_table = gps_key_table(hidden_layers);
     let mut table: Vec<(&str, &str)> = gps_table
         .iter()
@@ -409,11 +407,7 @@ pub fn save_alignment_model(
     model: &crate::training::AlignmentModel,
     path: &Path,
 ) -> Result<(), AlignError> {
-    let hidden_layers = model
-        .location_encoder
-        .capsules
-        .first()
-        .map_or(0, |capsule| capsule.hidden.len());
+    let hidden_layers = hidden_layers(&model.location_encoder);
     let mut table = vec![
         (
             r"^location_encoder\.capsules\.(\d+)\.encoding\.b$".to_owned(),

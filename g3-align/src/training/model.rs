@@ -312,3 +312,73 @@ impl AlignmentModel {
         crate::loader::save_alignment_model(self, path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
+    fn device() -> Device {
+        Device::ndarray()
+    }
+
+    fn scalar(tensor: Tensor<1>) -> f32 {
+        tensor.into_data().as_slice::<f32>().unwrap()[0]
+    }
+
+    #[test]
+    fn clip_loss_is_log_n_for_uniform_logits_and_small_for_a_clear_diagonal() {
+        let device = device();
+        let uniform = scalar(clip_loss(Tensor::<2>::zeros([4, 4], &device)));
+        assert!((uniform - 4f32.ln()).abs() < 1e-6, "{uniform}");
+        let diagonal = Tensor::<2>::eye(4, &device).mul_scalar(30.0);
+        assert!(scalar(clip_loss(diagonal)) < 1e-6);
+    }
+
+    #[test]
+    fn clip_loss_averages_both_directions() {
+        let device = device();
+        // Rows [[2, 0], [1, 0]]: CE by rows and by columns differ; the loss is their mean.
+        let logits = Tensor::<2>::from_floats([[2.0, 0.0], [1.0, 0.0]], &device);
+        let softplus = |x: f32| (1.0 + x.exp()).ln();
+        // Rows: targets 0 then 1 → softplus(-2) and softplus(1).
+        let by_row = (softplus(-2.0) + softplus(1.0)) / 2.0;
+        // Columns [2, 1] and [0, 0]: targets 0 then 1 → softplus(-1) and ln 2.
+        let by_column = (softplus(-1.0) + 2f32.ln()) / 2.0;
+        let loss = scalar(clip_loss(logits));
+        assert!((loss - (by_row + by_column) / 2.0).abs() < 1e-6, "{loss}");
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_the_model_is_an_error() {
+        let device = device();
+        let config = AlignmentModelConfig {
+            feature_size: 4,
+            location_encoder: LocationEncoderConfig {
+                sigmas: vec![1.0],
+                encoded_size: 2,
+                hidden_width: 4,
+                hidden_layers: 1,
+                output_size: 3,
+            },
+            initial_logit_scale: 3.99,
+        };
+        let model = config.init(&device, 0).unwrap();
+        let batch = AlignmentBatch {
+            image_features: Tensor::zeros([2, 5], &device),
+            text_features: None,
+            projected_locations: Tensor::zeros([2, 2], &device),
+        };
+        let error = model.loss(&batch, AlignmentVariant::ImageGps).unwrap_err();
+        assert!(error.to_string().contains("width 5"), "{error}");
+        let batch = AlignmentBatch {
+            image_features: Tensor::zeros([2, 4], &device),
+            ..batch
+        };
+        assert!(model.loss(&batch, AlignmentVariant::ImageGps).is_ok());
+        let error = model
+            .loss(&batch, AlignmentVariant::ImageGpsText)
+            .unwrap_err();
+        assert!(error.to_string().contains("needs text features"), "{error}");
+    }
+}

@@ -689,3 +689,89 @@ fn state_error(path: &Path, error: impl std::fmt::Display) -> AlignError {
         source: error.to_string().into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::training::model::AlignmentModelConfig;
+
+    fn trainer(shuffle: bool, seed: u64) -> Trainer {
+        #[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
+        let device = Device::ndarray().autodiff();
+        let config = AlignmentModelConfig {
+            feature_size: 4,
+            location_encoder: crate::LocationEncoderConfig {
+                sigmas: vec![1.0],
+                encoded_size: 2,
+                hidden_width: 4,
+                hidden_layers: 1,
+                output_size: 3,
+            },
+            initial_logit_scale: 3.99,
+        };
+        let model = config.init(&device, 0).unwrap();
+        let settings = TrainingConfig {
+            shuffle,
+            seed,
+            ..TrainingConfig::default()
+        };
+        Trainer::new(settings, model, &device).unwrap()
+    }
+
+    #[test]
+    fn without_shuffling_epochs_visit_rows_in_file_order() {
+        let trainer = trainer(false, 0);
+        assert_eq!(trainer.epoch_order(3, 5), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn shuffled_orders_are_permutations_fixed_by_seed_and_epoch() {
+        let a = trainer(true, 7);
+        let order = a.epoch_order(0, 100);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert_ne!(order, sorted);
+        assert_eq!(trainer(true, 7).epoch_order(0, 100), order);
+        assert_ne!(a.epoch_order(1, 100), order);
+        assert_ne!(trainer(true, 8).epoch_order(0, 100), order);
+    }
+
+    #[test]
+    fn the_learning_rate_decays_once_per_epoch() {
+        let mut trainer = trainer(false, 0);
+        assert_eq!(trainer.learning_rate(), 3e-5);
+        trainer.progress.epoch = 2;
+        assert!((trainer.learning_rate() - 3e-5 * 0.87 * 0.87).abs() < 1e-18);
+    }
+
+    #[test]
+    fn unusable_settings_name_the_setting() {
+        for (config, setting) in [
+            (
+                TrainingConfig {
+                    epochs: 0,
+                    ..TrainingConfig::default()
+                },
+                "epochs",
+            ),
+            (
+                TrainingConfig {
+                    learning_rate: f64::NAN,
+                    ..TrainingConfig::default()
+                },
+                "learning_rate",
+            ),
+            (
+                TrainingConfig {
+                    adam_beta2: 1.0,
+                    ..TrainingConfig::default()
+                },
+                "adam_beta",
+            ),
+        ] {
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(setting), "{error}");
+        }
+    }
+}
