@@ -1,6 +1,24 @@
 //! Geo-verification: choosing one location among the candidates.
 //!
-//! This crate will hold implementations of [`g3_core::Verifier`]: G3's image-GPS cosine
-//! argmax and the baselines of the paper's ablations (random pick, retrieval top-1, GPS
-//! gallery scoring, kNN density). The crate is empty until those land.
+//! Implementations of [`g3_core::Verifier`], G3's and the baselines of the paper's ablations:
+//!
+//! | verifier | scores a candidate by | in the paper |
+//! |---|---|---|
+//! | [`ImageGpsVerifier`] | cosine between the query's image–GPS embedding and the candidate's GPS embedding | G3's Geo-verification |
+//! | [`RandomVerifier`] | a seeded random number | the "w/o Geo-V" ablation |
+//! | [`NearestNeighborVerifier`] | closeness to the most similar database image | retrieval top-1 |
+//! | [`KernelDensityVerifier`] | Gaussian kernel density of the retrieved neighbours' locations | the [L]kNN baseline |
+//!
+//! Every verifier only scores; [`g3_core::Verifier::verify`] picks the highest score (ties go
+//! to the earlier candidate, NaN never wins).
 #![deny(missing_docs)]
+
+mod density;
+mod error;
+mod image_gps;
+mod random;
+
+pub use density::{KernelDensityVerifier, NearestNeighborVerifier};
+pub use error::VerifyError;
+pub use image_gps::{ImageGpsVerifier, QueryEmbedding};
+pub use random::RandomVerifier;
