@@ -9,16 +9,21 @@
 //! | [`NearestNeighborVerifier`] | closeness to the most similar database image | retrieval top-1 |
 //! | [`KernelDensityVerifier`] | Gaussian kernel density of the retrieved neighbours' locations | the [L]kNN baseline |
 //!
+//! [`GpsGallery`] gives GeoCLIP's own prediction: the gallery points (GeoCLIP's 100K MP16
+//! coordinates) most similar to the image, embedded once.
+//!
 //! Every verifier only scores; [`g3_core::Verifier::verify`] picks the highest score (ties go
 //! to the earlier candidate, NaN never wins).
 #![deny(missing_docs)]
 
 mod density;
 mod error;
+mod gallery;
 mod image_gps;
 mod random;
 
 pub use density::{KernelDensityVerifier, NearestNeighborVerifier};
 pub use error::VerifyError;
+pub use gallery::GpsGallery;
 pub use image_gps::{ImageGpsVerifier, QueryEmbedding};
 pub use random::RandomVerifier;

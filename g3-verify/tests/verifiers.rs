@@ -99,3 +99,41 @@ fn every_verifier_fills_every_score_and_keeps_the_pool_order() {
         .unwrap();
     assert_eq!(density.chosen, 3);
 }
+
+/// GeoCLIP's own prediction over its real gallery and encoder (fetched by
+/// `scripts/fetch-assets.sh`; missing assets fail the test): an image embedding equal to a
+/// gallery point's GPS embedding finds that point first.
+#[test]
+fn the_geoclip_gallery_finds_the_matching_place() {
+    use g3_align::GpsEncoderConfig;
+    use g3_core::assets::Asset;
+    use g3_verify::GpsGallery;
+
+    let csv = Asset::GEOCLIP_GPS_GALLERY
+        .require()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let points: Vec<GeoPoint> = std::fs::read_to_string(csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take(400)
+        .map(|line| {
+            let (lat, lon) = line.split_once(',').unwrap();
+            GeoPoint::new(lat.trim().parse().unwrap(), lon.trim().parse().unwrap()).unwrap()
+        })
+        .collect();
+    let weights = Asset::GEOCLIP_LOCATION_ENCODER
+        .require()
+        .unwrap_or_else(|error| panic!("{error}"));
+    #[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
+    let device = g3_align::Device::ndarray();
+    let encoder = GpsEncoder::load(&weights, GpsEncoderConfig::geoclip(), &device).unwrap();
+    let gallery = GpsGallery::embed(points.clone(), &encoder).unwrap();
+    let target = points[234];
+    let image = encoder.embed_locations(&[target]).unwrap();
+    let top = gallery.top_k(image.row(0), 5).unwrap();
+    assert_eq!(top.len(), 5);
+    assert_eq!(top[0].location, target);
+    assert!((top[0].score.unwrap() - 1.0).abs() < 1e-4);
+    assert!(top.windows(2).all(|pair| pair[0].score >= pair[1].score));
+}
