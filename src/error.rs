@@ -61,6 +61,68 @@ pub enum Error {
     /// An error from `g3-core` (invalid thresholds, for example).
     #[error(transparent)]
     Core(#[from] g3_core::Error),
+
+    /// Stages that do not fit together, or a pipeline setting that cannot work.
+    #[error("invalid pipeline: {0}")]
+    InvalidPipeline(String),
+
+    /// A query ended with no candidate to verify.
+    #[error(
+        "{image_id}: no candidate location ({rejected} LMM answers could not be read, and no retrieved or gallery candidate is configured)"
+    )]
+    NoCandidates {
+        /// The query image.
+        image_id: String,
+        /// How many answers the parser rejected.
+        rejected: usize,
+    },
+
+    /// A pipeline configuration file that cannot be read as one.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line and key where the TOML parser has them.
+        message: String,
+    },
+
+    /// Files a pipeline needs are not on this machine; each says how to get it.
+    #[error("files the pipeline needs are missing:{}", list_missing(.0))]
+    MissingFiles(Vec<crate::pipeline::MissingFile>),
+
+    /// A model, database or other part of a pipeline failed to load.
+    #[error("cannot load {what}")]
+    Load {
+        /// What was being loaded (a file name where there is one).
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: g3_core::BoxError,
+    },
+}
+
+fn list_missing(files: &[crate::pipeline::MissingFile]) -> String {
+    files.iter().map(|file| format!("\n  - {file}")).collect()
+}
+
+impl Error {
+    /// Wraps a loading error, naming what was loaded (for `map_err`).
+    pub(crate) fn load<E: Into<g3_core::BoxError>>(what: &str) -> impl FnOnce(E) -> Error + '_ {
+        move |source| Error::Load {
+            what: what.to_owned(),
+            source: source.into(),
+        }
+    }
+
+    /// Wraps a loading error, naming the file (for `map_err`).
+    pub(crate) fn load_path<E: Into<g3_core::BoxError>>(
+        path: &std::path::Path,
+    ) -> impl FnOnce(E) -> Error + '_ {
+        move |source| Error::Load {
+            what: path.display().to_string(),
+            source: source.into(),
+        }
+    }
 }
 
 /// What is wrong with one CSV row.

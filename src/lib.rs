@@ -39,6 +39,7 @@ pub mod feature_cache;
 pub mod geocoding;
 mod image_list;
 mod npy;
+pub mod pipeline;
 mod retrieval;
 mod table;
 
@@ -56,6 +57,7 @@ pub use g3_prompt as prompt;
 pub use g3_verify as verify;
 pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
 pub use npy::{EmbeddingFileWriter, GrowingEmbeddingFile, read_embeddings_npy};
+pub use pipeline::{Pipeline, PipelineBuilder, PipelineConfig, PipelineSettings, Preset};
 pub use retrieval::{NEIGHBOR_COLUMNS, write_neighbors_csv};
 pub use table::read_points_csv;
 

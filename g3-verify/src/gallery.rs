@@ -53,6 +53,49 @@ impl GpsGallery {
         self.points.is_empty()
     }
 
+    /// Width of the gallery's embeddings (and of the image embeddings it scores).
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// The gallery's points, in row order.
+    pub fn points(&self) -> &[GeoPoint] {
+        &self.points
+    }
+
+    /// The L2-normalised embeddings, row-major `[len, dimension]` (for caching on disk).
+    pub fn embeddings(&self) -> &[f32] {
+        &self.embeddings
+    }
+
+    /// A gallery from embeddings computed earlier (by [`GpsGallery::embed`], read back from a
+    /// cache); rows are normalised again, so any scale is accepted.
+    pub fn from_embeddings(
+        points: Vec<GeoPoint>,
+        dimension: usize,
+        embeddings: Vec<f32>,
+    ) -> Result<Self> {
+        if dimension == 0 || embeddings.len() != points.len() * dimension {
+            return Err(VerifyError::Width {
+                what: "the cached gallery embeddings",
+                expected: points.len() * dimension,
+                found: embeddings.len(),
+            }
+            .into());
+        }
+        let mut embeddings = embeddings;
+        for row in embeddings.chunks_exact_mut(dimension) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            row.iter_mut().for_each(|v| *v *= scale);
+        }
+        Ok(GpsGallery {
+            points,
+            dimension,
+            embeddings,
+        })
+    }
+
     /// The `k` gallery points most similar to `image` (an image embedding in the gallery's
     /// space, such as GeoCLIP's), best first, as candidates carrying their cosine score.
     pub fn top_k(&self, image: &[f32], k: usize) -> Result<Vec<Candidate>> {

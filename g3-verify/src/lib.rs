@@ -8,6 +8,7 @@
 //! | [`RandomVerifier`] | a seeded random number | the "w/o Geo-V" ablation |
 //! | [`NearestNeighborVerifier`] | closeness to the most similar database image | retrieval top-1 |
 //! | [`KernelDensityVerifier`] | Gaussian kernel density of the retrieved neighbours' locations | the [L]kNN baseline |
+//! | [`FirstCandidateVerifier`] | position: the first candidate wins | Img2Loc (no verification) |
 //!
 //! [`GpsGallery`] gives GeoCLIP's own prediction: the gallery points (GeoCLIP's 100K MP16
 //! coordinates) most similar to the image, embedded once.
@@ -18,12 +19,14 @@
 
 mod density;
 mod error;
+mod first;
 mod gallery;
 mod image_gps;
 mod random;
 
 pub use density::{KernelDensityVerifier, NearestNeighborVerifier};
 pub use error::VerifyError;
+pub use first::FirstCandidateVerifier;
 pub use gallery::GpsGallery;
 pub use image_gps::{ImageGpsVerifier, QueryEmbedding};
 pub use random::RandomVerifier;

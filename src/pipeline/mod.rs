@@ -1,0 +1,500 @@
+//! The G3 pipeline: photos in, coordinates out, with every stage replaceable.
+//!
+//! A [`Pipeline`] runs, for each query photo:
+//!
+//! 1. the **image embedder** (G3's 2304-d database embedding, plain CLIP, GeoCLIP...);
+//! 2. **retrieval** in a vector store: the most similar and, when prompts quote them, the
+//!    most dissimilar database images;
+//! 3. **Geo-diversification**: the prompt ensemble renders prompts from the neighbours, the
+//!    LMM generator answers each several times, the answer parser reads locations;
+//! 4. the **candidate pool**: generated locations, the top-S retrieved locations and,
+//!    optionally, the top gallery points (GeoCLIP);
+//! 5. **Geo-verification**: the verifier scores the pool and picks one.
+//!
+//! [`PipelineBuilder`] takes any implementation of each stage, by value (generic) or boxed.
+//! [`PipelineConfig`] describes a pipeline in a TOML file, and [`Preset`] holds the paper's
+//! method, its ablations and its baselines; [`PipelineConfig::build`] loads the models and
+//! the database it names.
+//!
+//! ```no_run
+//! use g3::pipeline::{Pipeline, PipelineSettings};
+//! use g3::prompt::{DensityPeakGenerator, PromptEnsembleConfig, RagPromptEnsemble};
+//! use g3::verify::KernelDensityVerifier;
+//! # fn stages() -> (g3::align::ImageEncoder, g3::index::Database) { unimplemented!() }
+//! let (image_encoder, database) = stages();
+//! let pipeline = Pipeline::builder()
+//!     .image_embedder(image_encoder)
+//!     .vector_store(database)
+//!     .prompt_ensemble(RagPromptEnsemble::new(PromptEnsembleConfig::default())?)
+//!     .generator(DensityPeakGenerator::default())
+//!     .verifier(KernelDensityVerifier::default())
+//!     .settings(PipelineSettings { similar_neighbors: 16, ..PipelineSettings::default() })
+//!     .build()?;
+//! let photo = g3::ImageInput::from_path("photo.jpg")?;
+//! let prediction = &pipeline.locate(&[photo])?[0];
+//! println!("{:?}", prediction.location);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod assemble;
+mod config;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use g3_core::{
+    AnswerParser, Candidate, CandidateSource, ImageEmbedder, ImageInput, LmmGenerator, Prediction,
+    PromptEnsemble, RejectedAnswer, RetrievedNeighbor, SearchDirection, StageKind, VectorStore,
+    VerificationQuery, Verifier,
+};
+use g3_prompt::RobustAnswerParser;
+use g3_verify::GpsGallery;
+use serde::{Deserialize, Serialize};
+
+pub use assemble::{MissingFile, gallery_cache_path};
+pub use config::{
+    GenerationConfig, GeneratorConfig, ModelsConfig, ParserKind, PipelineConfig, Preset,
+    QueryEmbeddingKind, VerifierConfig,
+};
+
+use crate::error::{Error, Result};
+
+/// What to do when no candidate survives (every answer unparsable, no retrieved or gallery
+/// candidates configured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmptyPool {
+    /// Predict the most similar database image's location (kept as a `Retrieved` candidate,
+    /// so reports show where the prediction came from).
+    #[default]
+    TopRetrieved,
+    /// Fail the query.
+    Error,
+}
+
+/// How the pool is filled and how queries run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Retrieved neighbours whose locations join the pool (G3's S; the reference adds the
+    /// top 1).
+    pub retrieved_candidates: usize,
+    /// Similar neighbours to retrieve at least, beyond what the prompts and the pool need:
+    /// for verifiers that vote over neighbours (the kernel-density baseline).
+    pub similar_neighbors: usize,
+    /// Gallery points most similar to the query embedding that join the pool (GeoCLIP); needs
+    /// a gallery.
+    pub gallery_candidates: usize,
+    /// What to do with an empty pool.
+    pub empty_pool: EmptyPool,
+    /// Queries processed at once by [`Pipeline::locate`] (each one's LMM requests may run
+    /// concurrently as well, as the generator allows).
+    pub concurrent_queries: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            retrieved_candidates: 1,
+            similar_neighbors: 0,
+            gallery_candidates: 0,
+            empty_pool: EmptyPool::TopRetrieved,
+            concurrent_queries: 8,
+        }
+    }
+}
+
+/// The Geo-diversification stages, which only make sense together.
+struct Generation {
+    ensemble: Box<dyn PromptEnsemble>,
+    generator: Box<dyn LmmGenerator>,
+    parser: Box<dyn AnswerParser>,
+}
+
+/// A composed G3-style pipeline; see the [module documentation](self).
+pub struct Pipeline {
+    embedder: Box<dyn ImageEmbedder>,
+    store: Option<Box<dyn VectorStore>>,
+    generation: Option<Generation>,
+    gallery: Option<GpsGallery>,
+    verifier: Box<dyn Verifier>,
+    settings: PipelineSettings,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Pipeline")
+            .field("embedding_dimension", &self.embedder.dimension())
+            .field(
+                "database_entries",
+                &self.store.as_ref().map(|store| store.len()),
+            )
+            .field("generation", &self.generation.is_some())
+            .field(
+                "gallery_points",
+                &self.gallery.as_ref().map(GpsGallery::len),
+            )
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// How many neighbours of each kind one query needs.
+#[derive(Debug, Clone, Copy)]
+struct NeighborCounts {
+    similar: usize,
+    dissimilar: usize,
+}
+
+impl Pipeline {
+    /// A builder with no stage set.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// The settings the pipeline runs with.
+    pub fn settings(&self) -> &PipelineSettings {
+        &self.settings
+    }
+
+    /// Width of the query embeddings.
+    pub fn embedding_dimension(&self) -> usize {
+        self.embedder.dimension()
+    }
+
+    fn neighbors_needed(&self) -> NeighborCounts {
+        let prompts = self
+            .generation
+            .as_ref()
+            .map(|generation| generation.ensemble.references_needed())
+            .unwrap_or_default();
+        let fallback = usize::from(self.settings.empty_pool == EmptyPool::TopRetrieved);
+        let similar = prompts
+            .similar
+            .max(self.settings.retrieved_candidates)
+            .max(self.settings.similar_neighbors)
+            .max(fallback);
+        NeighborCounts {
+            similar: if self.store.is_some() { similar } else { 0 },
+            dissimilar: if self.store.is_some() {
+                prompts.dissimilar
+            } else {
+                0
+            },
+        }
+    }
+
+    /// Predicts a location for each photo, in input order. Images are embedded in one batch
+    /// and searched in one batch; then up to
+    /// [`concurrent_queries`](PipelineSettings::concurrent_queries) queries run their
+    /// prompts, generation and verification at once. The first failing query fails the call;
+    /// [`locate_each`](Self::locate_each) keeps the others.
+    pub fn locate(&self, images: &[ImageInput]) -> Result<Vec<Prediction>> {
+        self.locate_each(images)?.into_iter().collect()
+    }
+
+    /// Like [`locate`](Self::locate), with one result per photo: a query whose generation or
+    /// verification fails does not lose the others. Embedding and retrieval failures still
+    /// fail the whole call (they are batched).
+    pub fn locate_each(&self, images: &[ImageInput]) -> Result<Vec<Result<Prediction>>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let embeddings = self.embedder.embed_images(images)?;
+        embeddings.expect_rows(images.len(), StageKind::ImageEmbedder)?;
+        if embeddings.dimension() != self.embedder.dimension() {
+            return Err(Error::InvalidPipeline(format!(
+                "the image embedder promised {}-d embeddings and returned {}-d ones",
+                self.embedder.dimension(),
+                embeddings.dimension()
+            )));
+        }
+        let needed = self.neighbors_needed();
+        let search = |k: usize, direction| -> Result<Vec<Vec<RetrievedNeighbor>>> {
+            match (&self.store, k) {
+                (Some(store), k) if k > 0 => {
+                    let results = store.search(&embeddings, k, direction)?;
+                    if results.len() != images.len() {
+                        return Err(g3_core::Error::OutputCountMismatch {
+                            stage: StageKind::VectorStore,
+                            expected: images.len(),
+                            found: results.len(),
+                        }
+                        .into());
+                    }
+                    Ok(results)
+                }
+                _ => Ok(vec![Vec::new(); images.len()]),
+            }
+        };
+        let similar = search(needed.similar, SearchDirection::Similar)?;
+        let dissimilar = search(needed.dissimilar, SearchDirection::Dissimilar)?;
+
+        let run = |index: usize| {
+            self.locate_one(
+                &images[index],
+                embeddings.row(index),
+                &similar[index],
+                &dissimilar[index],
+            )
+        };
+        let workers = self.settings.concurrent_queries.clamp(1, images.len());
+        if workers == 1 {
+            return Ok((0..images.len()).map(run).collect());
+        }
+        let next = AtomicUsize::new(0);
+        let mut results: Vec<Option<Result<Prediction>>> =
+            (0..images.len()).map(|_| None).collect();
+        let finished = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let index = next.fetch_add(1, Ordering::Relaxed);
+                            if index >= images.len() {
+                                break done;
+                            }
+                            done.push((index, run(index)));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|handle| match handle.join() {
+                    Ok(done) => done,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect::<Vec<_>>()
+        });
+        for (index, result) in finished {
+            results[index] = Some(result);
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| result.expect("every index is claimed by exactly one worker"))
+            .collect())
+    }
+
+    /// One query after retrieval: generation, the pool, verification.
+    fn locate_one(
+        &self,
+        image: &ImageInput,
+        embedding: &[f32],
+        similar: &[RetrievedNeighbor],
+        dissimilar: &[RetrievedNeighbor],
+    ) -> Result<Prediction> {
+        let mut candidates = Vec::new();
+        let mut rejected = Vec::new();
+        if let Some(generation) = &self.generation {
+            let needed = generation.ensemble.references_needed();
+            let prompts = generation.ensemble.prompts(
+                &similar[..needed.similar.min(similar.len())],
+                &dissimilar[..needed.dissimilar.min(dissimilar.len())],
+            )?;
+            for answer in generation.generator.generate(image, &prompts)? {
+                match generation.parser.parse(&answer.text) {
+                    Ok(location) => candidates.push(Candidate::new(
+                        location,
+                        CandidateSource::Generated {
+                            prompt_index: answer.prompt_index,
+                            sample_index: answer.sample_index,
+                        },
+                    )),
+                    Err(reason) => rejected.push(RejectedAnswer { answer, reason }),
+                }
+            }
+        }
+        let retrieved = |neighbor: &RetrievedNeighbor| {
+            Candidate::new(
+                neighbor.location,
+                CandidateSource::Retrieved {
+                    key: neighbor.key,
+                    rank: neighbor.rank,
+                    similarity: neighbor.similarity,
+                },
+            )
+        };
+        candidates.extend(
+            similar
+                .iter()
+                .take(self.settings.retrieved_candidates)
+                .map(retrieved),
+        );
+        if let Some(gallery) = &self.gallery
+            && self.settings.gallery_candidates > 0
+        {
+            candidates.extend(gallery.top_k(embedding, self.settings.gallery_candidates)?);
+        }
+        if candidates.is_empty() {
+            match (self.settings.empty_pool, similar.first()) {
+                (EmptyPool::TopRetrieved, Some(top)) => candidates.push(retrieved(top)),
+                _ => {
+                    return Err(Error::NoCandidates {
+                        image_id: image.id().to_owned(),
+                        rejected: rejected.len(),
+                    });
+                }
+            }
+        }
+        let query = VerificationQuery {
+            image,
+            embedding: Some(embedding),
+            similar,
+        };
+        let verification = self.verifier.verify(&query, candidates)?;
+        Ok(Prediction {
+            image_id: image.id().to_owned(),
+            location: verification.candidates[verification.chosen].location,
+            chosen: verification.chosen,
+            candidates: verification.candidates,
+            rejected,
+        })
+    }
+}
+
+/// Assembles a [`Pipeline`] from stages; [`build`](Self::build) checks that they fit
+/// together.
+#[derive(Default)]
+pub struct PipelineBuilder {
+    embedder: Option<Box<dyn ImageEmbedder>>,
+    store: Option<Box<dyn VectorStore>>,
+    ensemble: Option<Box<dyn PromptEnsemble>>,
+    generator: Option<Box<dyn LmmGenerator>>,
+    parser: Option<Box<dyn AnswerParser>>,
+    gallery: Option<GpsGallery>,
+    verifier: Option<Box<dyn Verifier>>,
+    settings: PipelineSettings,
+}
+
+impl PipelineBuilder {
+    /// The query embedder; its embeddings must live in the vector store's (and gallery's)
+    /// space. Required.
+    pub fn image_embedder(mut self, embedder: impl ImageEmbedder + 'static) -> Self {
+        self.embedder = Some(Box::new(embedder));
+        self
+    }
+
+    /// The database searched for similar and dissimilar images.
+    pub fn vector_store(mut self, store: impl VectorStore + 'static) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
+    /// The Geo-diversification prompts; needs a [`generator`](Self::generator).
+    pub fn prompt_ensemble(mut self, ensemble: impl PromptEnsemble + 'static) -> Self {
+        self.ensemble = Some(Box::new(ensemble));
+        self
+    }
+
+    /// The LMM (or stand-in) answering the prompts; needs a
+    /// [`prompt_ensemble`](Self::prompt_ensemble).
+    pub fn generator(mut self, generator: impl LmmGenerator + 'static) -> Self {
+        self.generator = Some(Box::new(generator));
+        self
+    }
+
+    /// Reads locations from answers (default [`RobustAnswerParser`]).
+    pub fn answer_parser(mut self, parser: impl AnswerParser + 'static) -> Self {
+        self.parser = Some(Box::new(parser));
+        self
+    }
+
+    /// A GPS gallery whose best points join the pool
+    /// ([`gallery_candidates`](PipelineSettings::gallery_candidates) of them).
+    pub fn gallery(mut self, gallery: GpsGallery) -> Self {
+        self.gallery = Some(gallery);
+        self
+    }
+
+    /// Chooses among the candidates. Required.
+    pub fn verifier(mut self, verifier: impl Verifier + 'static) -> Self {
+        self.verifier = Some(Box::new(verifier));
+        self
+    }
+
+    /// How the pool is filled and how queries run.
+    pub fn settings(mut self, settings: PipelineSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The pipeline, or why its stages do not fit together.
+    pub fn build(self) -> Result<Pipeline> {
+        let invalid = |reason: String| Err(Error::InvalidPipeline(reason));
+        let Some(embedder) = self.embedder else {
+            return invalid("no image embedder: call image_embedder()".into());
+        };
+        let Some(verifier) = self.verifier else {
+            return invalid("no verifier: call verifier()".into());
+        };
+        let dimension = embedder.dimension();
+        if let Some(store) = &self.store {
+            if store.dimension() != dimension {
+                return invalid(format!(
+                    "the vector store holds {}-d vectors but the image embedder gives {dimension}-d ones: build the database with the same embedding as the queries",
+                    store.dimension()
+                ));
+            }
+            if store.is_empty() {
+                return invalid("the vector store is empty".into());
+            }
+        }
+        if let Some(gallery) = &self.gallery
+            && gallery.dimension() != dimension
+        {
+            return invalid(format!(
+                "the GPS gallery's embeddings are {}-d but the image embedder gives {dimension}-d ones",
+                gallery.dimension()
+            ));
+        }
+        let generation = match (self.ensemble, self.generator) {
+            (Some(ensemble), Some(generator)) => {
+                let needed = ensemble.references_needed();
+                if (needed.similar > 0 || needed.dissimilar > 0) && self.store.is_none() {
+                    return invalid(format!(
+                        "the prompts quote {} similar and {} dissimilar images but there is no vector store",
+                        needed.similar, needed.dissimilar
+                    ));
+                }
+                Some(Generation {
+                    ensemble,
+                    generator,
+                    parser: self.parser.unwrap_or_else(|| Box::new(RobustAnswerParser)),
+                })
+            }
+            (None, None) => None,
+            (Some(_), None) => return invalid("a prompt ensemble needs a generator".into()),
+            (None, Some(_)) => return invalid("a generator needs a prompt ensemble".into()),
+        };
+        let settings = self.settings;
+        if settings.retrieved_candidates + settings.similar_neighbors > 0 && self.store.is_none() {
+            return invalid(
+                "retrieved_candidates and similar_neighbors need a vector store".into(),
+            );
+        }
+        if settings.gallery_candidates > 0 && self.gallery.is_none() {
+            return invalid("gallery_candidates needs a GPS gallery".into());
+        }
+        if generation.is_none()
+            && settings.retrieved_candidates == 0
+            && settings.gallery_candidates == 0
+        {
+            return invalid(
+                "nothing fills the candidate pool: configure generation, retrieved_candidates or gallery_candidates".into(),
+            );
+        }
+        Ok(Pipeline {
+            embedder,
+            store: self.store,
+            generation,
+            gallery: self.gallery,
+            verifier,
+            settings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
