@@ -207,7 +207,7 @@ impl PipelineConfig {
                 }
             );
             match &self.database {
-                Some(path) if path.is_file() => Some(path.clone()),
+                Some(path) if path.exists() => Some(path.clone()),
                 Some(path) => {
                     missing.push(MissingFile {
                         what: "the vector database".into(),
@@ -326,7 +326,13 @@ impl PipelineConfig {
         };
         if let (Some(gallery_path), Some(gps)) = (&files.geoclip_gallery, &geoclip_gps) {
             let weights = files.geoclip_location_encoder.as_ref().expect("resolved");
-            builder = builder.gallery(cached_gallery(gallery_path, weights, gps, progress)?);
+            builder = builder.gallery(cached_gallery(
+                gallery_path,
+                weights,
+                self.models.gallery_cache_dir.as_deref(),
+                gps,
+                progress,
+            )?);
         }
 
         if self.generation.enabled {
@@ -445,9 +451,13 @@ fn load_g3_gps(source: &G3Source, device: &Device) -> Result<GpsEncoder> {
 }
 
 /// Where the gallery embeddings of `gallery` under `weights` are cached: a file in
-/// `$G3_CACHE_DIR/galleries` named by a hash of both files' contents, so changed weights or
-/// a changed gallery never reuse stale embeddings.
-pub fn gallery_cache_path(gallery: &Path, weights: &Path) -> Result<PathBuf> {
+/// `directory` (default `$G3_CACHE_DIR/galleries`) named by a hash of both files' contents,
+/// so changed weights or a changed gallery never reuse stale embeddings.
+pub fn gallery_cache_path(
+    gallery: &Path,
+    weights: &Path,
+    directory: Option<&Path>,
+) -> Result<PathBuf> {
     let mut hasher = blake3::Hasher::new();
     for path in [weights, gallery] {
         hasher.update_mmap(path).map_err(|source| Error::Io {
@@ -456,20 +466,20 @@ pub fn gallery_cache_path(gallery: &Path, weights: &Path) -> Result<PathBuf> {
         })?;
     }
     let digest = hasher.finalize().to_hex();
-    Ok(cache_dir()
-        .join("galleries")
-        .join(format!("gps-gallery-{}.npy", &digest[..32])))
+    let directory = directory.map_or_else(|| cache_dir().join("galleries"), Path::to_path_buf);
+    Ok(directory.join(format!("gps-gallery-{}.npy", &digest[..32])))
 }
 
 /// The gallery, embedded once and read from the cache afterwards.
 fn cached_gallery(
     gallery: &Path,
     weights: &Path,
+    cache_directory: Option<&Path>,
     gps: &GpsEncoder,
     progress: &mut dyn FnMut(&str),
 ) -> Result<GpsGallery> {
     let points: Vec<GeoPoint> = crate::table::read_points_csv(gallery, "LAT", "LON")?;
-    let cache = gallery_cache_path(gallery, weights)?;
+    let cache = gallery_cache_path(gallery, weights, cache_directory)?;
     if cache.is_file() {
         // A cache that cannot be read (truncated, another shape) is recomputed, not trusted.
         if let Ok(embeddings) = crate::npy::read_embeddings_npy(&cache)

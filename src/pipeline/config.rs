@@ -193,6 +193,9 @@ pub struct ModelsConfig {
     pub geoclip_image_mlp: Option<PathBuf>,
     /// GeoCLIP's GPS gallery CSV (`LAT,LON`; default: the 100K gallery in the asset cache).
     pub geoclip_gallery: Option<PathBuf>,
+    /// Where embedded GPS galleries are cached (default: `galleries` in the asset cache,
+    /// `$G3_CACHE_DIR` or `~/.cache/g3`).
+    pub gallery_cache_dir: Option<PathBuf>,
     /// Images per forward pass of the image encoder.
     pub batch_size: usize,
 }
@@ -207,6 +210,7 @@ impl Default for ModelsConfig {
             geoclip_location_encoder: None,
             geoclip_image_mlp: None,
             geoclip_gallery: None,
+            gallery_cache_dir: None,
             batch_size: 16,
         }
     }
@@ -403,6 +407,7 @@ impl PipelineConfig {
         self.models.geoclip_location_encoder.as_mut().map(resolve);
         self.models.geoclip_image_mlp.as_mut().map(resolve);
         self.models.geoclip_gallery.as_mut().map(resolve);
+        self.models.gallery_cache_dir.as_mut().map(resolve);
         self.generation.response_cache.as_mut().map(resolve);
         resolve_name(&mut self.models.clip);
         resolve_name(&mut self.models.g3_checkpoint);
