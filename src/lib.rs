@@ -40,6 +40,7 @@ pub mod geocoding;
 mod image_list;
 mod npy;
 pub mod pipeline;
+pub mod results;
 mod retrieval;
 mod table;
 
@@ -58,6 +59,7 @@ pub use g3_verify as verify;
 pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
 pub use npy::{EmbeddingFileWriter, GrowingEmbeddingFile, read_embeddings_npy};
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineConfig, PipelineSettings, Preset};
+pub use results::{RESULT_COLUMNS, ResultsFile};
 pub use retrieval::{NEIGHBOR_COLUMNS, write_neighbors_csv};
 pub use table::read_points_csv;
 

@@ -43,7 +43,7 @@ impl fmt::Display for MissingFile {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             formatter,
-            "{} (looked for {}): {}",
+            "{}\n      looked for: {}\n      to get it: {}",
             self.what, self.looked_for, self.how_to_get
         )
     }
@@ -102,7 +102,7 @@ impl PipelineConfig {
                 "a directory of that name, the local HF hub cache and {}",
                 cache_dir().join("models").display()
             ),
-            how_to_get: "copy config.json, model.safetensors and preprocessor_config.json of openai/clip-vit-large-patch14 into a directory and set models.clip to it (or build g3 with the `download` feature where the HF hub is reachable)".into(),
+            how_to_get: "copy config.json, model.safetensors and preprocessor_config.json of openai/clip-vit-large-patch14 into a directory and set models.clip to it (`--set models.clip=DIR`; or build g3 with the `download` feature where the HF hub is reachable)".into(),
         }
         };
         let g3 = if self.needs_g3_model() {
@@ -138,7 +138,7 @@ impl PipelineConfig {
                                 self.models.g3_checkpoint,
                                 cache_dir().join("models").display()
                             ),
-                            how_to_get: "download g3.pth from the HF repository Jia-py/G3-checkpoint and set models.g3_checkpoint to its path (or train heads with `g3 train` and set models.aligned_heads)".into(),
+                            how_to_get: "download g3.pth from the HF repository Jia-py/G3-checkpoint and set models.g3_checkpoint to its path (`--set models.g3_checkpoint=FILE`; or train heads with `g3 train` and set models.aligned_heads)".into(),
                         });
                         None
                     }
@@ -342,8 +342,13 @@ impl PipelineConfig {
             builder = match &self.generation.generator {
                 GeneratorConfig::Offline(generator) => builder.generator(*generator),
                 GeneratorConfig::OpenAi(config) => {
-                    let mut generator = OpenAiGenerator::new(config.clone())
-                        .map_err(Error::load("the LMM client"))?;
+                    let mut config = config.clone();
+                    // TOML has no null: an empty variable name means "no API key".
+                    if config.api_key_env.as_deref().is_some_and(str::is_empty) {
+                        config.api_key_env = None;
+                    }
+                    let mut generator =
+                        OpenAiGenerator::new(config).map_err(Error::load("the LMM client"))?;
                     if let Some(path) = &self.generation.response_cache {
                         let cache = ResponseCache::open(path).map_err(Error::load_path(path))?;
                         generator = generator.with_cache(cache);

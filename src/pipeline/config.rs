@@ -223,7 +223,8 @@ pub enum GeneratorConfig {
     /// [`DensityPeakGenerator`]: no model, no network; answers with the densest quoted
     /// coordinates.
     Offline(DensityPeakGenerator),
-    /// [`g3_prompt::OpenAiGenerator`]: any OpenAI-compatible chat-completions server.
+    /// [`g3_prompt::OpenAiGenerator`]: any OpenAI-compatible chat-completions server. For a
+    /// local server without authentication, set `api_key_env = ""`.
     #[serde(rename = "openai")]
     OpenAi(OpenAiConfig),
 }
@@ -379,6 +380,41 @@ impl PipelineConfig {
                 error.message()
             ))
         })
+    }
+
+    /// The configuration with one setting replaced: `key` is a dotted path
+    /// (`models.clip`, `pool.retrieved_candidates`, `generation.generator.model`) and
+    /// `value` a TOML value (`16`, `true`, `"text"`), or plain text for a string.
+    pub fn with_setting(&self, key: &str, value: &str) -> Result<Self> {
+        let setting_error = |message: String| Error::Config {
+            path: PathBuf::from(format!("--set {key}={value}")),
+            message,
+        };
+        let value: toml::Value = match toml::from_str::<toml::Table>(&format!("value = {value}")) {
+            Ok(mut table) => table.remove("value").expect("parsed above"),
+            Err(_) => toml::Value::String(value.to_owned()),
+        };
+        let mut table =
+            toml::Table::try_from(self).map_err(|error| setting_error(error.to_string()))?;
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts
+            .pop()
+            .filter(|part| !part.is_empty())
+            .ok_or_else(|| setting_error("the key is empty".into()))?;
+        let mut current = &mut table;
+        for part in parts {
+            current = match current
+                .entry(part)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            {
+                toml::Value::Table(inner) => inner,
+                _ => return Err(setting_error(format!("{part} is not a table of settings"))),
+            };
+        }
+        current.insert(last.to_owned(), value);
+        table
+            .try_into()
+            .map_err(|error: toml::de::Error| setting_error(error.message().to_owned()))
     }
 
     /// The configuration as TOML, every setting spelled out.

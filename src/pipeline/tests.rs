@@ -425,3 +425,28 @@ fn missing_files_are_listed_together_with_how_to_get_them() {
         "{error}"
     );
 }
+
+#[test]
+fn single_settings_are_replaced_by_dotted_keys() {
+    let config = Preset::G3.config();
+    let changed = config
+        .with_setting("models.clip", "/models/clip")
+        .unwrap()
+        .with_setting("pool.retrieved_candidates", "3")
+        .unwrap()
+        .with_setting("database", "db")
+        .unwrap();
+    assert_eq!(changed.models.clip, "/models/clip");
+    assert_eq!(changed.pool.retrieved_candidates, 3);
+    assert_eq!(changed.database, Some("db".into()));
+    let error = config
+        .with_setting("pool.retrieved", "3")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("--set pool.retrieved=3") && error.contains("retrieved"),
+        "{error}"
+    );
+    let error = config.with_setting("seed", "x").unwrap_err().to_string();
+    assert!(error.contains("seed"), "{error}");
+}

@@ -7,6 +7,9 @@ mod embed_images;
 mod eval;
 mod geocode;
 mod index;
+mod locate;
+mod pipeline_args;
+mod run;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +39,12 @@ enum Command {
     /// The image database: build, search, import faiss, inspect.
     #[command(subcommand)]
     Index(index::IndexCommand),
+    /// Where were these photos taken? The pipeline (a preset or a config file) on each,
+    /// with the place name of the prediction.
+    Locate(locate::LocateArgs),
+    /// The pipeline over a dataset (IM2GPS3K, YFCC4K, any CSV): a results CSV for
+    /// `g3 eval`, appended as photos finish and resumed after a stop.
+    Run(run::RunArgs),
     /// Geo-alignment: train G3's GPS encoder, heads and temperatures from cached CLIP
     /// features (resumable; checkpoints every epoch).
     Train(train::TrainArgs),
@@ -50,6 +59,8 @@ fn main() -> anyhow::Result<()> {
         Command::EmbedImages(args) => embed_images::run(args),
         Command::Geocode(args) => geocode::run(args),
         Command::Index(command) => index::run(command),
+        Command::Locate(args) => locate::run(args),
+        Command::Run(args) => run::run(args),
         Command::Train(args) => train::run(args),
     }
 }

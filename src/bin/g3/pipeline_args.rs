@@ -1,0 +1,88 @@
+//! The options every pipeline command shares: which configuration, database and device.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use g3::align::ComputeDevice;
+use g3::pipeline::{Pipeline, PipelineConfig, Preset};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::common::DeviceArg;
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// A pipeline configuration (TOML). Its `preset` key (default g3) gives every setting the
+    /// file leaves out; `--print-config` shows them all.
+    #[arg(long, value_name = "FILE.toml", conflicts_with = "preset")]
+    config: Option<PathBuf>,
+
+    /// Start from a preset instead of a file: g3, g3-no-align, g3-no-diversification,
+    /// g3-no-verification, img2loc, geoclip, knn.
+    #[arg(long, value_name = "NAME")]
+    preset: Option<String>,
+
+    /// The vector database (`g3 index build`), overriding the configuration's.
+    #[arg(long, value_name = "DIR")]
+    db: Option<PathBuf>,
+
+    /// Where models run, overriding the configuration's.
+    #[arg(long, value_enum)]
+    device: Option<DeviceArg>,
+
+    /// Change one setting: a dotted key and a TOML value (`--set models.clip=/models/clip`,
+    /// `--set pool.retrieved_candidates=3`). Repeatable; applied after --config/--preset.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+
+    /// Print the complete configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl PipelineArgs {
+    /// The configuration these options describe.
+    pub fn config(&self) -> anyhow::Result<PipelineConfig> {
+        let mut config = match (&self.config, &self.preset) {
+            (Some(path), _) => PipelineConfig::from_toml_file(path)?,
+            (None, Some(name)) => Preset::from_name(name)?.config(),
+            (None, None) => Preset::G3.config(),
+        };
+        for setting in &self.settings {
+            let Some((key, value)) = setting.split_once('=') else {
+                anyhow::bail!("--set {setting}: expected KEY=VALUE");
+            };
+            config = config.with_setting(key.trim(), value.trim())?;
+        }
+        if let Some(database) = &self.db {
+            config.database = Some(database.clone());
+        }
+        if let Some(device) = self.device {
+            config.models.device = match device {
+                DeviceArg::Cpu => ComputeDevice::Cpu,
+                DeviceArg::Flex => ComputeDevice::Flex,
+                DeviceArg::Wgpu => ComputeDevice::Wgpu,
+            };
+        }
+        Ok(config)
+    }
+
+    /// Prints the configuration when asked to; true when the command should stop there.
+    pub fn print_config_if_asked(&self, config: &PipelineConfig) -> anyhow::Result<bool> {
+        if self.print_config {
+            print!("{}", config.to_toml()?);
+        }
+        Ok(self.print_config)
+    }
+}
+
+/// Loads the pipeline with a spinner naming each step.
+pub fn build_pipeline(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
+    let spinner = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .expect("the progress template is valid"),
+    );
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let pipeline = config.build(&mut |step| spinner.set_message(step.to_owned()));
+    spinner.finish_and_clear();
+    Ok(pipeline?)
+}
