@@ -60,7 +60,9 @@ pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
 pub use npy::{EmbeddingFileWriter, GrowingEmbeddingFile, read_embeddings_npy};
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineConfig, PipelineSettings, Preset};
 pub use results::{RESULT_COLUMNS, ResultsFile};
-pub use retrieval::{NEIGHBOR_COLUMNS, write_neighbors_csv};
+pub use retrieval::{
+    NEIGHBOR_COLUMNS, RetrievalDistances, retrieval_distances, write_neighbors_csv,
+};
 pub use table::read_points_csv;
 
 /// Compiles the README's Rust examples as doc tests, so the README cannot drift from the API.

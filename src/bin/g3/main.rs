@@ -9,6 +9,7 @@ mod geocode;
 mod index;
 mod locate;
 mod pipeline_args;
+mod retrieval_stats;
 mod run;
 mod train;
 
@@ -42,6 +43,9 @@ enum Command {
     /// Where were these photos taken? The pipeline (a preset or a config file) on each,
     /// with the place name of the prediction.
     Locate(locate::LocateArgs),
+    /// How far from each query its retrieved images were taken (the paper's Table 3), to
+    /// compare databases and embeddings.
+    RetrievalStats(retrieval_stats::RetrievalStatsArgs),
     /// The pipeline over a dataset (IM2GPS3K, YFCC4K, any CSV): a results CSV for
     /// `g3 eval`, appended as photos finish and resumed after a stop.
     Run(run::RunArgs),
@@ -60,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Command::Geocode(args) => geocode::run(args),
         Command::Index(command) => index::run(command),
         Command::Locate(args) => locate::run(args),
+        Command::RetrievalStats(args) => retrieval_stats::run(args),
         Command::Run(args) => run::run(args),
         Command::Train(args) => train::run(args),
     }
