@@ -71,6 +71,9 @@ pub struct Evaluation {
     pub report: AccuracyReport,
     /// The first [`Evaluation::SKIPPED_EXAMPLES`] skipped rows, to show the user what went wrong.
     pub skipped_examples: Vec<SkippedRow>,
+    /// Every scored row's error in km, ascending (the cumulative error curve of
+    /// [`write_error_curve_svg`](crate::plot::write_error_curve_svg)).
+    pub sorted_distances_km: Vec<f64>,
 }
 
 impl Evaluation {
@@ -215,9 +218,12 @@ fn evaluate_stream<R: Read, W: Write>(
         })?;
     }
     on_progress(reader.position().byte());
+    let mut sorted_distances_km = accumulator.distances_km().to_vec();
+    sorted_distances_km.sort_by(f64::total_cmp);
     Ok(Evaluation {
         report: accumulator.finish(),
         skipped_examples,
+        sorted_distances_km,
     })
 }
 

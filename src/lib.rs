@@ -40,6 +40,7 @@ pub mod geocoding;
 mod image_list;
 mod npy;
 pub mod pipeline;
+pub mod plot;
 pub mod results;
 mod retrieval;
 mod table;

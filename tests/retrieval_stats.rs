@@ -77,5 +77,8 @@ fn queries_found_in_the_database_retrieve_themselves_first() {
         .unwrap();
     assert!(!mismatch.status.success());
     let stderr = String::from_utf8_lossy(&mismatch.stderr);
-    assert!(stderr.contains("images.csv") && stderr.contains("LAT"), "{stderr}");
+    assert!(
+        stderr.contains("images.csv") && stderr.contains("LAT"),
+        "{stderr}"
+    );
 }

@@ -209,8 +209,15 @@ fn run_resumes_without_redoing_finished_photos() {
         "{}",
         text(&second.stdout)
     );
-    let eval = run(g3().args(["eval", "--predictions"]).arg(&output));
+    let plot = directory.path().join("errors.svg");
+    let eval = run(g3()
+        .args(["eval", "--predictions"])
+        .arg(&output)
+        .arg("--plot")
+        .arg(&plot));
     assert!(eval.status.success(), "{}", text(&eval.stderr));
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("results.csv: 7 images") && svg.contains("2500 km: "));
 }
 
 #[test]

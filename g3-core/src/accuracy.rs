@@ -149,6 +149,11 @@ impl AccuracyAccumulator {
         self.distances_km.is_empty()
     }
 
+    /// The errors recorded so far, in km, in the order they were pushed.
+    pub fn distances_km(&self) -> &[f64] {
+        &self.distances_km
+    }
+
     /// Computes the report.
     pub fn finish(mut self) -> AccuracyReport {
         let rows = self.distances_km.len() as u64;

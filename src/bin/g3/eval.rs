@@ -31,6 +31,11 @@ pub struct EvalArgs {
     #[arg(long)]
     skip_invalid: bool,
 
+    /// Draw the cumulative error curve (share of images within each distance, the
+    /// thresholds marked) as an SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+
     /// How to measure the error.
     #[arg(long, value_enum, default_value_t = MetricArg::Geodesic)]
     metric: MetricArg,
@@ -91,6 +96,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     if let Some(output) = &args.output {
         eprintln!("wrote {}", output.display());
+    }
+    if let Some(plot) = &args.plot {
+        let title = format!(
+            "{}: {} images",
+            args.predictions
+                .file_name()
+                .map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
+            report.rows
+        );
+        g3::plot::write_error_curve_svg(plot, &evaluation.sorted_distances_km, report, &title)?;
+        eprintln!("wrote {}", plot.display());
     }
     Ok(())
 }

@@ -1,0 +1,137 @@
+//! Charts of evaluation results (`g3 eval --plot`).
+
+use std::io::Write;
+use std::path::Path;
+
+use g3_core::AccuracyReport;
+use plotters::prelude::*;
+
+use crate::atomic_file::AtomicFile;
+use crate::error::{Error, Result};
+
+/// Half the Earth's circumference: no error on the ground is larger.
+const LARGEST_ERROR_KM: f64 = 20_040.0;
+
+/// Writes the cumulative error curve as an SVG: for each distance on a log axis, the share
+/// of images predicted within it, with the report's thresholds marked and labelled with
+/// their accuracy. `sorted_distances_km` is ascending (as
+/// [`Evaluation::sorted_distances_km`](crate::evaluation::Evaluation::sorted_distances_km)).
+/// The file appears complete or not at all.
+pub fn write_error_curve_svg(
+    path: &Path,
+    sorted_distances_km: &[f64],
+    report: &AccuracyReport,
+    title: &str,
+) -> Result<()> {
+    if sorted_distances_km.is_empty() {
+        return Err(Error::InvalidPipeline(
+            "no scored rows: there is no error curve to plot".into(),
+        ));
+    }
+    let mut svg = String::new();
+    draw(&mut svg, sorted_distances_km, report, title).map_err(|error| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(error.to_string()),
+    })?;
+    let file = AtomicFile::create(path)?;
+    file.file()
+        .write_all(svg.as_bytes())
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    file.commit()
+}
+
+fn draw(
+    svg: &mut String,
+    sorted: &[f64],
+    report: &AccuracyReport,
+    title: &str,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let smallest = 0.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(56)
+        .build_cartesian_2d((smallest..LARGEST_ERROR_KM).log_scale(), 0.0..100.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("error (km, log scale)")
+        .y_desc("images within the error (%)")
+        .x_label_formatter(&|km| format!("{km}"))
+        .draw()?;
+
+    // The curve: one step per distinct error, thinned to at most ~2,000 points.
+    let count = sorted.len() as f64;
+    let stride = (sorted.len() / 2000).max(1);
+    let mut points = vec![(smallest, 0.0)];
+    let below_smallest = sorted.partition_point(|d| *d < smallest);
+    points.push((smallest, 100.0 * below_smallest as f64 / count));
+    for (index, distance) in sorted
+        .iter()
+        .enumerate()
+        .skip(below_smallest)
+        .step_by(stride)
+    {
+        let x = distance.clamp(smallest, LARGEST_ERROR_KM);
+        points.push((x, 100.0 * index as f64 / count));
+        points.push((x, 100.0 * (index + 1) as f64 / count));
+    }
+    points.push((
+        LARGEST_ERROR_KM,
+        100.0 * points.last().map_or(0.0, |p| p.1) / 100.0,
+    ));
+    chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
+
+    for threshold in &report.thresholds {
+        let x = threshold.threshold_km;
+        chart.draw_series(LineSeries::new(
+            [(x, 0.0), (x, threshold.percent)],
+            RED.mix(0.6).stroke_width(1),
+        ))?;
+        chart.draw_series(std::iter::once(Circle::new(
+            (x, threshold.percent),
+            4,
+            RED.filled(),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{x} km: {:.1}%", threshold.percent),
+            (x * 1.08, (threshold.percent - 6.0).max(2.0)),
+            ("sans-serif", 14).into_font(),
+        )))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use g3_core::{AccuracyReport, AccuracyThresholds};
+
+    use super::*;
+
+    #[test]
+    fn the_curve_is_written_with_every_threshold_labelled() {
+        let distances: Vec<f64> = (0..500).map(|i| 0.05 * 1.03f64.powi(i)).collect();
+        let report = AccuracyReport::from_distances_km(
+            distances.iter().copied(),
+            AccuracyThresholds::default(),
+        )
+        .unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("errors.svg");
+        write_error_curve_svg(&path, &distances, &report, "test run").unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
+        for threshold in &report.thresholds {
+            let label = format!("{} km: {:.1}%", threshold.threshold_km, threshold.percent);
+            assert!(svg.contains(&label), "{label} missing");
+        }
+        assert!(svg.contains("test run"));
+        assert!(write_error_curve_svg(&path, &[], &report, "empty").is_err());
+    }
+}
