@@ -5,6 +5,8 @@
 //!
 //! ```sh
 //! cargo run --example custom_verifier
+//! # and in the full G3 pipeline, replacing its image-GPS verifier:
+//! cargo run --release --example custom_verifier -- --db mp16-g3.db photo.jpg
 //! ```
 
 use g3::core::{
@@ -30,8 +32,55 @@ impl Verifier for NearestToTopNeighbour {
     }
 }
 
-fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    // What earlier stages would have produced for one query photo.
+fn main() -> std::process::ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match arguments.as_slice() {
+        [] => on_one_pool(),
+        [flag, database, photos @ ..] if flag == "--db" && !photos.is_empty() => {
+            in_the_pipeline(database, photos)
+        }
+        _ => Err("usage: custom_verifier [--db DATABASE PHOTO...]".into()),
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The G3 preset with its verifier swapped for ours: every other stage as configured.
+fn in_the_pipeline(
+    database: &str,
+    photos: &[String],
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let mut config = g3::Preset::G3.config();
+    config.database = Some(database.into());
+    let pipeline = config
+        .builder(&mut |step| eprintln!("{step}"))?
+        .verifier(NearestToTopNeighbour {
+            metric: DistanceMetric::Geodesic,
+        })
+        .build()?;
+    let photos: Vec<ImageInput> = photos
+        .iter()
+        .map(ImageInput::from_path)
+        .collect::<std::io::Result<_>>()?;
+    for prediction in pipeline.locate(&photos)? {
+        println!(
+            "{}: {:.5}, {:.5} (chosen among {} candidates)",
+            prediction.image_id,
+            prediction.location.lat_deg(),
+            prediction.location.lon_deg(),
+            prediction.candidates.len()
+        );
+    }
+    Ok(())
+}
+
+/// The verifier on one hand-made pool: what earlier stages would have produced for one photo.
+fn on_one_pool() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let image = ImageInput::from_bytes("query.jpg", Vec::new());
     let similar = [RetrievedNeighbor {
         key: 1234,

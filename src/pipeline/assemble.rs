@@ -22,10 +22,10 @@ use g3_verify::{
     RandomVerifier,
 };
 
-use super::Pipeline;
 use super::config::{
     GeneratorConfig, ParserKind, PipelineConfig, QueryEmbeddingKind, VerifierConfig,
 };
+use super::{Pipeline, PipelineBuilder};
 use crate::error::{Error, Result};
 
 /// A file the configuration needs that is not on this machine, and how to get it.
@@ -246,6 +246,13 @@ impl PipelineConfig {
     /// files are missing, fails before loading anything with [`Error::MissingFiles`] listing
     /// all of them. `progress` hears what is being loaded.
     pub fn build(&self, progress: &mut dyn FnMut(&str)) -> Result<Pipeline> {
+        self.builder(progress)?.build()
+    }
+
+    /// Like [`build`](Self::build), but returns the builder with every configured stage set,
+    /// so that any of them can be replaced before building:
+    /// `config.builder(&mut |_| {})?.verifier(MyVerifier).build()?`.
+    pub fn builder(&self, progress: &mut dyn FnMut(&str)) -> Result<PipelineBuilder> {
         let files = self.resolve_files().map_err(Error::MissingFiles)?;
         let device = self
             .models
@@ -391,7 +398,7 @@ impl PipelineConfig {
             VerifierConfig::KernelDensity(verifier) => builder.verifier(*verifier),
             VerifierConfig::First => builder.verifier(FirstCandidateVerifier),
         };
-        builder.build()
+        Ok(builder)
     }
 }
 
