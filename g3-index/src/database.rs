@@ -133,6 +133,29 @@ impl Database {
         })
     }
 
+    /// A database from an HNSW store the caller filled (with [`HnswStore::add`] in chunks,
+    /// for collections that do not fit in memory as one `f32` matrix) and its metadata, row
+    /// for row.
+    pub fn from_hnsw_store(store: HnswStore, metadata: EntryMetadata) -> Result<Self> {
+        if store.len() != metadata.len() {
+            return Err(IndexError::CountMismatch {
+                vectors: store.len(),
+                metadata: metadata.len(),
+            });
+        }
+        let config = StoreConfig {
+            kind: StoreKind::Hnsw,
+            metric: store.metric(),
+            precision: store.precision(),
+            hnsw: store.config(),
+        };
+        Ok(Database {
+            store: Store::Hnsw(store),
+            config,
+            metadata,
+        })
+    }
+
     /// The store settings.
     pub fn config(&self) -> &StoreConfig {
         &self.config

@@ -455,3 +455,46 @@ fn opening_checks_the_manifest() {
     assert!(error.to_string().contains("manifest.json"), "{error}");
     assert!(Database::open(Path::new("/nonexistent/db")).is_err());
 }
+
+#[test]
+fn an_hnsw_store_filled_in_chunks_becomes_a_database() {
+    use g3_index::{HnswConfig, HnswStore, VectorIndex};
+
+    let dimension = 16;
+    let vectors = unit_vectors(300, dimension, 8);
+    let mut store = HnswStore::new(
+        dimension,
+        Metric::InnerProduct,
+        VectorPrecision::F32,
+        HnswConfig::default(),
+    )
+    .unwrap();
+    for chunk in vectors.chunks(100 * dimension) {
+        store.add(chunk, &|_| {}).unwrap();
+    }
+    assert_eq!(store.len(), 300);
+    let database = Database::from_hnsw_store(store, metadata(300)).unwrap();
+    assert_eq!(database.config().precision, VectorPrecision::F32);
+    let query = Embeddings::new(
+        dimension,
+        vectors[250 * dimension..251 * dimension].to_vec(),
+    )
+    .unwrap();
+    let found = database
+        .search(&query, 1, SearchDirection::Similar)
+        .unwrap();
+    assert_eq!(found[0][0].key, 1250, "row 250 carries key 1000 + 250");
+
+    let mut short = HnswStore::new(
+        dimension,
+        Metric::InnerProduct,
+        VectorPrecision::F32,
+        HnswConfig::default(),
+    )
+    .unwrap();
+    short.add(&vectors[..10 * dimension], &|_| {}).unwrap();
+    assert!(matches!(
+        Database::from_hnsw_store(short, metadata(300)),
+        Err(IndexError::CountMismatch { .. })
+    ));
+}
