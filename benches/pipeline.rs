@@ -6,7 +6,9 @@
 //! dissimilar images, rendering the paper's four prompts, parsing 20 answers (a canned
 //! generator stands in for the LMM and answers instantly), the candidate pool, and G3's
 //! verification with a full-size GPS encoder (2 x 512 capsules and the 768-d head) on all
-//! 21 candidates. The query embedding is precomputed (the image encoder is excluded).
+//! 21 candidates. The query embedding is precomputed (the image encoder is excluded). Both
+//! one query per call and batches of 16 (as `g3 run` calls it: one search call and one
+//! GPS-encoder pass for the batch) are measured.
 //!
 //! ```sh
 //! cargo bench --bench pipeline                      # 1,000,000 x 2304, i8 storage
@@ -20,7 +22,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use g3::align::{ComputeDevice, GpsEncoder, GpsEncoderConfig};
 use g3::core::{
     Embeddings, GeoPoint, ImageEmbedder, ImageInput, LmmAnswer, LmmGenerator, PromptRequest,
@@ -248,11 +250,23 @@ fn pipeline_overhead(criterion: &mut Criterion) {
         "20 generated and the retrieved top 1"
     );
     let mut next = 0;
+    group.throughput(Throughput::Elements(1));
     group.bench_function("overhead_per_query", |b| {
         b.iter(|| {
             let image = &images[next % QUERIES];
             next += 1;
             black_box(pipeline.locate(std::slice::from_ref(image)).unwrap())
+        })
+    });
+    // `g3 run` locates photos in batches: one search call and one GPS-encoder pass each.
+    const BATCH: usize = 16;
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut next = 0;
+    group.bench_function("overhead_in_batches_of_16", |b| {
+        b.iter(|| {
+            let start = (next * BATCH) % QUERIES;
+            next += 1;
+            black_box(pipeline.locate(&images[start..start + BATCH]).unwrap())
         })
     });
     group.finish();

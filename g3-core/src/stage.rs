@@ -167,22 +167,14 @@ pub struct Verification {
     pub chosen: usize,
 }
 
-/// Geo-verification: scores candidate locations and picks one.
-pub trait Verifier: Send + Sync {
-    /// One score per candidate, in order; higher is better.
-    fn score(&self, query: &VerificationQuery<'_>, candidates: &[Candidate]) -> Result<Vec<f32>>;
-
-    /// Scores the pool and chooses the highest score; ties go to the earlier candidate and
-    /// NaN scores never win. Fails on an empty pool.
-    fn verify(
-        &self,
-        query: &VerificationQuery<'_>,
-        candidates: Vec<Candidate>,
-    ) -> Result<Verification> {
+impl Verification {
+    /// Puts `scores` on `candidates` (same order) and chooses the highest: ties go to the
+    /// earlier candidate and NaN scores never win. Fails on an empty pool or a score count
+    /// that differs from the pool's size.
+    pub fn from_scores(candidates: Vec<Candidate>, scores: Vec<f32>) -> Result<Self> {
         if candidates.is_empty() {
             return Err(Error::NoCandidates);
         }
-        let scores = self.score(query, &candidates)?;
         if scores.len() != candidates.len() {
             return Err(Error::OutputCountMismatch {
                 stage: StageKind::Verifier,
@@ -200,6 +192,49 @@ pub trait Verifier: Send + Sync {
             })
             .collect();
         Ok(Verification { candidates, chosen })
+    }
+}
+
+/// Geo-verification: scores candidate locations and picks one.
+pub trait Verifier: Send + Sync {
+    /// One score per candidate, in order; higher is better.
+    fn score(&self, query: &VerificationQuery<'_>, candidates: &[Candidate]) -> Result<Vec<f32>>;
+
+    /// Scores the pool and chooses the highest score ([`Verification::from_scores`]). Fails
+    /// on an empty pool.
+    fn verify(
+        &self,
+        query: &VerificationQuery<'_>,
+        candidates: Vec<Candidate>,
+    ) -> Result<Verification> {
+        if candidates.is_empty() {
+            return Err(Error::NoCandidates);
+        }
+        let scores = self.score(query, &candidates)?;
+        Verification::from_scores(candidates, scores)
+    }
+
+    /// Verifies several queries' pools, in order. The default verifies one query at a
+    /// time; verifiers whose cost is a model pass (G3's GPS encoder) override it to embed
+    /// every pool's candidates in one batch, which streams the model's weights once instead
+    /// of once per query. Any failing query fails the call.
+    fn verify_batch(
+        &self,
+        queries: &[VerificationQuery<'_>],
+        pools: Vec<Vec<Candidate>>,
+    ) -> Result<Vec<Verification>> {
+        if queries.len() != pools.len() {
+            return Err(Error::OutputCountMismatch {
+                stage: StageKind::Verifier,
+                expected: queries.len(),
+                found: pools.len(),
+            });
+        }
+        queries
+            .iter()
+            .zip(pools)
+            .map(|(query, pool)| self.verify(query, pool))
+            .collect()
     }
 }
 
@@ -271,6 +306,9 @@ forward_through_pointers!(Verifier {
     }
     fn verify(&self, query: &VerificationQuery<'_>, candidates: Vec<Candidate>) -> Result<Verification> {
         (**self).verify(query, candidates)
+    }
+    fn verify_batch(&self, queries: &[VerificationQuery<'_>], pools: Vec<Vec<Candidate>>) -> Result<Vec<Verification>> {
+        (**self).verify_batch(queries, pools)
     }
 });
 

@@ -9,7 +9,8 @@
 //!    LMM generator answers each several times, the answer parser reads locations;
 //! 4. the **candidate pool**: generated locations, the top-S retrieved locations and,
 //!    optionally, the top gallery points (GeoCLIP);
-//! 5. **Geo-verification**: the verifier scores the pool and picks one.
+//! 5. **Geo-verification**: the verifier scores the pool and picks one (the pools of a
+//!    batch of photos in one call, so G3's GPS encoder runs once per batch).
 //!
 //! [`PipelineBuilder`] takes any implementation of each stage, by value (generic) or boxed.
 //! [`PipelineConfig`] describes a pipeline in a TOML file, and [`Preset`] holds the paper's
@@ -187,8 +188,9 @@ impl Pipeline {
     /// Predicts a location for each photo, in input order. Images are embedded in one batch
     /// and searched in one batch; then up to
     /// [`concurrent_queries`](PipelineSettings::concurrent_queries) queries run their
-    /// prompts, generation and verification at once. The first failing query fails the call;
-    /// [`locate_each`](Self::locate_each) keeps the others.
+    /// prompts and generation at once, and every pool is verified in one
+    /// [`Verifier::verify_batch`] call (one GPS-encoder pass for G3's verifier). The first
+    /// failing query fails the call; [`locate_each`](Self::locate_each) keeps the others.
     pub fn locate(&self, images: &[ImageInput]) -> Result<Vec<Prediction>> {
         self.locate_each(images)?.into_iter().collect()
     }
@@ -230,21 +232,81 @@ impl Pipeline {
         let similar = search(needed.similar, SearchDirection::Similar)?;
         let dissimilar = search(needed.dissimilar, SearchDirection::Dissimilar)?;
 
-        let run = |index: usize| {
-            self.locate_one(
+        // Generation and the pools, up to `concurrent_queries` queries at once.
+        let pools = self.for_each_concurrently(images.len(), |index| {
+            self.candidate_pool(
                 &images[index],
                 embeddings.row(index),
                 &similar[index],
                 &dissimilar[index],
             )
+        });
+        // Verification of every pool in one batch (one GPS-encoder pass for G3's verifier).
+        let mut ready = Vec::new();
+        let mut outcomes: Vec<Option<Result<Prediction>>> = Vec::with_capacity(images.len());
+        for (index, pool) in pools.into_iter().enumerate() {
+            match pool {
+                Ok(pool) => {
+                    ready.push((index, pool));
+                    outcomes.push(None);
+                }
+                Err(error) => outcomes.push(Some(Err(error))),
+            }
+        }
+        let queries: Vec<VerificationQuery<'_>> = ready
+            .iter()
+            .map(|(index, _)| VerificationQuery {
+                image: &images[*index],
+                embedding: Some(embeddings.row(*index)),
+                similar: &similar[*index],
+            })
+            .collect();
+        let candidates: Vec<Vec<Candidate>> = ready
+            .iter()
+            .map(|(_, pool)| pool.candidates.clone())
+            .collect();
+        let verified: Vec<Result<g3_core::Verification>> = match self
+            .verifier
+            .verify_batch(&queries, candidates)
+        {
+            Ok(verified) if verified.len() == ready.len() => verified.into_iter().map(Ok).collect(),
+            // Find which queries fail, one at a time.
+            _ => queries
+                .iter()
+                .zip(&ready)
+                .map(|(query, (_, pool))| {
+                    self.verifier
+                        .verify(query, pool.candidates.clone())
+                        .map_err(Error::from)
+                })
+                .collect(),
         };
-        let workers = self.settings.concurrent_queries.clamp(1, images.len());
+        for ((index, pool), verification) in ready.into_iter().zip(verified) {
+            outcomes[index] = Some(verification.map(|verification| Prediction {
+                image_id: images[index].id().to_owned(),
+                location: verification.candidates[verification.chosen].location,
+                chosen: verification.chosen,
+                candidates: verification.candidates,
+                rejected: pool.rejected,
+            }));
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every query has an outcome"))
+            .collect())
+    }
+
+    /// Runs `work(0..count)` on up to `concurrent_queries` threads; results in index order.
+    fn for_each_concurrently<T: Send>(
+        &self,
+        count: usize,
+        work: impl Fn(usize) -> T + Sync,
+    ) -> Vec<T> {
+        let workers = self.settings.concurrent_queries.clamp(1, count.max(1));
         if workers == 1 {
-            return Ok((0..images.len()).map(run).collect());
+            return (0..count).map(work).collect();
         }
         let next = AtomicUsize::new(0);
-        let mut results: Vec<Option<Result<Prediction>>> =
-            (0..images.len()).map(|_| None).collect();
         let finished = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
@@ -252,10 +314,10 @@ impl Pipeline {
                         let mut done = Vec::new();
                         loop {
                             let index = next.fetch_add(1, Ordering::Relaxed);
-                            if index >= images.len() {
+                            if index >= count {
                                 break done;
                             }
-                            done.push((index, run(index)));
+                            done.push((index, work(index)));
                         }
                     })
                 })
@@ -268,23 +330,25 @@ impl Pipeline {
                 })
                 .collect::<Vec<_>>()
         });
+        let mut results: Vec<Option<T>> = (0..count).map(|_| None).collect();
         for (index, result) in finished {
             results[index] = Some(result);
         }
-        Ok(results
+        results
             .into_iter()
             .map(|result| result.expect("every index is claimed by exactly one worker"))
-            .collect())
+            .collect()
     }
 
-    /// One query after retrieval: generation, the pool, verification.
-    fn locate_one(
+    /// One query's candidate pool after retrieval: generated, retrieved and gallery
+    /// candidates, and the answers that could not be read.
+    fn candidate_pool(
         &self,
         image: &ImageInput,
         embedding: &[f32],
         similar: &[RetrievedNeighbor],
         dissimilar: &[RetrievedNeighbor],
-    ) -> Result<Prediction> {
+    ) -> Result<CandidatePool> {
         let mut candidates = Vec::new();
         let mut rejected = Vec::new();
         if let Some(generation) = &self.generation {
@@ -338,20 +402,17 @@ impl Pipeline {
                 }
             }
         }
-        let query = VerificationQuery {
-            image,
-            embedding: Some(embedding),
-            similar,
-        };
-        let verification = self.verifier.verify(&query, candidates)?;
-        Ok(Prediction {
-            image_id: image.id().to_owned(),
-            location: verification.candidates[verification.chosen].location,
-            chosen: verification.chosen,
-            candidates: verification.candidates,
+        Ok(CandidatePool {
+            candidates,
             rejected,
         })
     }
+}
+
+/// What a query brings to verification.
+struct CandidatePool {
+    candidates: Vec<Candidate>,
+    rejected: Vec<RejectedAnswer>,
 }
 
 /// Assembles a [`Pipeline`] from stages; [`build`](Self::build) checks that they fit
