@@ -1,8 +1,10 @@
 //! G3's Geo-verification: the candidate whose GPS embedding best matches the photo.
 
+use std::collections::HashMap;
+
 use g3_core::{
-    Candidate, GpsEmbedder, ImageEmbedder, Result, StageKind, Verification, VerificationQuery,
-    Verifier, cosine_similarity,
+    Candidate, Embeddings, GeoPoint, GpsEmbedder, ImageEmbedder, Result, StageKind, Verification,
+    VerificationQuery, Verifier, cosine_similarity,
 };
 
 use crate::error::VerifyError;
@@ -109,17 +111,17 @@ impl<G: GpsEmbedder> Verifier for ImageGpsVerifier<G> {
             .flatten()
             .map(|candidate| candidate.location)
             .collect();
-        let embeddings = self.gps.embed_locations(&locations)?;
-        embeddings.expect_rows(locations.len(), StageKind::GpsEmbedder)?;
-        let mut row = 0;
+        let (embeddings, rows) = self.embed_distinct(&locations)?;
+        let mut next = 0;
         pools
             .into_iter()
             .zip(&images)
             .map(|(pool, image)| {
-                let scores = (row..row + pool.len())
-                    .map(|index| cosine_similarity(image, embeddings.row(index)))
+                let scores = rows[next..next + pool.len()]
+                    .iter()
+                    .map(|&row| cosine_similarity(image, embeddings.row(row)))
                     .collect::<Result<Vec<f32>>>()?;
-                row += pool.len();
+                next += pool.len();
                 Verification::from_scores(pool, scores)
             })
             .collect()
@@ -134,10 +136,33 @@ impl<G: GpsEmbedder> Verifier for ImageGpsVerifier<G> {
             .iter()
             .map(|candidate| candidate.location)
             .collect();
-        let embeddings = self.gps.embed_locations(&locations)?;
-        (0..candidates.len())
-            .map(|row| cosine_similarity(&image, embeddings.row(row)))
+        let (embeddings, rows) = self.embed_distinct(&locations)?;
+        rows.iter()
+            .map(|&row| cosine_similarity(&image, embeddings.row(row)))
             .collect()
+    }
+}
+
+impl<G: GpsEmbedder> ImageGpsVerifier<G> {
+    /// Embeds each distinct location once (LMM samples often repeat a place, and the
+    /// encoder is the verifier's whole cost); returns the embeddings and, per input
+    /// location, its row among them.
+    fn embed_distinct(&self, locations: &[GeoPoint]) -> Result<(Embeddings, Vec<usize>)> {
+        let mut distinct = Vec::new();
+        let mut row_of = HashMap::new();
+        let rows: Vec<usize> = locations
+            .iter()
+            .map(|location| {
+                let key = (location.lat_deg().to_bits(), location.lon_deg().to_bits());
+                *row_of.entry(key).or_insert_with(|| {
+                    distinct.push(*location);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let embeddings = self.gps.embed_locations(&distinct)?;
+        embeddings.expect_rows(distinct.len(), StageKind::GpsEmbedder)?;
+        Ok((embeddings, rows))
     }
 }
 
@@ -224,6 +249,32 @@ mod tests {
             .map(|candidate| candidate.score.unwrap())
             .collect();
         assert!(scores[1] > 0.99 && scores[0] < scores[1] && scores[2] < scores[1]);
+    }
+
+    #[test]
+    fn repeated_locations_are_embedded_once_and_scored_alike() {
+        struct Counting(std::sync::Mutex<usize>);
+        impl GpsEmbedder for Counting {
+            fn dimension(&self) -> usize {
+                3
+            }
+            fn embed_locations(&self, locations: &[GeoPoint]) -> Result<Embeddings> {
+                *self.0.lock().unwrap() += locations.len();
+                SphereEmbedder.embed_locations(locations)
+            }
+        }
+        let image = ImageInput::from_bytes("query.jpg", vec![0u8; 4]);
+        let tail = embedding_of(48.85, 2.35);
+        let query = VerificationQuery {
+            image: &image,
+            embedding: Some(&tail),
+            similar: &[],
+        };
+        let verifier = ImageGpsVerifier::g3(Counting(std::sync::Mutex::new(0)));
+        let pool = candidates(&[(40.71, -74.0), (48.0, 2.0), (40.71, -74.0), (48.0, 2.0)]);
+        let scores = verifier.score(&query, &pool).unwrap();
+        assert_eq!(*verifier.gps.0.lock().unwrap(), 2);
+        assert_eq!((scores[0], scores[1]), (scores[2], scores[3]));
     }
 
     #[test]
