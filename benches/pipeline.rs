@@ -109,10 +109,10 @@ fn database(rows: usize, precision: VectorPrecision) -> Database {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "pipeline-bench-{rows}x{DIMENSION}-{precision:?}.db"
     ));
-    if path.exists() {
-        if let Ok(database) = Database::open(&path) {
-            return database;
-        }
+    if path.exists()
+        && let Ok(database) = Database::open(&path)
+    {
+        return database;
     }
     eprintln!(
         "building a {rows} x {DIMENSION} HNSW database ({precision:?}) once, into {}",
