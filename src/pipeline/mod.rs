@@ -17,24 +17,29 @@
 //! method, its ablations and its baselines; [`PipelineConfig::build`] loads the models and
 //! the database it names.
 //!
-//! ```no_run
+//! ```
+//! use g3::core::ImageEmbedder;
 //! use g3::pipeline::{Pipeline, PipelineSettings};
 //! use g3::prompt::{DensityPeakGenerator, PromptEnsembleConfig, RagPromptEnsemble};
 //! use g3::verify::KernelDensityVerifier;
-//! # fn stages() -> (g3::align::ImageEncoder, g3::index::Database) { unimplemented!() }
-//! let (image_encoder, database) = stages();
-//! let pipeline = Pipeline::builder()
-//!     .image_embedder(image_encoder)
-//!     .vector_store(database)
-//!     .prompt_ensemble(RagPromptEnsemble::new(PromptEnsembleConfig::default())?)
-//!     .generator(DensityPeakGenerator::default())
-//!     .verifier(KernelDensityVerifier::default())
-//!     .settings(PipelineSettings { similar_neighbors: 16, ..PipelineSettings::default() })
-//!     .build()?;
-//! let photo = g3::ImageInput::from_path("photo.jpg")?;
-//! let prediction = &pipeline.locate(&[photo])?[0];
-//! println!("{:?}", prediction.location);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//!
+//! /// Any image embedder (g3's `ImageEncoder` or your own) over any database of the same
+//! /// embedding, the paper's prompts answered offline, a kernel-density vote.
+//! fn locate_one(
+//!     embedder: impl ImageEmbedder + 'static,
+//!     database: g3::index::Database,
+//!     photo: g3::ImageInput,
+//! ) -> Result<g3::Prediction, Box<dyn std::error::Error>> {
+//!     let pipeline = Pipeline::builder()
+//!         .image_embedder(embedder)
+//!         .vector_store(database)
+//!         .prompt_ensemble(RagPromptEnsemble::new(PromptEnsembleConfig::default())?)
+//!         .generator(DensityPeakGenerator::default())
+//!         .verifier(KernelDensityVerifier::default())
+//!         .settings(PipelineSettings { similar_neighbors: 16, ..PipelineSettings::default() })
+//!         .build()?;
+//!     Ok(pipeline.locate(&[photo])?.remove(0))
+//! }
 //! ```
 
 mod assemble;
