@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use crate::column::Column;
 use crate::config::Metric;
+use crate::dot::dot;
 use crate::error::{IndexError, Result};
 use crate::store::{RowMatch, VectorIndex, check_batch, normalize_rows, prepare_queries};
 use crate::top_k::TopK;
@@ -244,23 +245,6 @@ fn check_row_limit(rows: usize) -> Result<()> {
     Ok(())
 }
 
-/// The inner product of two equal-length slices, with 16 independent partial sums so the
-/// compiler vectorises it without reassociating floating-point additions.
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut sums = [0.0f32; LANES];
-    let (a_head, a_tail) = a.split_at(a.len() - a.len() % LANES);
-    let (b_head, b_tail) = b.split_at(a_head.len());
-    for (a, b) in a_head.chunks_exact(LANES).zip(b_head.chunks_exact(LANES)) {
-        for lane in 0..LANES {
-            sums[lane] += a[lane] * b[lane];
-        }
-    }
-    let tail: f32 = a_tail.iter().zip(b_tail).map(|(a, b)| a * b).sum();
-    sums.iter().sum::<f32>() + tail
-}
-
 /// Writes `scores[q * rows + r] = queries[q] · vectors[r]` for a block of stored rows and a
 /// pass of queries (both row-major with rows of `dimension`) with one matrix product.
 fn score_block(vectors: &[f32], queries: &[f32], dimension: usize, scores: &mut [f32]) {
@@ -397,19 +381,5 @@ mod tests {
                 row: 0
             })
         ));
-    }
-
-    #[test]
-    fn dot_handles_every_tail_length() {
-        for len in 0..40 {
-            let a = pseudo_random(len, 5);
-            let b = pseudo_random(len, 6);
-            let expected: f64 = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (*x as f64) * (*y as f64))
-                .sum();
-            assert!((dot(&a, &b) as f64 - expected).abs() < 1e-5, "length {len}");
-        }
     }
 }

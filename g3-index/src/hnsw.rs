@@ -9,6 +9,7 @@ use usearch::ffi::{IndexOptions, MetricKind, ScalarKind};
 
 use crate::column::map_verified;
 use crate::config::{HnswConfig, Metric, VectorPrecision};
+use crate::dot::dot;
 use crate::error::{IndexError, Result};
 use crate::store::{RowMatch, VectorIndex, check_batch, prepare_queries};
 
@@ -97,8 +98,9 @@ impl HnswStore {
                 "HNSW expansion settings must be at least 1".into(),
             ));
         }
-        let index = usearch::Index::new(&options(dimension, metric, precision, config))
+        let mut index = usearch::Index::new(&options(dimension, metric, precision, config))
             .map_err(hnsw_error)?;
+        use_faster_kernel(&mut index, dimension, metric, precision);
         Ok(HnswStore {
             index,
             mapping: None,
@@ -208,13 +210,15 @@ impl HnswStore {
                 ),
             ));
         }
-        let index = usearch::Index::new(&options(dimension, metric, precision, config))
+        let mut index = usearch::Index::new(&options(dimension, metric, precision, config))
             .map_err(hnsw_error)?;
         // SAFETY: the index reads from `mapping` for as long as it lives. Both move into the
         // returned store, whose field order drops the index first, and the mapping is
         // read-only and was verified against the manifest's digest just above.
         unsafe { index.view_from_buffer(&mapping) }
             .map_err(|error| IndexError::corrupt(path, error.to_string()))?;
+        // Viewing a file sets the metric from its header: replace the kernel afterwards.
+        use_faster_kernel(&mut index, dimension, metric, precision);
         index.change_expansion_search(config.expansion_search);
         Ok(HnswStore {
             index,
@@ -230,6 +234,35 @@ impl HnswStore {
     pub fn memory_usage(&self) -> usize {
         self.index.memory_usage()
     }
+}
+
+/// Replaces usearch's f32 inner-product kernel by [`dot`], which is about twice as fast on
+/// AVX2 machines (see `dot.rs`). The replacement keeps usearch's convention for `IP`,
+/// distance = `1 − a·b`, so [`similarity_from_distance`] stays the one conversion. Cosine and
+/// the f16 and i8 kernels stay usearch's own. usearch only fails this on running out of memory
+/// for a few query-sized buffers.
+fn use_faster_kernel(
+    index: &mut usearch::Index,
+    dimension: usize,
+    metric: Metric,
+    precision: VectorPrecision,
+) {
+    if metric != Metric::InnerProduct || precision != VectorPrecision::F32 {
+        return;
+    }
+    index.change_metric::<f32>(Box::new(move |first: *const f32, second: *const f32| {
+        debug_assert!(first.is_aligned() && second.is_aligned());
+        // SAFETY: usearch calls the metric with two vectors of the index's `dimension` f32
+        // components each (a stored vector, and a stored one or the query), both alive for
+        // the call.
+        let (first, second) = unsafe {
+            (
+                std::slice::from_raw_parts(first, dimension),
+                std::slice::from_raw_parts(second, dimension),
+            )
+        };
+        1.0 - dot(first, second)
+    }));
 }
 
 fn options(

@@ -41,6 +41,7 @@
 mod column;
 mod config;
 mod database;
+mod dot;
 mod error;
 mod exact;
 mod faiss;
