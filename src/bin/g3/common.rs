@@ -1,5 +1,9 @@
-//! Pieces several commands share: the device option, model resolution, CSV quoting.
+//! Pieces several commands share: the device option, model resolution, CSV quoting, the
+//! Ctrl-C stop flag.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
 use clap::ValueEnum;
 use g3::align::pretrained::ModelSource;
 use g3::align::{ComputeDevice, Device};
@@ -65,4 +69,21 @@ pub fn csv_field(text: &str) -> String {
     } else {
         text.to_owned()
     }
+}
+
+/// A flag that Ctrl-C raises, for long commands that stop cleanly between units of work
+/// (a batch, a training step) instead of dying mid-write. The first Ctrl-C prints `notice`
+/// and raises the flag; a second one exits at once with status 130, for a user who does not
+/// want to wait.
+pub fn stop_on_ctrl_c(notice: &'static str) -> anyhow::Result<std::sync::Arc<AtomicBool>> {
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let raised = std::sync::Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if raised.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\n{notice}");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
 }

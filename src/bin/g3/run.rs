@@ -2,8 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -12,6 +11,7 @@ use g3::evaluation::{EvaluationOptions, evaluate_predictions_csv};
 use g3::{ImageInput, ResultsFile};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::common::stop_on_ctrl_c;
 use crate::pipeline_args::{PipelineArgs, build_pipeline};
 
 #[derive(Debug, Args)]
@@ -103,19 +103,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut failures = 0usize;
     if !pending.is_empty() {
         let pipeline = build_pipeline(&config)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let stop = Arc::clone(&stop);
-            ctrlc::set_handler(move || {
-                if stop.swap(true, Ordering::SeqCst) {
-                    std::process::exit(130);
-                }
-                eprintln!(
-                    "\ng3 run: stopping after this batch; finished rows are kept (Ctrl-C again to abort)"
-                );
-            })
-            .context("installing the Ctrl-C handler")?;
-        }
+        let stop = stop_on_ctrl_c(
+            "g3 run: stopping after this batch; finished rows are kept (Ctrl-C again to abort)",
+        )?;
         let errors_path = errors_path(output);
         let mut errors = ErrorLog::new(&errors_path);
         let bar = ProgressBar::new(total as u64).with_style(

@@ -2,8 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -16,6 +15,8 @@ use g3::align::training::{
 use g3::core::assets::Asset;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+
+use crate::common::stop_on_ctrl_c;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -209,20 +210,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Trainer::new(settings.training.clone(), model, &device)?
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: the user does not want to wait for the state to be saved.
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ng3 train: stopping after this step and saving the state (Ctrl-C again to abort)"
-            );
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    let stop = stop_on_ctrl_c(
+        "g3 train: stopping after this step and saving the state (Ctrl-C again to abort)",
+    )?;
 
     let batches_per_epoch = data.len().div_ceil(trainer.config().batch_size);
     let total_steps = (batches_per_epoch * trainer.config().epochs) as u64;
