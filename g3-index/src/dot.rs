@@ -1,10 +1,11 @@
 //! The f32 inner product both stores score with.
 //!
 //! usearch's own f32 inner-product kernel (NumKong, AVX2 build) widens every component to f64
-//! and keeps one chain of 4-lane fused multiply-adds, which makes HNSW search and construction
-//! about twice as slow as faiss's at 2304 dimensions. [`dot`] keeps 16 independent f32 partial
-//! sums instead, and on x86-64 CPUs with AVX2 and FMA runs a copy of itself compiled for those
-//! instructions (chosen at run time, so one binary still runs on any x86-64 CPU).
+//! and keeps one chain of 4-lane fused multiply-adds. [`dot`] keeps 16 independent f32
+//! partial sums instead, and on x86-64 CPUs with AVX2 and FMA runs a copy of itself compiled
+//! for those instructions (chosen at run time, so one binary still runs on any x86-64 CPU).
+//! Swapping it into the HNSW store made building and searching 2304-d graphs 1.25 to 1.5
+//! times as fast on two AMD EPYC cores.
 
 /// Independent partial sums: enough to fill two 8-wide registers' worth of multiply-add
 /// latency, and a multiple of every SIMD width the compiler may pick.

@@ -236,8 +236,8 @@ impl HnswStore {
     }
 }
 
-/// Replaces usearch's f32 inner-product kernel by [`dot`], which is about twice as fast on
-/// AVX2 machines (see `dot.rs`). The replacement keeps usearch's convention for `IP`,
+/// Replaces usearch's f32 inner-product kernel by [`dot`], which makes graphs build and
+/// search faster (see `dot.rs`). The replacement keeps usearch's convention for `IP`,
 /// distance = `1 − a·b`, so [`similarity_from_distance`] stays the one conversion. Cosine and
 /// the f16 and i8 kernels stay usearch's own. usearch only fails this on running out of memory
 /// for a few query-sized buffers.
