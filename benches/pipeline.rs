@@ -25,8 +25,8 @@ use std::time::Instant;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use g3::align::{ComputeDevice, GpsEncoder, GpsEncoderConfig};
 use g3::core::{
-    Embeddings, GeoPoint, ImageEmbedder, ImageInput, LmmAnswer, LmmGenerator, PromptRequest,
-    Result, SearchDirection, VectorStore,
+    Embeddings, GeneratedAnswers, GeoPoint, ImageEmbedder, ImageInput, LmmAnswer, LmmGenerator,
+    PromptRequest, Result, SearchDirection, VectorStore,
 };
 use g3::index::{Database, EntryMetadata, HnswConfig, HnswStore, Metric, VectorPrecision};
 use g3::pipeline::{Pipeline, PipelineSettings};
@@ -171,7 +171,7 @@ impl ImageEmbedder for PrecomputedEmbedder {
 struct CannedGenerator;
 
 impl LmmGenerator for CannedGenerator {
-    fn generate(&self, _image: &ImageInput, prompts: &[PromptRequest]) -> Result<Vec<LmmAnswer>> {
+    fn generate(&self, _image: &ImageInput, prompts: &[PromptRequest]) -> Result<GeneratedAnswers> {
         let mut answers = Vec::new();
         for prompt in prompts {
             let base = prompt
@@ -191,7 +191,7 @@ impl LmmGenerator for CannedGenerator {
                 });
             }
         }
-        Ok(answers)
+        Ok(answers.into())
     }
 }
 

@@ -67,8 +67,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let cache_path = std::env::temp_dir().join("g3-lmm-client-example.redb");
     let generator = OpenAiGenerator::new(config)?.with_cache(ResponseCache::open(&cache_path)?);
-    let answers = generator.generate(&image, &prompts)?;
-    for answer in &answers {
+    let generated = generator.generate(&image, &prompts)?;
+    for lost in &generated.lost {
+        println!(
+            "prompt {}: {} samples lost: {}",
+            lost.prompt_index, lost.samples, lost.message
+        );
+    }
+    for answer in &generated.answers {
         match RobustAnswerParser.parse(&answer.text) {
             Ok(point) => println!(
                 "prompt {} sample {}: {point}",

@@ -77,6 +77,38 @@ pub enum Error {
         rejected: usize,
     },
 
+    /// A photo's LMM answers could not be obtained (the server was down, refused the key,
+    /// gave up after its retries), more than `generation.min_answers` allows. Nothing is
+    /// predicted for it, so a rerun asks again. Fix the server or the
+    /// `[generation.generator]` settings; or accept partial pools with `min_answers`.
+    #[error(
+        "{image_id}: {obtained} of {asked} LMM answers obtained, {required} needed: {cause}: {message}"
+    )]
+    AnswersLost {
+        /// The query image.
+        image_id: String,
+        /// Sampled answers the ensemble asked for.
+        asked: u64,
+        /// Answers that arrived.
+        obtained: u64,
+        /// Answers the policy requires when some are lost.
+        required: u64,
+        /// What most of the lost answers were lost to.
+        cause: g3_core::LossCause,
+        /// The generator's words for it.
+        message: String,
+    },
+
+    /// The pipeline stopped asking the LMM after photo after photo lost its answers for a
+    /// cause no retry fixes; this photo was not sent. Fix the cause and run again.
+    #[error("{image_id}: not sent to the LMM: {halt}")]
+    GenerationHalted {
+        /// The query image.
+        image_id: String,
+        /// Why the pipeline stopped asking.
+        halt: crate::pipeline::GenerationHalt,
+    },
+
     /// A pipeline configuration file that cannot be read as one.
     #[error("{}: {message}", path.display())]
     Config {
@@ -106,6 +138,24 @@ fn list_missing(files: &[crate::pipeline::MissingFile]) -> String {
 }
 
 impl Error {
+    /// A short reason without the photo's details, to group the failures of a run
+    /// ("the LMM server is unreachable", "the image embedder stage failed").
+    pub fn reason(&self) -> String {
+        match self {
+            Error::AnswersLost { cause, .. } => format!("LMM answers lost: {cause}"),
+            Error::GenerationHalted { halt, .. } => {
+                format!(
+                    "not sent to the LMM after {} photos in a row failed: {}",
+                    halt.photos, halt.cause
+                )
+            }
+            Error::NoCandidates { .. } => "no candidate location".into(),
+            Error::Core(g3_core::Error::Stage { stage, .. }) => format!("the {stage} stage failed"),
+            Error::Io { .. } => "a file could not be read or written".into(),
+            other => other.to_string(),
+        }
+    }
+
     /// Wraps a loading error, naming what was loaded (for `map_err`).
     pub(crate) fn load<E: Into<g3_core::BoxError>>(what: &str) -> impl FnOnce(E) -> Error + '_ {
         move |source| Error::Load {

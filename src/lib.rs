@@ -60,7 +60,7 @@ pub use g3_verify as verify;
 pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
 pub use npy::{EmbeddingFileWriter, GrowingEmbeddingFile, read_embeddings_npy};
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineConfig, PipelineSettings, Preset};
-pub use results::{RESULT_COLUMNS, ResultsFile};
+pub use results::{RESULT_COLUMNS, ResultsFile, RunUsage, UsageLog};
 pub use retrieval::{
     NEIGHBOR_COLUMNS, RetrievalDistances, retrieval_distances, write_neighbors_csv,
 };

@@ -5,7 +5,9 @@
 //! keeps its complete rows and cuts off a last line that a kill left half-written, so a rerun
 //! skips exactly the images already done. The columns are what `g3 eval` reads
 //! (`IMG_ID, LAT, LON, LAT_pred, LON_pred`), the error in km, and the candidate pool:
-//! [`RESULT_COLUMNS`].
+//! [`RESULT_COLUMNS`]. Photos that failed are not rows (so a rerun retries them); a run
+//! lists them in [`ResultsFile::errors_path`] and adds what the LMM cost to the
+//! [`UsageLog`] at [`ResultsFile::usage_path`].
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -13,11 +15,30 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use g3_core::{CandidateSource, DistanceMetric, GeoPoint, Prediction};
+use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::AtomicFile;
 use crate::error::{Error, Result};
+use crate::pipeline::GenerationReport;
 
-/// The header of a results file.
-pub const RESULT_COLUMNS: [&str; 10] = [
+/// The header of a results file. `rejected` counts answers that arrived unreadable, `lost`
+/// the samples that never arrived (non-zero only for pools accepted by `min_answers`).
+pub const RESULT_COLUMNS: [&str; 11] = [
+    "IMG_ID",
+    "LAT",
+    "LON",
+    "LAT_pred",
+    "LON_pred",
+    "geodesic",
+    "source",
+    "score",
+    "rejected",
+    "lost",
+    "candidates",
+];
+
+/// The header g3 wrote before it recorded lost answers.
+const COLUMNS_WITHOUT_LOST: [&str; 10] = [
     "IMG_ID",
     "LAT",
     "LON",
@@ -71,6 +92,18 @@ impl ResultsFile {
         })
     }
 
+    /// Where a run writes the photos that failed, next to `output`
+    /// (`results.csv` → `results.errors.csv`).
+    pub fn errors_path(output: &Path) -> PathBuf {
+        sibling(output, ".errors.csv")
+    }
+
+    /// Where runs add up what the LMM cost, next to `output`
+    /// (`results.csv` → `results.usage.json`).
+    pub fn usage_path(output: &Path) -> PathBuf {
+        sibling(output, ".usage.json")
+    }
+
     /// Whether `image_id` already has a row.
     pub fn is_finished(&self, image_id: &str) -> bool {
         self.finished.contains(image_id)
@@ -109,6 +142,7 @@ impl ResultsFile {
                 .score
                 .map_or_else(String::new, |score| score.to_string()),
             prediction.rejected.len().to_string(),
+            prediction.lost_samples().to_string(),
             candidates,
         ];
         let mut line = Vec::new();
@@ -161,6 +195,12 @@ fn read_finished(path: &Path, finished: &mut HashSet<String>) -> Result<u64> {
         .has_headers(true)
         .from_reader(&bytes[..complete]);
     let header = reader.headers().map_err(csv_error)?;
+    if header.iter().eq(COLUMNS_WITHOUT_LOST) {
+        return Err(Error::InvalidPipeline(format!(
+            "{} was written by an earlier g3 that recorded photos whose LMM answers were lost as if they had been answered (its rows have no `lost` column); g3 eval still reads it, but start a new results file with another --output for this run",
+            path.display()
+        )));
+    }
     if header.iter().ne(RESULT_COLUMNS) {
         return Err(Error::InvalidPipeline(format!(
             "{} exists and is not a g3 run results file (header {:?}, expected {:?}); pass another --output or remove it",
@@ -179,6 +219,73 @@ fn read_finished(path: &Path, finished: &mut HashSet<String>) -> Result<u64> {
         }
     }
     Ok(complete as u64)
+}
+
+/// `output` with its extension replaced by `suffix`.
+fn sibling(output: &Path, suffix: &str) -> PathBuf {
+    let mut name = output.file_stem().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    output.with_file_name(name)
+}
+
+/// One run's account in the [`UsageLog`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunUsage {
+    /// When the run ended, in seconds since the Unix epoch.
+    pub finished_unix_seconds: u64,
+    /// Photos the run added to the results.
+    pub photos_located: u64,
+    /// Photos that failed in the run.
+    pub photos_failed: u64,
+    /// What the LMM generator was asked, gave, lost and spent.
+    pub generation: GenerationReport,
+}
+
+/// What every run that wrote a results file cost, run by run and in total
+/// (`results.usage.json`). Each run adds itself with [`UsageLog::append`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageLog {
+    /// The runs, oldest first.
+    pub runs: Vec<RunUsage>,
+    /// The sum over the runs; the last run's generator description.
+    pub total: GenerationReport,
+}
+
+impl UsageLog {
+    /// Reads the log at `path`, adds `run` and writes it back atomically; returns the log.
+    /// A file that is not a usage log is an error naming it, and is left as it is.
+    pub fn append(path: &Path, run: RunUsage) -> Result<UsageLog> {
+        let mut log = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice::<UsageLog>(&bytes).map_err(|error| {
+                Error::InvalidPipeline(format!(
+                    "{}: not a g3 usage log ({error}); move it away to start a new one",
+                    path.display()
+                ))
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => UsageLog {
+                runs: Vec::new(),
+                total: GenerationReport::new(run.generation.generator.clone()),
+            },
+            Err(source) => {
+                return Err(Error::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        log.total.add(&run.generation);
+        log.total.generator = run.generation.generator.clone();
+        log.runs.push(run);
+        let file = AtomicFile::create(path)?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file.file()), &log).map_err(
+            |error| Error::Io {
+                path: path.to_path_buf(),
+                source: error.into(),
+            },
+        )?;
+        file.commit()?;
+        Ok(log)
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +310,7 @@ mod tests {
                 score: Some(0.25),
             }],
             rejected: Vec::new(),
+            lost: Vec::new(),
         }
     }
 
@@ -236,10 +344,75 @@ mod tests {
         let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
         assert_eq!(&rows[2][0], "c.jpg");
         assert_eq!(&rows[2][6], "retrieved:0");
-        let candidates: Vec<Candidate> = serde_json::from_str(&rows[2][9]).unwrap();
+        assert_eq!(&rows[2][9], "0", "nothing lost");
+        let candidates: Vec<Candidate> = serde_json::from_str(&rows[2][10]).unwrap();
         assert_eq!(candidates.len(), 1);
         let error_km: f64 = rows[0][5].parse().unwrap();
         assert!((error_km - 109.6).abs() < 0.5, "{error_km}");
+    }
+
+    #[test]
+    fn a_results_file_without_the_lost_column_is_refused_untouched() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("old.csv");
+        let old = format!(
+            "{}\nx.jpg,1,2,1,2,0,retrieved:0,0.5,0,[]\n",
+            COLUMNS_WITHOUT_LOST.join(",")
+        );
+        std::fs::write(&path, &old).unwrap();
+        let error = ResultsFile::open(&path).unwrap_err().to_string();
+        assert!(error.contains("no `lost` column"), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), old);
+    }
+
+    #[test]
+    fn runs_add_up_in_the_usage_log() {
+        use g3_core::{GeneratorDescription, LmmUsage, LossCause};
+        let directory = tempfile::tempdir().unwrap();
+        let output = directory.path().join("results.csv");
+        let path = ResultsFile::usage_path(&output);
+        assert_eq!(path, directory.path().join("results.usage.json"));
+        assert_eq!(
+            ResultsFile::errors_path(&output),
+            directory.path().join("results.errors.csv")
+        );
+        let run = |lost: u64, tokens: u64| RunUsage {
+            finished_unix_seconds: 1,
+            photos_located: 2,
+            photos_failed: u64::from(lost > 0),
+            generation: GenerationReport {
+                generator: GeneratorDescription::model("mock"),
+                photos: 3,
+                failed_photos: u64::from(lost > 0),
+                answers_asked: 60,
+                answers_obtained: 60 - lost,
+                answers_rejected: 1,
+                answers_lost: lost,
+                lost_by_cause: [(LossCause::Unreachable, lost)]
+                    .into_iter()
+                    .filter(|&(_, count)| count > 0)
+                    .collect(),
+                usage: Some(LmmUsage {
+                    prompt_tokens: tokens,
+                    ..LmmUsage::default()
+                }),
+                halted: None,
+            },
+        };
+        UsageLog::append(&path, run(20, 1000)).unwrap();
+        let log = UsageLog::append(&path, run(0, 500)).unwrap();
+        assert_eq!(log.runs.len(), 2);
+        assert_eq!(log.total.answers_asked, 120);
+        assert_eq!(log.total.answers_lost, 20);
+        assert_eq!(log.total.lost_by_cause[&LossCause::Unreachable], 20);
+        assert_eq!(log.total.usage.unwrap().prompt_tokens, 1500);
+        let reread: UsageLog = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(reread, log);
+
+        std::fs::write(&path, "not json").unwrap();
+        let error = UsageLog::append(&path, run(0, 1)).unwrap_err().to_string();
+        assert!(error.contains("not a g3 usage log"), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not json");
     }
 
     #[test]

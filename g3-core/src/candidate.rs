@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::lmm::LostAnswers;
 use crate::point::GeoPoint;
 
 /// Which end of the similarity ranking a search returns.
@@ -167,11 +168,20 @@ pub struct Prediction {
     pub candidates: Vec<Candidate>,
     /// Answers that could not be parsed into a location.
     pub rejected: Vec<RejectedAnswer>,
+    /// Samples the generator could not obtain. Empty unless the pipeline was told to accept
+    /// partial pools (`min_answers`): by default a photo with lost answers gets no prediction.
+    #[serde(default)]
+    pub lost: Vec<LostAnswers>,
 }
 
 impl Prediction {
     /// The candidate that was chosen.
     pub fn chosen_candidate(&self) -> &Candidate {
         &self.candidates[self.chosen]
+    }
+
+    /// How many samples the generator could not obtain for this photo.
+    pub fn lost_samples(&self) -> u64 {
+        self.lost.iter().map(|lost| u64::from(lost.samples)).sum()
     }
 }

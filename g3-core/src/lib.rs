@@ -11,7 +11,8 @@
 //!   [`PromptEnsemble`], [`LmmGenerator`], [`AnswerParser`], [`Verifier`]) that the other
 //!   crates implement and that users implement to swap a stage;
 //! - the values passed between stages ([`Embeddings`], [`RetrievedNeighbor`],
-//!   [`PromptRequest`], [`LmmAnswer`], [`Candidate`] with its provenance, [`Prediction`]).
+//!   [`PromptRequest`], [`LmmAnswer`], [`GeneratedAnswers`] with the [`LostAnswers`] a
+//!   generator could not obtain, [`Candidate`] with its provenance, [`Prediction`]).
 //!
 //! ```
 //! use g3_core::{AccuracyReport, AccuracyThresholds, GeoPoint};
@@ -36,6 +37,7 @@ mod distance;
 mod embedding;
 mod error;
 mod image;
+mod lmm;
 mod point;
 mod stage;
 mod text_file;
@@ -51,6 +53,9 @@ pub use distance::{DistanceMetric, MEAN_EARTH_RADIUS_KM, WGS84_HALF_MERIDIAN_KM}
 pub use embedding::{Embeddings, cosine_similarity};
 pub use error::{BoxError, Error, Result};
 pub use image::ImageInput;
+pub use lmm::{
+    GeneratedAnswers, GeneratorDescription, LmmUsage, LossCause, LostAnswers, RetryCounts,
+};
 pub use point::{GeoPoint, normalize_longitude_deg};
 pub use stage::{
     AnswerParser, GpsEmbedder, ImageEmbedder, LmmGenerator, PromptEnsemble, ReferenceCounts,

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::candidate::{
-    Candidate, LmmAnswer, PromptRequest, RejectionReason, RetrievedNeighbor, SearchDirection,
+    Candidate, PromptRequest, RejectionReason, RetrievedNeighbor, SearchDirection,
 };
 use crate::embedding::Embeddings;
 use crate::error::{Error, Result};
 use crate::image::ImageInput;
+use crate::lmm::{GeneratedAnswers, GeneratorDescription, LmmUsage};
 use crate::point::GeoPoint;
 
 /// Names a stage in errors and reports.
@@ -134,10 +135,25 @@ pub trait PromptEnsemble: Send + Sync {
 /// A large multimodal model (or anything standing in for one) answering prompts about an image.
 pub trait LmmGenerator: Send + Sync {
     /// Up to [`PromptRequest::samples`] answers for each prompt, ordered by prompt then
-    /// sample; each answer names its prompt and sample. Fewer come back when a sample could
-    /// not be had (a server that gave up, a generator with nothing to say for a prompt).
-    /// Implementations may run the requests concurrently.
-    fn generate(&self, image: &ImageInput, prompts: &[PromptRequest]) -> Result<Vec<LmmAnswer>>;
+    /// sample; each answer names its prompt and sample. Every sample that could not be
+    /// obtained (a server that was down, refused the key or gave up) is reported in
+    /// [`GeneratedAnswers::lost`] with its cause, never just left out: the pipeline decides
+    /// whether a photo with lost answers still gets a prediction. Samples neither answered
+    /// nor lost were declined (a stand-in with nothing to say for a prompt). Implementations
+    /// may run the requests concurrently. `Err` is for failures that are not about the
+    /// answers (a response cache that cannot be written).
+    fn generate(&self, image: &ImageInput, prompts: &[PromptRequest]) -> Result<GeneratedAnswers>;
+
+    /// What this generator is; the default says it asks a model named "custom generator".
+    fn describe(&self) -> GeneratorDescription {
+        GeneratorDescription::model("custom generator")
+    }
+
+    /// Requests, retries, tokens and cost since the generator was made; `None` (the default)
+    /// for generators that keep no such account.
+    fn usage(&self) -> Option<LmmUsage> {
+        None
+    }
 }
 
 /// Reads a location out of an LMM's answer.
@@ -291,9 +307,11 @@ forward_through_pointers!(PromptEnsemble {
 });
 
 forward_through_pointers!(LmmGenerator {
-    fn generate(&self, image: &ImageInput, prompts: &[PromptRequest]) -> Result<Vec<LmmAnswer>> {
+    fn generate(&self, image: &ImageInput, prompts: &[PromptRequest]) -> Result<GeneratedAnswers> {
         (**self).generate(image, prompts)
     }
+    fn describe(&self) -> GeneratorDescription { (**self).describe() }
+    fn usage(&self) -> Option<LmmUsage> { (**self).usage() }
 });
 
 forward_through_pointers!(AnswerParser {

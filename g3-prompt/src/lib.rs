@@ -15,8 +15,10 @@
 //! - [`OpenAiGenerator`] implements [`g3_core::LmmGenerator`] for any OpenAI-compatible
 //!   chat-completions server (hosted GPT-4-class models; vLLM, llama.cpp server or Ollama
 //!   serving LLaVA): concurrency and requests-per-minute limits, retries with backoff and
-//!   jitter honouring `Retry-After`, token and cost accounting, and a persistent
-//!   [`ResponseCache`] so a killed run resumes without asking twice.
+//!   jitter honouring `Retry-After`, token and cost accounting with retries by cause, and a
+//!   persistent [`ResponseCache`] so a killed run resumes without asking twice. Samples it
+//!   cannot obtain are reported as lost with a [`g3_core::LossCause`] (unreachable server,
+//!   refused key, unknown model, exhausted quota, retries exhausted), never dropped silently.
 //! - With the `mock-server` feature, [`mock::MockChatServer`] serves chat completions on
 //!   loopback with injected latency and failures, for tests that need no network.
 //!
@@ -49,6 +51,6 @@ pub use ensemble::{
 pub use offline::DensityPeakGenerator;
 pub use openai::{
     LmmClientError, LmmJob, LmmJobOutcome, OpenAiConfig, OpenAiGenerator, PromptFailure,
-    RetryPolicy, TokenPrices, UsageReport,
+    RetryPolicy, TokenPrices,
 };
 pub use parser::{AnswerRejection, ReferenceAnswerParser, RobustAnswerParser, parse_coordinates};

@@ -45,6 +45,8 @@ pub enum InjectedFailure {
     Hang,
     /// HTTP 200 with a body cut off in the middle of the JSON.
     MalformedJson,
+    /// HTTP 429 with OpenAI's `insufficient_quota` error: the account has no credit left.
+    QuotaExhausted,
 }
 
 /// How the server behaves.
@@ -60,9 +62,16 @@ pub struct MockBehaviour {
     pub max_choices: Option<u32>,
     /// The API key requests must carry as `Authorization: Bearer ...`; others get 401.
     pub required_api_key: Option<String>,
-    /// After this many successful answers, every further request hangs: a server that
-    /// stopped mid-run, for kill-and-resume tests.
+    /// After this many successful answers, every further request hangs (or fails with
+    /// [`then_fail_with`](Self::then_fail_with)): a server that stopped mid-run, for
+    /// kill-and-resume tests.
     pub stop_answering_after: Option<usize>,
+    /// What requests get once [`stop_answering_after`](Self::stop_answering_after) is
+    /// reached (default: they hang).
+    pub then_fail_with: Option<InjectedFailure>,
+    /// The model names the server serves; a request for another gets HTTP 404 with
+    /// OpenAI's `model_not_found` error (default: any model).
+    pub known_models: Option<Vec<String>>,
     /// Seed of the failure draws.
     pub seed: u64,
 }
@@ -83,6 +92,8 @@ impl Default for MockBehaviour {
             max_choices: None,
             required_api_key: None,
             stop_answering_after: None,
+            then_fail_with: None,
+            known_models: None,
             seed: 0,
         }
     }
@@ -105,6 +116,12 @@ pub struct MockLog {
     pub choices_served: HashMap<String, u32>,
     /// The `n` of every request received, in arrival order.
     pub requested_n: Vec<u32>,
+    /// Requests refused for an unknown model.
+    pub unknown_model: usize,
+    /// The `usage.prompt_tokens` of every answer served, summed.
+    pub prompt_tokens: u64,
+    /// The `usage.completion_tokens` of every answer served, summed.
+    pub completion_tokens: u64,
 }
 
 /// A running mock server; it stops when dropped.
@@ -244,6 +261,7 @@ fn serve_connection(state: &State, mut stream: TcpStream) {
             200 => "OK",
             400 => "Bad Request",
             401 => "Unauthorized",
+            404 => "Not Found",
             429 => "Too Many Requests",
             _ => "Internal Server Error",
         };
@@ -380,42 +398,39 @@ fn handle(state: &State, request: &HttpRequest) -> Option<Reply> {
         let body = json!({"error": {"message": "the body is not a chat completion request"}});
         return Some(Reply::json(400, body.to_string()));
     };
+    let model = parsed
+        .as_ref()
+        .and_then(|value| value.get("model"))
+        .and_then(|model| model.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(known) = &behaviour.known_models
+        && !known.contains(&model)
+    {
+        state
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unknown_model += 1;
+        let body = json!({"error": {
+            "message": format!("The model `{model}` does not exist or you do not have access to it."),
+            "type": "invalid_request_error",
+            "code": "model_not_found",
+        }});
+        return Some(Reply::json(404, body.to_string()));
+    }
     if let Some(failure) = failure {
         state
             .log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .failures_injected += 1;
-        return match failure {
-            InjectedFailure::Hang => None,
-            InjectedFailure::ServerError => {
-                let body = json!({"error": {"message": "The server had an error", "type": "server_error"}});
-                Some(Reply::json(500, body.to_string()))
-            }
-            InjectedFailure::RateLimited {
-                retry_after_seconds,
-                retry_after_ms,
-            } => {
-                let body = json!({"error": {"message": "Rate limit reached", "type": "requests"}});
-                let mut reply = Reply::json(429, body.to_string());
-                if let Some(seconds) = retry_after_seconds {
-                    reply.headers.push(("Retry-After", seconds.to_string()));
-                }
-                if let Some(milliseconds) = retry_after_ms {
-                    reply
-                        .headers
-                        .push(("retry-after-ms", milliseconds.to_string()));
-                }
-                Some(reply)
-            }
-            InjectedFailure::MalformedJson => Some(Reply::json(
-                200,
-                r#"{"id": "chatcmpl-1", "choices": [{"ind"#.into(),
-            )),
-        };
+        return injected(failure);
     }
 
     let choices = behaviour.max_choices.map_or(n, |limit| n.min(limit)).max(1);
+    let prompt_tokens = 85 + prompt.len() as u64 / 4;
+    let completion_tokens = 12 * choices as u64;
     {
         // Deciding and counting under one lock: exactly `stop_answering_after` answers go out.
         let mut log = state.log.lock().unwrap_or_else(|e| e.into_inner());
@@ -423,19 +438,25 @@ fn handle(state: &State, request: &HttpRequest) -> Option<Reply> {
             .stop_answering_after
             .is_some_and(|limit| log.requests_answered >= limit)
         {
-            return None;
+            return match behaviour.then_fail_with {
+                Some(failure) => {
+                    log.failures_injected += 1;
+                    injected(failure)
+                }
+                None => None,
+            };
         }
         log.requests_answered += 1;
+        log.prompt_tokens += prompt_tokens;
+        log.completion_tokens += completion_tokens;
         *log.choices_served.entry(prompt.clone()).or_default() += choices;
     }
     let (latitude, longitude) = MockChatServer::expected_location(&prompt);
     let answer = format!(r#"{{"latitude": {latitude},"longitude": {longitude}}}"#);
-    let prompt_tokens = 85 + prompt.len() as u64 / 4;
-    let completion_tokens = 12 * choices as u64;
     let body = json!({
         "id": "chatcmpl-mock",
         "object": "chat.completion",
-        "model": parsed.as_ref().and_then(|value| value.get("model")).cloned().unwrap_or_default(),
+        "model": model,
         "choices": (0..choices).map(|index| json!({
             "index": index,
             "message": {"role": "assistant", "content": answer},
@@ -448,4 +469,44 @@ fn handle(state: &State, request: &HttpRequest) -> Option<Reply> {
         },
     });
     Some(Reply::json(200, body.to_string()))
+}
+
+/// The reply of an injected failure, or `None` to hang.
+fn injected(failure: InjectedFailure) -> Option<Reply> {
+    match failure {
+        InjectedFailure::Hang => None,
+        InjectedFailure::ServerError => {
+            let body =
+                json!({"error": {"message": "The server had an error", "type": "server_error"}});
+            Some(Reply::json(500, body.to_string()))
+        }
+        InjectedFailure::RateLimited {
+            retry_after_seconds,
+            retry_after_ms,
+        } => {
+            let body = json!({"error": {"message": "Rate limit reached", "type": "requests"}});
+            let mut reply = Reply::json(429, body.to_string());
+            if let Some(seconds) = retry_after_seconds {
+                reply.headers.push(("Retry-After", seconds.to_string()));
+            }
+            if let Some(milliseconds) = retry_after_ms {
+                reply
+                    .headers
+                    .push(("retry-after-ms", milliseconds.to_string()));
+            }
+            Some(reply)
+        }
+        InjectedFailure::MalformedJson => Some(Reply::json(
+            200,
+            r#"{"id": "chatcmpl-1", "choices": [{"ind"#.into(),
+        )),
+        InjectedFailure::QuotaExhausted => {
+            let body = json!({"error": {
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "type": "insufficient_quota",
+                "code": "insufficient_quota",
+            }});
+            Some(Reply::json(429, body.to_string()))
+        }
+    }
 }

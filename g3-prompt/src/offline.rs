@@ -1,6 +1,9 @@
 //! A generator that needs no model and no network, so a whole pipeline can run offline.
 
-use g3_core::{DistanceMetric, GeoPoint, ImageInput, LmmAnswer, LmmGenerator, PromptRequest};
+use g3_core::{
+    DistanceMetric, GeneratedAnswers, GeneratorDescription, GeoPoint, ImageInput, LmmAnswer,
+    LmmGenerator, PromptRequest,
+};
 use serde::{Deserialize, Serialize};
 
 /// Answers each retrieval-augmented prompt with the densest places among its quoted
@@ -66,7 +69,7 @@ impl LmmGenerator for DensityPeakGenerator {
         &self,
         _image: &ImageInput,
         prompts: &[PromptRequest],
-    ) -> g3_core::Result<Vec<LmmAnswer>> {
+    ) -> g3_core::Result<GeneratedAnswers> {
         let mut answers = Vec::new();
         for prompt in prompts {
             let peaks = self.peaks(&prompt.similar);
@@ -86,6 +89,17 @@ impl LmmGenerator for DensityPeakGenerator {
                 });
             }
         }
-        Ok(answers)
+        Ok(answers.into())
+    }
+
+    /// Says that no model is asked, so reports never pass these answers off as an LMM's.
+    fn describe(&self) -> GeneratorDescription {
+        GeneratorDescription {
+            name: "offline density peak (no LMM)".into(),
+            asks_model: false,
+            notice: Some(
+                "no LMM was asked: the offline generator answers with the densest coordinates among the retrieved images, without looking at the photo (configure [generation.generator] kind = \"openai\" for G3's results)".into(),
+            ),
+        }
     }
 }

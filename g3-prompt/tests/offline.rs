@@ -29,9 +29,14 @@ fn answers_are_the_densest_references_and_parse_back() {
     let ensemble = RagPromptEnsemble::default();
     let prompts = ensemble.prompts(&similar, &similar).unwrap();
     let image = ImageInput::from_bytes("query.jpg", Vec::new());
-    let answers = DensityPeakGenerator::default()
+    let generated = DensityPeakGenerator::default()
         .generate(&image, &prompts)
         .unwrap();
+    assert!(
+        generated.lost.is_empty(),
+        "an offline generator loses nothing"
+    );
+    let answers = generated.answers;
 
     // The zero-shot prompt gets no answer; the three RAG prompts get 5 samples each.
     assert_eq!(answers.len(), 15);
@@ -72,10 +77,12 @@ fn answers_are_the_densest_references_and_parse_back() {
 fn without_references_there_is_no_answer() {
     let prompts = RagPromptEnsemble::default().prompts(&[], &[]).unwrap();
     let image = ImageInput::from_bytes("query.jpg", Vec::new());
-    assert!(
-        DensityPeakGenerator::default()
-            .generate(&image, &prompts)
-            .unwrap()
-            .is_empty()
-    );
+    let generated = DensityPeakGenerator::default()
+        .generate(&image, &prompts)
+        .unwrap();
+    // Declined, not lost: there was nothing to answer from.
+    assert!(generated.answers.is_empty() && generated.lost.is_empty());
+    let description = DensityPeakGenerator::default().describe();
+    assert!(!description.asks_model);
+    assert!(description.notice.unwrap().contains("no LMM was asked"));
 }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use g3_core::{AnswerParser, ImageDetail, ImageInput, LmmGenerator, PromptRequest};
+use g3_core::{AnswerParser, ImageDetail, ImageInput, LmmGenerator, LossCause, PromptRequest};
 use g3_prompt::mock::{InjectedFailure, MockBehaviour, MockChatServer};
 use g3_prompt::{
     LmmClientError, LmmJob, LmmJobOutcome, OpenAiConfig, OpenAiGenerator, ResponseCache,
@@ -107,10 +107,13 @@ fn the_trait_method_answers_one_image() {
     let server = MockChatServer::start(MockBehaviour::default()).unwrap();
     let jobs = workload(1);
     let generator = OpenAiGenerator::new(config(&server, 4)).unwrap();
-    let answers = generator
+    let generated = generator
         .generate(&jobs[0].image, &jobs[0].prompts)
         .unwrap();
-    assert_eq!(answers.len(), 4 * SAMPLES as usize);
+    assert_eq!(generated.answers.len(), 4 * SAMPLES as usize);
+    assert!(generated.lost.is_empty());
+    let description = generator.describe();
+    assert!(description.asks_model && description.name.contains("mock-llava"));
 }
 
 #[test]
@@ -136,7 +139,12 @@ fn server_errors_and_malformed_json_are_retried() {
     let usage = generator.usage();
     let log = server.log();
     assert!(log.failures_injected > 5, "{log:?}");
-    assert_eq!(usage.retries as usize, log.failures_injected);
+    assert_eq!(usage.retries.total() as usize, log.failures_injected);
+    let retries = usage.retries;
+    assert!(
+        retries.server_error > 0 && retries.malformed_response > 0 && retries.rate_limited > 0,
+        "every injected kind is counted under its own cause: {retries:?}"
+    );
     assert_eq!(usage.requests_sent as usize, log.requests_received);
     assert_eq!(usage.samples_received, 40 * SAMPLES as u64);
     assert_eq!(usage.failed_requests, 0);
@@ -222,7 +230,10 @@ fn hung_requests_time_out_and_are_retried() {
     assert_complete_and_correct(&jobs, &outcomes);
     let log = server.log();
     assert!(log.failures_injected > 0, "{log:?}");
-    assert_eq!(generator.usage().retries as usize, log.failures_injected);
+    assert_eq!(
+        generator.usage().retries.total() as usize,
+        log.failures_injected
+    );
 }
 
 #[test]
@@ -293,6 +304,115 @@ fn refused_credentials_stop_the_run() {
     let right = OpenAiGenerator::with_api_key(config(&server, 2), Some("sk-right".into())).unwrap();
     let jobs = workload(1);
     assert_complete_and_correct(&jobs, &right.generate_many(&jobs, &|_| {}).unwrap());
+}
+
+/// What the trait method reports for one image of four prompts against `server`'s
+/// behaviour: every sample lost, each prompt with `cause`.
+fn assert_all_lost(generator: &OpenAiGenerator, cause: LossCause, message_part: &str) {
+    let jobs = workload(1);
+    let generated = generator
+        .generate(&jobs[0].image, &jobs[0].prompts)
+        .unwrap();
+    assert!(generated.answers.is_empty(), "{generated:?}");
+    assert_eq!(generated.lost.len(), 4, "{generated:?}");
+    assert_eq!(generated.lost_samples(), 4 * SAMPLES as u64);
+    for lost in &generated.lost {
+        assert_eq!(lost.cause, cause, "{lost:?}");
+        assert!(lost.message.contains(message_part), "{lost:?}");
+    }
+    assert_eq!(
+        generator.usage().samples_missing,
+        generated.lost_samples(),
+        "the usage report counts the same lost samples"
+    );
+}
+
+#[test]
+fn the_trait_reports_refused_credentials_as_lost_answers() {
+    let server = MockChatServer::start(MockBehaviour {
+        required_api_key: Some("sk-right".into()),
+        ..MockBehaviour::default()
+    })
+    .unwrap();
+    let generator =
+        OpenAiGenerator::with_api_key(config(&server, 2), Some("sk-wrong".into())).unwrap();
+    assert_all_lost(&generator, LossCause::Unauthorized, "HTTP 401");
+}
+
+#[test]
+fn an_unknown_model_is_lost_without_retries() {
+    let server = MockChatServer::start(MockBehaviour {
+        known_models: Some(vec!["llava".into()]),
+        ..MockBehaviour::default()
+    })
+    .unwrap();
+    let generator = OpenAiGenerator::new(config(&server, 4)).unwrap();
+    assert_all_lost(&generator, LossCause::NotFound, "does not exist");
+    assert_eq!(server.log().requests_received, 4, "404 is never retried");
+    assert_eq!(generator.usage().retries.total(), 0);
+}
+
+#[test]
+fn an_exhausted_quota_is_lost_without_retries() {
+    let server = MockChatServer::start(MockBehaviour {
+        failure_rate: 1.0,
+        failures: vec![InjectedFailure::QuotaExhausted],
+        ..MockBehaviour::default()
+    })
+    .unwrap();
+    let generator = OpenAiGenerator::new(config(&server, 4)).unwrap();
+    assert_all_lost(&generator, LossCause::QuotaExhausted, "quota");
+    assert_eq!(
+        server.log().requests_received,
+        4,
+        "no retry brings credit back"
+    );
+}
+
+#[test]
+fn a_server_that_is_down_is_unreachable_after_the_retries() {
+    // A port that was just free: nothing listens there, so connections are refused.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = OpenAiConfig::local(format!("http://{address}/v1"), "llava");
+    config.retry = RetryPolicy {
+        max_retries: 2,
+        initial_backoff_ms: 1,
+        max_backoff_ms: 2,
+        ..RetryPolicy::default()
+    };
+    let generator = OpenAiGenerator::new(config).unwrap();
+    assert_all_lost(&generator, LossCause::Unreachable, &address.to_string());
+    let usage = generator.usage();
+    assert_eq!(usage.requests_sent, 4 * 3, "each prompt tried three times");
+    assert_eq!(usage.retries.connection, 4 * 2);
+    assert_eq!(usage.failed_requests, 4);
+}
+
+#[test]
+fn answers_before_a_failure_are_kept_and_the_rest_is_lost() {
+    // Two of the five choices, then HTTP 500 for every later request.
+    let server = MockChatServer::start(MockBehaviour {
+        max_choices: Some(2),
+        stop_answering_after: Some(1),
+        then_fail_with: Some(InjectedFailure::ServerError),
+        ..MockBehaviour::default()
+    })
+    .unwrap();
+    let mut config = config(&server, 1);
+    config.retry.max_retries = 1;
+    let generator = OpenAiGenerator::new(config).unwrap();
+    let jobs = workload(1);
+    let generated = generator
+        .generate(&jobs[0].image, &jobs[0].prompts[..1])
+        .unwrap();
+    assert_eq!(generated.answers.len(), 2);
+    assert_eq!(generated.lost.len(), 1);
+    assert_eq!(generated.lost[0].samples, SAMPLES - 2);
+    assert_eq!(generated.lost[0].cause, LossCause::RetriesExhausted);
+    assert!(generated.lost[0].message.contains("HTTP 500"));
 }
 
 #[test]

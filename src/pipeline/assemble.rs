@@ -363,6 +363,7 @@ impl PipelineConfig {
                     builder.generator(generator)
                 }
             };
+            builder = builder.answer_policy(self.generation.answer_policy());
             builder = match self.generation.parser {
                 ParserKind::Robust => builder.answer_parser(RobustAnswerParser),
                 ParserKind::Reference => builder.answer_parser(ReferenceAnswerParser::default()),

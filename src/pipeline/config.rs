@@ -7,7 +7,7 @@ use g3_prompt::{DensityPeakGenerator, OpenAiConfig, PromptEnsembleConfig, Prompt
 use g3_verify::KernelDensityVerifier;
 use serde::{Deserialize, Serialize};
 
-use super::{EmptyPool, PipelineSettings};
+use super::{AnswerPolicy, EmptyPool, MinAnswers, PipelineSettings};
 use crate::error::{Error, Result};
 
 /// The paper's method, its ablations and its baselines, each a complete [`PipelineConfig`].
@@ -255,6 +255,23 @@ pub struct GenerationConfig {
     /// A persistent answer cache for the OpenAI-compatible generator, so a killed run does
     /// not pay twice for the same answers.
     pub response_cache: Option<PathBuf>,
+    /// How many answers a photo needs when some were lost (the server was down, refused the
+    /// key, gave up): `"all"` (default: any lost answer fails the photo, which a rerun then
+    /// retries), a count (`15`) or a fraction of the samples asked (`0.75`).
+    pub min_answers: MinAnswers,
+    /// Stop asking the LMM after this many photos in a row lost their answers to a cause no
+    /// retry fixes (unreachable server, refused key, unknown model, no quota); 0 never stops.
+    pub stop_after_failed_photos: usize,
+}
+
+impl GenerationConfig {
+    /// The pipeline's policy for lost answers.
+    pub fn answer_policy(&self) -> AnswerPolicy {
+        AnswerPolicy {
+            min_answers: self.min_answers,
+            stop_after_failed_photos: self.stop_after_failed_photos,
+        }
+    }
 }
 
 impl Default for GenerationConfig {
@@ -265,6 +282,8 @@ impl Default for GenerationConfig {
             generator: GeneratorConfig::Offline(DensityPeakGenerator::default()),
             parser: ParserKind::Robust,
             response_cache: None,
+            min_answers: MinAnswers::All,
+            stop_after_failed_photos: AnswerPolicy::default().stop_after_failed_photos,
         }
     }
 }

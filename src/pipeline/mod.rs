@@ -6,7 +6,12 @@
 //! 2. **retrieval** in a vector store: the most similar and, when prompts quote them, the
 //!    most dissimilar database images;
 //! 3. **Geo-diversification**: the prompt ensemble renders prompts from the neighbours, the
-//!    LMM generator answers each several times, the answer parser reads locations;
+//!    LMM generator answers each several times, the answer parser reads locations. Answers
+//!    that never arrived are *lost*: by default such a photo fails instead of being
+//!    predicted from a smaller pool ([`AnswerPolicy`], [`MinAnswers`]), and the pipeline stops
+//!    asking after a few photos in a row fail for a cause no retry fixes
+//!    ([`Pipeline::generation_halt`]); [`Pipeline::generation_report`] tells what the
+//!    generator was asked, gave, lost and cost;
 //! 4. the **candidate pool**: generated locations, the top-S retrieved locations and,
 //!    optionally, the top gallery points (GeoCLIP);
 //! 5. **Geo-verification**: the verifier scores the pool and picks one (the pools of a
@@ -42,20 +47,23 @@
 //! }
 //! ```
 
+mod answers;
 mod assemble;
 mod config;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use answers::GenerationAccount;
 use g3_core::{
-    AnswerParser, Candidate, CandidateSource, ImageEmbedder, ImageInput, LmmGenerator, Prediction,
-    PromptEnsemble, RejectedAnswer, RetrievedNeighbor, SearchDirection, StageKind, VectorStore,
-    VerificationQuery, Verifier,
+    AnswerParser, Candidate, CandidateSource, ImageEmbedder, ImageInput, LmmGenerator, LostAnswers,
+    Prediction, PromptEnsemble, RejectedAnswer, RetrievedNeighbor, SearchDirection, StageKind,
+    VectorStore, VerificationQuery, Verifier,
 };
 use g3_prompt::RobustAnswerParser;
 use g3_verify::GpsGallery;
 use serde::{Deserialize, Serialize};
 
+pub use answers::{AnswerPolicy, GenerationHalt, GenerationReport, MinAnswers};
 pub use assemble::{MissingFile, gallery_cache_path};
 pub use config::{
     GenerationConfig, GeneratorConfig, ModelsConfig, ParserKind, PipelineConfig, Preset,
@@ -109,11 +117,14 @@ impl Default for PipelineSettings {
     }
 }
 
-/// The Geo-diversification stages, which only make sense together.
+/// The Geo-diversification stages, which only make sense together, with the policy for lost
+/// answers and the account of what the generator did.
 struct Generation {
     ensemble: Box<dyn PromptEnsemble>,
     generator: Box<dyn LmmGenerator>,
     parser: Box<dyn AnswerParser>,
+    policy: AnswerPolicy,
+    account: GenerationAccount,
 }
 
 /// A composed G3-style pipeline; see the [module documentation](self).
@@ -166,6 +177,24 @@ impl Pipeline {
     /// Width of the query embeddings.
     pub fn embedding_dimension(&self) -> usize {
         self.embedder.dimension()
+    }
+
+    /// What the LMM generator was asked, gave, lost and spent since the pipeline was built,
+    /// and whether the pipeline stopped asking it; `None` for pipelines without
+    /// Geo-diversification.
+    pub fn generation_report(&self) -> Option<GenerationReport> {
+        self.generation
+            .as_ref()
+            .map(|generation| generation.account.report(generation.generator.as_ref()))
+    }
+
+    /// Set once the pipeline stopped asking the generator
+    /// ([`AnswerPolicy::stop_after_failed_photos`]); every later photo fails with
+    /// [`Error::GenerationHalted`] without a request.
+    pub fn generation_halt(&self) -> Option<&GenerationHalt> {
+        self.generation
+            .as_ref()
+            .and_then(|generation| generation.account.halted())
     }
 
     fn neighbors_needed(&self) -> NeighborCounts {
@@ -293,6 +322,7 @@ impl Pipeline {
                 chosen: verification.chosen,
                 candidates: verification.candidates,
                 rejected: pool.rejected,
+                lost: pool.lost,
             }));
         }
         Ok(outcomes
@@ -346,7 +376,9 @@ impl Pipeline {
     }
 
     /// One query's candidate pool after retrieval: generated, retrieved and gallery
-    /// candidates, and the answers that could not be read.
+    /// candidates, the answers that could not be read and the ones that never arrived. Fails
+    /// when answers were lost beyond the [`AnswerPolicy`], or after the pipeline stopped
+    /// asking the generator.
     fn candidate_pool(
         &self,
         image: &ImageInput,
@@ -356,14 +388,37 @@ impl Pipeline {
     ) -> Result<CandidatePool> {
         let mut candidates = Vec::new();
         let mut rejected = Vec::new();
+        let mut lost = Vec::new();
         if let Some(generation) = &self.generation {
+            if let Some(halt) = generation.account.halted() {
+                return Err(Error::GenerationHalted {
+                    image_id: image.id().to_owned(),
+                    halt: halt.clone(),
+                });
+            }
             let needed = generation.ensemble.references_needed();
             let prompts = generation.ensemble.prompts(
                 &similar[..needed.similar.min(similar.len())],
                 &dissimilar[..needed.dissimilar.min(dissimilar.len())],
             )?;
-            for answer in generation.generator.generate(image, &prompts)? {
-                match generation.parser.parse(&answer.text) {
+            let asked = prompts.iter().map(|prompt| u64::from(prompt.samples)).sum();
+            let generated = generation.generator.generate(image, &prompts)?;
+            let parsed: Vec<_> = generated
+                .answers
+                .iter()
+                .map(|answer| generation.parser.parse(&answer.text))
+                .collect();
+            let unreadable = parsed.iter().filter(|location| location.is_err()).count();
+            generation.account.judge(
+                image.id(),
+                asked,
+                &generated,
+                unreadable as u64,
+                &generation.policy,
+            )?;
+            lost = generated.lost;
+            for (answer, location) in generated.answers.into_iter().zip(parsed) {
+                match location {
                     Ok(location) => candidates.push(Candidate::new(
                         location,
                         CandidateSource::Generated {
@@ -410,6 +465,7 @@ impl Pipeline {
         Ok(CandidatePool {
             candidates,
             rejected,
+            lost,
         })
     }
 }
@@ -418,6 +474,7 @@ impl Pipeline {
 struct CandidatePool {
     candidates: Vec<Candidate>,
     rejected: Vec<RejectedAnswer>,
+    lost: Vec<LostAnswers>,
 }
 
 /// Assembles a [`Pipeline`] from stages; [`build`](Self::build) checks that they fit
@@ -432,6 +489,7 @@ pub struct PipelineBuilder {
     gallery: Option<GpsGallery>,
     verifier: Option<Box<dyn Verifier>>,
     settings: PipelineSettings,
+    answer_policy: AnswerPolicy,
 }
 
 impl PipelineBuilder {
@@ -486,6 +544,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// What to do with photos whose LMM answers were lost (default: such a photo fails, and
+    /// the pipeline stops asking after 3 photos in a row fail for a persistent cause).
+    pub fn answer_policy(mut self, policy: AnswerPolicy) -> Self {
+        self.answer_policy = policy;
+        self
+    }
+
     /// The pipeline, or why its stages do not fit together.
     pub fn build(self) -> Result<Pipeline> {
         let invalid = |reason: String| Err(Error::InvalidPipeline(reason));
@@ -524,10 +589,13 @@ impl PipelineBuilder {
                         needed.similar, needed.dissimilar
                     ));
                 }
+                self.answer_policy.min_answers.validate()?;
                 Some(Generation {
                     ensemble,
                     generator,
                     parser: self.parser.unwrap_or_else(|| Box::new(RobustAnswerParser)),
+                    policy: self.answer_policy,
+                    account: GenerationAccount::default(),
                 })
             }
             (None, None) => None,

@@ -3,7 +3,8 @@
 use std::sync::Mutex;
 
 use g3_core::{
-    Embeddings, GeoPoint, LmmAnswer, PromptRequest, ReferenceCounts, Result as CoreResult,
+    Embeddings, GeneratedAnswers, GeoPoint, LmmAnswer, PromptRequest, ReferenceCounts,
+    Result as CoreResult,
 };
 
 use super::*;
@@ -111,7 +112,7 @@ impl LmmGenerator for ScriptedGenerator {
         &self,
         _image: &ImageInput,
         prompts: &[PromptRequest],
-    ) -> CoreResult<Vec<LmmAnswer>> {
+    ) -> CoreResult<GeneratedAnswers> {
         let prompt = &prompts[0];
         self.seen
             .lock()
@@ -131,7 +132,8 @@ impl LmmGenerator for ScriptedGenerator {
                 sample_index: 1,
                 text: "I cannot tell.".into(),
             },
-        ])
+        ]
+        .into())
     }
 }
 
@@ -227,8 +229,8 @@ fn results_keep_input_order_under_concurrency() {
 fn an_empty_pool_falls_back_to_the_top_retrieved_image_or_fails() {
     struct Silent;
     impl LmmGenerator for Silent {
-        fn generate(&self, _: &ImageInput, _: &[PromptRequest]) -> CoreResult<Vec<LmmAnswer>> {
-            Ok(Vec::new())
+        fn generate(&self, _: &ImageInput, _: &[PromptRequest]) -> CoreResult<GeneratedAnswers> {
+            Ok(GeneratedAnswers::default())
         }
     }
     let build = |empty_pool| {
@@ -262,6 +264,159 @@ fn an_empty_pool_falls_back_to_the_top_retrieved_image_or_fails() {
         .locate_each(&[image("-1,0")])
         .unwrap();
     assert!(each[0].is_err());
+}
+
+/// Answers sample 0 of every prompt and loses the others to `cause`; counts its calls.
+struct LosingGenerator {
+    cause: g3_core::LossCause,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl LosingGenerator {
+    fn new(cause: g3_core::LossCause) -> Self {
+        LosingGenerator {
+            cause,
+            calls: Default::default(),
+        }
+    }
+}
+
+impl LmmGenerator for LosingGenerator {
+    fn generate(&self, _: &ImageInput, prompts: &[PromptRequest]) -> CoreResult<GeneratedAnswers> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(GeneratedAnswers {
+            answers: prompts
+                .iter()
+                .map(|prompt| LmmAnswer {
+                    prompt_index: prompt.prompt_index,
+                    sample_index: 0,
+                    text: "{\"latitude\": 40.0, \"longitude\": 5.0}".into(),
+                })
+                .collect(),
+            lost: prompts
+                .iter()
+                .map(|prompt| g3_core::LostAnswers {
+                    prompt_index: prompt.prompt_index,
+                    samples: prompt.samples - 1,
+                    cause: self.cause,
+                    message: "http://lmm: connection refused".into(),
+                })
+                .collect(),
+        })
+    }
+}
+
+fn losing_pipeline(generator: std::sync::Arc<LosingGenerator>, policy: AnswerPolicy) -> Pipeline {
+    Pipeline::builder()
+        .image_embedder(IdEmbedder)
+        .vector_store(CircleStore)
+        .prompt_ensemble(OnePrompt)
+        .generator(generator)
+        .verifier(EastVerifier)
+        .answer_policy(policy)
+        .settings(PipelineSettings {
+            concurrent_queries: 1,
+            ..PipelineSettings::default()
+        })
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_photo_with_lost_answers_fails_unless_the_policy_accepts_the_partial_pool() {
+    let generator = std::sync::Arc::new(LosingGenerator::new(g3_core::LossCause::RetriesExhausted));
+    let strict = losing_pipeline(generator.clone(), AnswerPolicy::default());
+    let error = strict.locate(&[image("0,1")]).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::AnswersLost {
+                asked: 2,
+                obtained: 1,
+                required: 2,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("connection refused"), "{error}");
+    assert_eq!(
+        error.reason(),
+        "LMM answers lost: the LMM server kept failing after every retry"
+    );
+
+    let partial = losing_pipeline(
+        generator,
+        AnswerPolicy {
+            min_answers: MinAnswers::Count(1),
+            ..AnswerPolicy::default()
+        },
+    );
+    let prediction = &partial.locate(&[image("0,1")]).unwrap()[0];
+    assert_eq!(prediction.lost_samples(), 1);
+    assert_eq!(
+        prediction.candidates.len(),
+        2,
+        "one generated, the retrieved top 1"
+    );
+    let report = partial.generation_report().unwrap();
+    assert_eq!(
+        (
+            report.photos,
+            report.answers_asked,
+            report.answers_obtained,
+            report.answers_lost
+        ),
+        (1, 2, 1, 1)
+    );
+    assert_eq!(report.generator.name, "custom generator");
+}
+
+#[test]
+fn persistent_failures_stop_the_pipeline_from_asking() {
+    let generator = std::sync::Arc::new(LosingGenerator::new(g3_core::LossCause::Unreachable));
+    let pipeline = losing_pipeline(generator.clone(), AnswerPolicy::default());
+    let photos: Vec<ImageInput> = ["1,0", "0,1", "-1,0", "0,-1", "1,1"]
+        .iter()
+        .map(|id| image(id))
+        .collect();
+    let outcomes = pipeline.locate_each(&photos).unwrap();
+    assert!(
+        outcomes[..3]
+            .iter()
+            .all(|outcome| matches!(outcome, Err(Error::AnswersLost { .. })))
+    );
+    for outcome in &outcomes[3..] {
+        let Err(Error::GenerationHalted { halt, .. }) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(halt.photos, 3);
+    }
+    assert_eq!(
+        generator.calls.load(Ordering::SeqCst),
+        3,
+        "not asked after the halt"
+    );
+    assert!(pipeline.generation_halt().is_some());
+    assert_eq!(pipeline.generation_report().unwrap().failed_photos, 3);
+}
+
+#[test]
+fn a_fraction_outside_zero_to_one_is_refused_when_building() {
+    let error = Pipeline::builder()
+        .image_embedder(IdEmbedder)
+        .vector_store(CircleStore)
+        .prompt_ensemble(OnePrompt)
+        .generator(ScriptedGenerator::default())
+        .verifier(EastVerifier)
+        .answer_policy(AnswerPolicy {
+            min_answers: MinAnswers::Fraction(1.5),
+            ..AnswerPolicy::default()
+        })
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("min_answers = 1.5"), "{error}");
 }
 
 #[test]

@@ -16,15 +16,19 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use g3_core::{ImageInput, LmmAnswer, LmmGenerator, PromptRequest, StageKind};
+use g3_core::{
+    GeneratedAnswers, GeneratorDescription, ImageInput, LmmAnswer, LmmGenerator, LmmUsage,
+    LossCause, LostAnswers, PromptRequest, StageKind,
+};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheError, CacheKey, CachedAnswer, ResponseCache, image_sha256};
 pub use retry::RetryPolicy;
+use usage::RetryCause;
+pub use usage::TokenPrices;
 use usage::UsageCounters;
-pub use usage::{TokenPrices, UsageReport};
 use wire::{ChatRequest, ChatResponse};
 
 /// Where and how to reach the model.
@@ -119,7 +123,17 @@ pub enum LmmClientError {
         /// The start of the server's explanation.
         body: String,
     },
-    /// The server refused this request in a way retrying cannot fix (400, 404, 413...).
+    /// The account's quota or credit is used up (HTTP 429 `insufficient_quota`): retrying
+    /// cannot help until someone adds credit.
+    #[error("{url}: the account's quota is used up (HTTP 429): {body}")]
+    QuotaExhausted {
+        /// The endpoint.
+        url: String,
+        /// The start of the server's explanation.
+        body: String,
+    },
+    /// The server refused this request in a way retrying cannot fix (400, 404, 413...); a
+    /// 404 usually means a wrong `base_url` or `model`.
     #[error("{url}: HTTP {status}: {body}")]
     Refused {
         /// The endpoint.
@@ -138,10 +152,31 @@ pub enum LmmClientError {
         attempts: u32,
         /// The last failure.
         last: String,
+        /// [`LossCause::Unreachable`] when the last attempt could not connect,
+        /// [`LossCause::Stopped`] when the run was stopped, else
+        /// [`LossCause::RetriesExhausted`].
+        cause: LossCause,
     },
     /// The response cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
+}
+
+impl LmmClientError {
+    /// The category of lost answers this error stands for.
+    pub fn loss_cause(&self) -> LossCause {
+        match self {
+            LmmClientError::Unauthorized { .. } => LossCause::Unauthorized,
+            LmmClientError::QuotaExhausted { .. } => LossCause::QuotaExhausted,
+            LmmClientError::Refused { status: 404, .. } => LossCause::NotFound,
+            LmmClientError::Refused { status: 0, .. } => LossCause::Unreachable,
+            LmmClientError::Refused { .. } => LossCause::Refused,
+            LmmClientError::GaveUp { cause, .. } => *cause,
+            LmmClientError::MissingApiKey { .. }
+            | LmmClientError::InvalidConfig { .. }
+            | LmmClientError::Cache(_) => LossCause::Other,
+        }
+    }
 }
 
 /// An API key read from the environment. Its `Debug` shows no key.
@@ -170,6 +205,25 @@ pub struct LmmJobOutcome {
     pub answers: Vec<LmmAnswer>,
     /// Prompts with samples missing, and why.
     pub failures: Vec<PromptFailure>,
+}
+
+impl LmmJobOutcome {
+    /// The answers, and the failures as lost answers with their causes.
+    pub fn into_generated(self) -> GeneratedAnswers {
+        GeneratedAnswers {
+            answers: self.answers,
+            lost: self
+                .failures
+                .into_iter()
+                .map(|failure| LostAnswers {
+                    prompt_index: failure.prompt_index,
+                    samples: failure.missing_samples,
+                    cause: failure.error.loss_cause(),
+                    message: failure.error.to_string(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Samples of one prompt that could not be obtained.
@@ -239,6 +293,11 @@ impl OpenAiGenerator {
         if !positive_seconds(config.connect_timeout_secs) {
             return Err(invalid("connect_timeout_secs", "must be a positive number"));
         }
+        if api_key.is_some()
+            && let Some(warning) = plain_http_key_warning(&config.base_url)
+        {
+            tracing::warn!("{warning}");
+        }
         let pace = match config.requests_per_minute {
             None => None,
             Some(rpm) => {
@@ -287,7 +346,7 @@ impl OpenAiGenerator {
     }
 
     /// Totals since the generator was made.
-    pub fn usage(&self) -> UsageReport {
+    pub fn usage(&self) -> LmmUsage {
         self.counters.report(self.config.prices)
     }
 
@@ -302,6 +361,20 @@ impl OpenAiGenerator {
         jobs: &[LmmJob],
         on_prompt_done: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<LmmJobOutcome>, LmmClientError> {
+        let (outcomes, fatal) = self.run_jobs(jobs, on_prompt_done);
+        match fatal {
+            Some(error) => Err(error),
+            None => Ok(outcomes),
+        }
+    }
+
+    /// Runs the jobs as [`generate_many`](Self::generate_many) does, and returns what was
+    /// obtained even when a fatal error stopped the run.
+    fn run_jobs(
+        &self,
+        jobs: &[LmmJob],
+        on_prompt_done: &(dyn Fn(usize) + Sync),
+    ) -> (Vec<LmmJobOutcome>, Option<LmmClientError>) {
         let images: Vec<PreparedImage> = jobs.iter().map(PreparedImage::new).collect();
         let units: Vec<(usize, usize)> = jobs
             .iter()
@@ -346,11 +419,11 @@ impl OpenAiGenerator {
                 });
             }
         });
-        if let Some(cache) = &self.cache {
-            cache.flush()?;
-        }
-        if let Some(error) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(error);
+        let mut fatal = fatal.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(cache) = &self.cache
+            && let Err(error) = cache.flush()
+        {
+            fatal.get_or_insert(error.into());
         }
 
         let mut outcomes: Vec<LmmJobOutcome> = jobs
@@ -360,15 +433,19 @@ impl OpenAiGenerator {
                 failures: Vec::new(),
             })
             .collect();
-        for (&(job, _), result) in units.iter().zip(results) {
+        let mut missing = 0u64;
+        for (&(job, prompt), result) in units.iter().zip(results) {
             let result = result.into_inner().unwrap_or_else(|| PromptResult {
                 answers: Vec::new(),
                 failure: None,
             });
+            missing += u64::from(jobs[job].prompts[prompt].samples)
+                .saturating_sub(result.answers.len() as u64);
             outcomes[job].answers.extend(result.answers);
             outcomes[job].failures.extend(result.failure);
         }
-        Ok(outcomes)
+        UsageCounters::add(&self.counters.samples_missing, missing);
+        (outcomes, fatal)
     }
 
     /// All samples of one prompt: from the cache where possible, the rest from the server.
@@ -430,13 +507,18 @@ impl OpenAiGenerator {
                 }
                 Err(error @ LmmClientError::Unauthorized { .. }) => return Err(error),
                 Err(error) => {
-                    tracing::warn!(image = image.id, prompt = prompt.prompt_index, %error, "samples lost");
+                    // The pipeline reports the photo; this is the per-prompt detail.
+                    tracing::debug!(
+                        "{}: prompt {}: {} samples lost: {error}",
+                        image.id,
+                        prompt.prompt_index,
+                        missing.len()
+                    );
                     failure = Some(PromptFailure {
                         prompt_index: prompt.prompt_index,
                         missing_samples: missing.len() as u32,
                         error,
                     });
-                    UsageCounters::add(&self.counters.samples_missing, missing.len() as u64);
                     break;
                 }
             }
@@ -474,20 +556,23 @@ impl OpenAiGenerator {
         ))
         .expect("a chat request always serialises");
         let mut attempt = 0;
+        // What the previous attempt failed with, when this one is a retry.
+        let mut retrying: Option<RetryCause> = None;
         loop {
             if stopped.load(Ordering::Relaxed) {
                 return Err(LmmClientError::GaveUp {
                     url: self.endpoint.clone(),
                     attempts: attempt,
                     last: "the run was stopped".into(),
+                    cause: LossCause::Stopped,
                 });
             }
             self.wait_for_pace();
             let outcome = {
                 let _permit = self.in_flight.acquire();
                 UsageCounters::add(&self.counters.requests_sent, 1);
-                if attempt > 0 {
-                    UsageCounters::add(&self.counters.retries, 1);
+                if let Some(cause) = retrying {
+                    self.counters.count_retry(cause);
                 }
                 self.send_once(&body, n)
             };
@@ -506,6 +591,8 @@ impl OpenAiGenerator {
                 Err(Attempt::Temporary {
                     message,
                     retry_after,
+                    cause,
+                    unreachable,
                 }) => {
                     if attempt >= self.config.retry.max_retries {
                         UsageCounters::add(&self.counters.failed_requests, 1);
@@ -513,12 +600,18 @@ impl OpenAiGenerator {
                             url: self.endpoint.clone(),
                             attempts: attempt + 1,
                             last: message,
+                            cause: if unreachable {
+                                LossCause::Unreachable
+                            } else {
+                                LossCause::RetriesExhausted
+                            },
                         });
                     }
                     let wait = self.config.retry.delay(attempt, retry_after);
                     tracing::debug!(attempt, ?wait, %message, "retrying");
                     std::thread::sleep(wait);
                     attempt += 1;
+                    retrying = Some(cause);
                 }
             }
         }
@@ -560,15 +653,30 @@ impl OpenAiGenerator {
                 return Err(Attempt::Temporary {
                     message: format!("HTTP {status}, reading the body failed: {error}"),
                     retry_after,
+                    cause: RetryCause::Connection,
+                    unreachable: false,
                 });
             }
         };
         match status {
             200..=299 => {}
+            // OpenAI's "You exceeded your current quota": no retry brings credit back.
+            429 if text.contains("insufficient_quota") => {
+                return Err(Attempt::Final(LmmClientError::QuotaExhausted {
+                    url: self.endpoint.clone(),
+                    body: excerpt(&text),
+                }));
+            }
             408 | 409 | 425 | 429 | 500..=599 => {
                 return Err(Attempt::Temporary {
                     message: format!("HTTP {status}: {}", excerpt(&text)),
                     retry_after,
+                    cause: if status == 429 {
+                        RetryCause::RateLimited
+                    } else {
+                        RetryCause::ServerError
+                    },
+                    unreachable: false,
                 });
             }
             401 | 403 => {
@@ -591,6 +699,8 @@ impl OpenAiGenerator {
             Attempt::Temporary {
                 message: format!("malformed response ({error}): {}", excerpt(&text)),
                 retry_after: None,
+                cause: RetryCause::MalformedResponse,
+                unreachable: false,
             }
         })?;
         if let Some(usage) = response.usage {
@@ -602,6 +712,8 @@ impl OpenAiGenerator {
             return Err(Attempt::Temporary {
                 message: "the response holds no choices".into(),
                 retry_after: None,
+                cause: RetryCause::MalformedResponse,
+                unreachable: false,
             });
         }
         // Servers usually list choices in order; `index` says so when they do not.
@@ -617,6 +729,26 @@ impl OpenAiGenerator {
     }
 
     fn transport_error(&self, error: ureq::Error) -> Attempt {
+        use std::io::ErrorKind;
+        // Failures before a connection exists mean the server cannot be reached at all.
+        let unreachable = match &error {
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => true,
+            ureq::Error::Timeout(which) => {
+                matches!(which, ureq::Timeout::Connect | ureq::Timeout::Resolve)
+            }
+            ureq::Error::Io(io) => matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+            ),
+            _ => false,
+        };
+        let cause = match &error {
+            ureq::Error::Timeout(_) => RetryCause::Timeout,
+            _ => RetryCause::Connection,
+        };
         match error {
             ureq::Error::Timeout(_)
             | ureq::Error::Io(_)
@@ -626,6 +758,8 @@ impl OpenAiGenerator {
             | ureq::Error::BodyStalled => Attempt::Temporary {
                 message: error.to_string(),
                 retry_after: None,
+                cause,
+                unreachable,
             },
             other => Attempt::Final(LmmClientError::Refused {
                 url: self.endpoint.clone(),
@@ -646,24 +780,63 @@ impl OpenAiGenerator {
 }
 
 impl LmmGenerator for OpenAiGenerator {
-    /// Sends the prompts concurrently; samples that could not be had after the retries are
-    /// left out (and logged), as the trait allows. Credentials and cache failures are errors.
+    /// Sends the prompts concurrently. Samples that could not be had after the retries, or
+    /// because the server refused the credentials, are reported as lost with their cause;
+    /// only a failing response cache is an error.
     fn generate(
         &self,
         image: &ImageInput,
         prompts: &[PromptRequest],
-    ) -> g3_core::Result<Vec<LmmAnswer>> {
+    ) -> g3_core::Result<GeneratedAnswers> {
         let job = LmmJob {
             image: image.clone(),
             prompts: prompts.to_vec(),
         };
-        let mut outcomes = self
-            .generate_many(std::slice::from_ref(&job), &|_| {})
-            .map_err(|error| g3_core::Error::stage(StageKind::LmmGenerator, error))?;
-        Ok(outcomes
-            .pop()
-            .map(|outcome| outcome.answers)
-            .unwrap_or_default())
+        let (mut outcomes, fatal) = self.run_jobs(std::slice::from_ref(&job), &|_| {});
+        let outcome = outcomes.pop().unwrap_or(LmmJobOutcome {
+            answers: Vec::new(),
+            failures: Vec::new(),
+        });
+        match fatal {
+            None => Ok(outcome.into_generated()),
+            // Refused credentials stop every request: whatever is missing is lost to them.
+            Some(error @ LmmClientError::Unauthorized { .. }) => {
+                let message = error.to_string();
+                let lost = prompts
+                    .iter()
+                    .filter_map(|prompt| {
+                        let obtained = outcome
+                            .answers
+                            .iter()
+                            .filter(|answer| answer.prompt_index == prompt.prompt_index)
+                            .count() as u32;
+                        let missing = prompt.samples.saturating_sub(obtained);
+                        (missing > 0).then(|| LostAnswers {
+                            prompt_index: prompt.prompt_index,
+                            samples: missing,
+                            cause: LossCause::Unauthorized,
+                            message: message.clone(),
+                        })
+                    })
+                    .collect();
+                Ok(GeneratedAnswers {
+                    answers: outcome.answers,
+                    lost,
+                })
+            }
+            Some(error) => Err(g3_core::Error::stage(StageKind::LmmGenerator, error)),
+        }
+    }
+
+    fn describe(&self) -> GeneratorDescription {
+        GeneratorDescription::model(format!(
+            "{} at {} (OpenAI-compatible)",
+            self.config.model, self.endpoint
+        ))
+    }
+
+    fn usage(&self) -> Option<LmmUsage> {
+        Some(OpenAiGenerator::usage(self))
     }
 }
 
@@ -673,6 +846,9 @@ enum Attempt {
     Temporary {
         message: String,
         retry_after: Option<Duration>,
+        cause: RetryCause,
+        /// No connection could be made (refused, unknown host, connect timeout).
+        unreachable: bool,
     },
     /// Retrying cannot help.
     Final(LmmClientError),
@@ -747,6 +923,31 @@ impl Drop for Permit<'_> {
         *self.0.available.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.0.released.notify_one();
     }
+}
+
+/// The warning for an API key that would travel unencrypted: `base_url` is plain `http://`
+/// and its host is not this machine (`localhost`, `127.0.0.0/8`, `::1`).
+fn plain_http_key_warning(base_url: &str) -> Option<String> {
+    let rest = base_url.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match authority.strip_prefix('[') {
+        // An IPv6 literal: [::1]:8000.
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback());
+    (!loopback).then(|| {
+        format!(
+            "the API key will be sent unencrypted to {host} ({base_url} is plain http:// and not this machine): use https://, or set api_key_env = \"\" if the server needs no key"
+        )
+    })
 }
 
 /// The first 300 characters of a server message, on one line.
@@ -826,6 +1027,55 @@ mod tests {
             generator.endpoint(),
             "http://localhost:11434/v1/chat/completions"
         );
+    }
+
+    #[test]
+    fn keys_over_plain_http_are_flagged_unless_the_host_is_this_machine() {
+        for quiet in [
+            "https://api.openai.com/v1",
+            "http://localhost:8000/v1",
+            "http://LOCALHOST/v1",
+            "http://127.0.0.1:11434/v1",
+            "http://127.1.2.3/v1",
+            "http://[::1]:8000/v1",
+            "http://user@localhost:8000/v1",
+        ] {
+            assert_eq!(plain_http_key_warning(quiet), None, "{quiet}");
+        }
+        for loud in [
+            "http://10.0.0.5:8000/v1",
+            "http://gpu-box:8000/v1",
+            "http://0.0.0.0:8000/v1",
+            "http://[2001:db8::1]:8000/v1",
+            "http://localhost.example.com/v1",
+        ] {
+            let warning = plain_http_key_warning(loud).unwrap_or_default();
+            assert!(warning.contains("unencrypted"), "{loud}: {warning}");
+        }
+    }
+
+    #[test]
+    fn errors_map_to_loss_causes() {
+        let refused = |status| LmmClientError::Refused {
+            url: "u".into(),
+            status,
+            body: String::new(),
+        };
+        assert_eq!(refused(404).loss_cause(), LossCause::NotFound);
+        assert_eq!(refused(400).loss_cause(), LossCause::Refused);
+        let unauthorized = LmmClientError::Unauthorized {
+            url: "u".into(),
+            status: 401,
+            body: String::new(),
+        };
+        assert_eq!(unauthorized.loss_cause(), LossCause::Unauthorized);
+        let gave_up = LmmClientError::GaveUp {
+            url: "u".into(),
+            attempts: 3,
+            last: "connection refused".into(),
+            cause: LossCause::Unreachable,
+        };
+        assert_eq!(gave_up.loss_cause(), LossCause::Unreachable);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! What a run sent, received and cost.
+//! What a run sent, received and cost ([`LmmUsage`], shared with every generator through
+//! [`g3_core::LmmGenerator::usage`]).
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use g3_core::{LmmUsage, RetryCounts};
 use serde::{Deserialize, Serialize};
 
 /// Prices per million tokens, in whatever currency the user bills in. Zero (the default)
@@ -30,11 +31,25 @@ impl TokenPrices {
     }
 }
 
+/// What a retried attempt failed with, for the usage report's retries by cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryCause {
+    RateLimited,
+    ServerError,
+    Timeout,
+    Connection,
+    MalformedResponse,
+}
+
 /// Counters shared by every request of a generator.
 #[derive(Debug, Default)]
 pub(crate) struct UsageCounters {
     pub requests_sent: AtomicU64,
-    pub retries: AtomicU64,
+    pub retries_rate_limited: AtomicU64,
+    pub retries_server_error: AtomicU64,
+    pub retries_timeout: AtomicU64,
+    pub retries_connection: AtomicU64,
+    pub retries_malformed_response: AtomicU64,
     pub failed_requests: AtomicU64,
     pub samples_received: AtomicU64,
     pub samples_from_cache: AtomicU64,
@@ -48,13 +63,31 @@ impl UsageCounters {
         counter.fetch_add(amount, Ordering::Relaxed);
     }
 
-    pub fn report(&self, prices: TokenPrices) -> UsageReport {
+    /// Counts one request sent again after a failure of kind `cause`.
+    pub fn count_retry(&self, cause: RetryCause) {
+        let counter = match cause {
+            RetryCause::RateLimited => &self.retries_rate_limited,
+            RetryCause::ServerError => &self.retries_server_error,
+            RetryCause::Timeout => &self.retries_timeout,
+            RetryCause::Connection => &self.retries_connection,
+            RetryCause::MalformedResponse => &self.retries_malformed_response,
+        };
+        Self::add(counter, 1);
+    }
+
+    pub fn report(&self, prices: TokenPrices) -> LmmUsage {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let prompt_tokens = load(&self.prompt_tokens);
         let completion_tokens = load(&self.completion_tokens);
-        UsageReport {
+        LmmUsage {
             requests_sent: load(&self.requests_sent),
-            retries: load(&self.retries),
+            retries: RetryCounts {
+                rate_limited: load(&self.retries_rate_limited),
+                server_error: load(&self.retries_server_error),
+                timeout: load(&self.retries_timeout),
+                connection: load(&self.retries_connection),
+                malformed_response: load(&self.retries_malformed_response),
+            },
             failed_requests: load(&self.failed_requests),
             samples_received: load(&self.samples_received),
             samples_from_cache: load(&self.samples_from_cache),
@@ -64,53 +97,6 @@ impl UsageCounters {
             cost: prices
                 .is_configured()
                 .then(|| prices.cost(prompt_tokens, completion_tokens)),
-        }
-    }
-}
-
-/// Totals since a generator was made, for the end-of-run summary.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct UsageReport {
-    /// HTTP requests sent, retries included.
-    pub requests_sent: u64,
-    /// Of those, the ones sent again after a failure.
-    pub retries: u64,
-    /// Requests given up on after the last retry, or refused outright.
-    pub failed_requests: u64,
-    /// Sampled answers received from the server.
-    pub samples_received: u64,
-    /// Sampled answers served from the response cache (no request, no cost).
-    pub samples_from_cache: u64,
-    /// Samples asked for but not obtained.
-    pub samples_missing: u64,
-    /// Prompt tokens billed, as the server reported them.
-    pub prompt_tokens: u64,
-    /// Completion tokens billed.
-    pub completion_tokens: u64,
-    /// Cost at the configured [`TokenPrices`]; `None` when no price was set.
-    pub cost: Option<f64>,
-}
-
-impl fmt::Display for UsageReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "requests: {} sent ({} retries, {} failed)",
-            self.requests_sent, self.retries, self.failed_requests
-        )?;
-        writeln!(
-            f,
-            "samples:  {} received, {} from cache, {} missing",
-            self.samples_received, self.samples_from_cache, self.samples_missing
-        )?;
-        write!(
-            f,
-            "tokens:   {} prompt + {} completion",
-            self.prompt_tokens, self.completion_tokens
-        )?;
-        match self.cost {
-            Some(cost) => write!(f, "\ncost:     {cost:.4}"),
-            None => Ok(()),
         }
     }
 }
@@ -134,8 +120,13 @@ mod tests {
         let counters = UsageCounters::default();
         UsageCounters::add(&counters.requests_sent, 3);
         UsageCounters::add(&counters.prompt_tokens, 2_000_000);
+        counters.count_retry(RetryCause::RateLimited);
+        counters.count_retry(RetryCause::Timeout);
+        counters.count_retry(RetryCause::Timeout);
         let unpriced = counters.report(TokenPrices::default());
         assert_eq!(unpriced.cost, None);
+        assert_eq!(unpriced.retries.timeout, 2);
+        assert_eq!(unpriced.retries.total(), 3);
         assert!(!unpriced.to_string().contains("cost"));
         let priced = counters.report(TokenPrices {
             input_per_million: 1.0,

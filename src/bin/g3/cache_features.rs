@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use crate::common::{DeviceArg, csv_field, resolve_model};
+use crate::terminal;
 use g3::align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipTokenizer};
 use g3::align::pretrained::{HfClipDirectory, ModelSource};
 use g3::align::{
@@ -16,7 +17,7 @@ use g3::align::{
 use g3::core::assets::Asset;
 use g3::data::{DatasetKind, DescriptionTemplate, MetadataOptions, MetadataReader};
 use g3::{EmbeddingFileWriter, GrowingEmbeddingFile, ImageInput, read_embeddings_npy};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 #[derive(Debug, Args)]
@@ -189,11 +190,9 @@ fn read_rows(args: &CacheFeaturesArgs) -> anyhow::Result<Vec<Row>> {
 }
 
 fn progress_bar(length: usize, what: &str) -> ProgressBar {
-    ProgressBar::new(length as u64).with_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} {{bar:40}} {{pos}}/{{len}} rows ({{per_sec}}, {{eta}})"
-        ))
-        .expect("the progress template is valid"),
+    terminal::progress_bar(
+        length as u64,
+        &format!("{{spinner}} {what} {{bar:40}} {{pos}}/{{len}} rows ({{per_sec}}, {{eta}})"),
     )
 }
 

@@ -37,13 +37,12 @@ pub fn resolve_model(name: &str) -> anyhow::Result<ModelSource> {
     #[cfg(feature = "download")]
     {
         use g3::align::pretrained::DEFAULT_HF_ENDPOINT;
-        use indicatif::{ProgressBar, ProgressStyle};
         let endpoint =
             std::env::var("HF_ENDPOINT").unwrap_or_else(|_| DEFAULT_HF_ENDPOINT.to_owned());
         let token = std::env::var("HF_TOKEN").ok();
-        let progress = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template("{spinner} downloading {msg} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-                .expect("the progress template is valid"),
+        let progress = crate::terminal::progress_bar(
+            0,
+            "{spinner} downloading {msg} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
         );
         let source = ModelSource::resolve_or_download(
             name,
@@ -82,7 +81,7 @@ pub fn stop_on_ctrl_c(notice: &'static str) -> anyhow::Result<std::sync::Arc<Ato
         if raised.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\n{notice}");
+        crate::terminal::notice(format!("\n{notice}"));
     })
     .context("installing the Ctrl-C handler")?;
     Ok(stop)

@@ -7,10 +7,10 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::common::DeviceArg;
+use crate::terminal;
 use g3::align::{GpsEncoder, GpsEncoderConfig, ProjectionHeadConfig, ProjectionKind};
 use g3::core::assets::Asset;
 use g3::{EmbeddingFileWriter, read_points_csv};
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Args)]
 pub struct EmbedGpsArgs {
@@ -71,11 +71,9 @@ pub fn run(args: EmbedGpsArgs) -> anyhow::Result<()> {
 
     let dimension = encoder.branch().output_size();
     let mut output = EmbeddingFileWriter::create(&args.output, points.len(), dimension)?;
-    let progress = ProgressBar::new(points.len() as u64).with_style(
-        ProgressStyle::with_template(
-            "{spinner} embedding {bar:40} {pos}/{len} coordinates ({per_sec}, {eta})",
-        )
-        .expect("the progress template is valid"),
+    let progress = terminal::progress_bar(
+        points.len() as u64,
+        "{spinner} embedding {bar:40} {pos}/{len} coordinates ({per_sec}, {eta})",
     );
     let started = Instant::now();
     for batch in points.chunks(args.batch.max(1)) {

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use crate::common::{DeviceArg, csv_field, resolve_model};
+use crate::terminal;
 use g3::align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig};
 use g3::align::pretrained::{HfClipDirectory, ModelSource};
 use g3::align::training::AlignmentModel;
@@ -17,7 +18,6 @@ use g3::align::{
 };
 use g3::core::assets::Asset;
 use g3::{GrowingEmbeddingFile, ImageInput, list_images};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 #[derive(Debug, Args)]
@@ -248,11 +248,9 @@ pub fn run(args: EmbedImagesArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let progress = ProgressBar::new(files.len() as u64).with_style(
-        ProgressStyle::with_template(
-            "{spinner} embedding {bar:40} {pos}/{len} images ({per_sec}, {eta})",
-        )
-        .expect("the progress template is valid"),
+    let progress = terminal::progress_bar(
+        files.len() as u64,
+        "{spinner} embedding {bar:40} {pos}/{len} images ({per_sec}, {eta})",
     );
     let started = Instant::now();
     let mut skipped_count = 0usize;

@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use g3::evaluation::{EvaluationOptions, evaluate_predictions_csv};
 use g3::{AccuracyThresholds, DistanceMetric};
-use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::terminal;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -62,9 +63,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let input_len = std::fs::metadata(&args.predictions)
         .with_context(|| format!("cannot read {}", args.predictions.display()))?
         .len();
-    let progress = ProgressBar::new(input_len).with_style(
-        ProgressStyle::with_template("{spinner} scoring {bar:40} {bytes}/{total_bytes} ({eta})")
-            .expect("the progress template is valid"),
+    let progress = terminal::progress_bar(
+        input_len,
+        "{spinner} scoring {bar:40} {bytes}/{total_bytes} ({eta})",
     );
     let evaluation = evaluate_predictions_csv(
         &args.predictions,

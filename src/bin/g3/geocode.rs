@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use g3::data::{COUNTRY_TABLE_ASSET, GAZETTEER_ASSET, NearestPlaceMetric, ReverseGeocoder};
 use g3::geocoding::{GEOCODE_COLUMNS, GeocodeOptions, GeocodeSummary, geocode_csv};
-use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::terminal;
 
 #[derive(Debug, Args)]
 pub struct GeocodeArgs {
@@ -67,10 +68,7 @@ pub fn run(args: GeocodeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load the gazetteer {}", gazetteer.display()))?;
     let loaded = started.elapsed().as_secs_f64();
 
-    let progress = ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template("{spinner} geocoding: {pos} rows ({per_sec})")
-            .expect("the progress template is valid"),
-    );
+    let progress = terminal::spinner("{spinner} geocoding: {pos} rows ({per_sec})");
     let options = GeocodeOptions {
         latitude_column: args.lat_column,
         longitude_column: args.lon_column,

@@ -11,7 +11,9 @@ use g3::index::{
     StoreKind, VectorPrecision, read_faiss_flat,
 };
 use g3::{read_embeddings_npy, write_neighbors_csv};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
+
+use crate::terminal;
 
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
@@ -279,11 +281,9 @@ fn build_and_save(
     let started = Instant::now();
     let count = embeddings.len();
     let dimension = embeddings.dimension();
-    let progress = ProgressBar::new(count as u64).with_style(
-        ProgressStyle::with_template(
-            "{spinner} adding vectors {bar:30} {pos}/{len} ({per_sec}, {eta} left)",
-        )
-        .expect("the progress template is valid"),
+    let progress = terminal::progress_bar(
+        count as u64,
+        "{spinner} adding vectors {bar:30} {pos}/{len} ({per_sec}, {eta} left)",
     );
     let database = Database::build(embeddings, metadata, config, &|added| {
         progress.inc(added as u64)
@@ -328,9 +328,9 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
     } else {
         SearchDirection::Similar
     };
-    let progress = ProgressBar::new(queries.len() as u64).with_style(
-        ProgressStyle::with_template("{spinner} searching {bar:30} {pos}/{len} ({per_sec})")
-            .expect("the progress template is valid"),
+    let progress = terminal::progress_bar(
+        queries.len() as u64,
+        "{spinner} searching {bar:30} {pos}/{len} ({per_sec})",
     );
     let searching = Instant::now();
     let mut results = Vec::with_capacity(queries.len());
@@ -362,7 +362,5 @@ fn all_unit_length(vectors: &[f32], dimension: usize) -> bool {
 }
 
 fn spinner(message: String) -> ProgressBar {
-    let spinner = ProgressBar::new_spinner().with_message(message);
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    spinner
+    terminal::spinner("{spinner} {msg}").with_message(message)
 }

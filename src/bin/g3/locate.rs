@@ -4,11 +4,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use g3::core::GeneratorDescription;
 use g3::data::{LocationLevel, ReverseGeocoder};
+use g3::pipeline::GenerationReport;
 use g3::{CandidateSource, ImageInput, Prediction};
 use serde::Serialize;
 
-use crate::pipeline_args::{PipelineArgs, build_pipeline};
+use crate::pipeline_args::{PipelineArgs, build_pipeline, locate_batch, print_generation_summary};
+use crate::terminal;
 
 #[derive(Debug, Args)]
 pub struct LocateArgs {
@@ -48,6 +51,26 @@ struct Located {
     prediction: Prediction,
 }
 
+/// A photo that got no prediction.
+#[derive(Debug, Serialize)]
+struct Failure {
+    image: PathBuf,
+    reason: String,
+    error: String,
+}
+
+/// What `--json` prints.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    /// Who answered the prompts (`asks_model: false` with a notice for the offline
+    /// generator); null without Geo-diversification.
+    generator: Option<&'a GeneratorDescription>,
+    predictions: &'a [Located],
+    failures: &'a [Failure],
+    /// What the generator was asked, gave, lost and cost.
+    generation: Option<&'a GenerationReport>,
+}
+
 pub fn run(args: LocateArgs) -> anyhow::Result<()> {
     let config = args.pipeline.config()?;
     if args.pipeline.print_config_if_asked(&config)? {
@@ -60,18 +83,25 @@ pub fn run(args: LocateArgs) -> anyhow::Result<()> {
             "cannot load the offline gazetteer for place names (pass --no-place-names to go without)",
         )?)
     };
+    let mut failures = Vec::new();
     let mut inputs = Vec::with_capacity(args.images.len());
+    let mut paths = Vec::with_capacity(args.images.len());
     for path in &args.images {
-        inputs.push(
-            ImageInput::from_path(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        );
+        match ImageInput::from_path(path) {
+            Ok(input) => {
+                inputs.push(input);
+                paths.push(path);
+            }
+            Err(error) => failures.push(Failure {
+                image: path.clone(),
+                reason: "the photo could not be read".into(),
+                error: format!("cannot read {}: {error}", path.display()),
+            }),
+        }
     }
     let pipeline = build_pipeline(&config)?;
-    let results = pipeline.locate_each(&inputs)?;
-    let mut failures = 0;
     let mut located = Vec::new();
-    for (path, result) in args.images.iter().zip(results) {
+    for (path, result) in paths.into_iter().zip(locate_batch(&pipeline, &inputs)) {
         match result {
             Ok(prediction) => {
                 let place = geocoder.as_ref().map(|geocoder| {
@@ -91,22 +121,41 @@ pub fn run(args: LocateArgs) -> anyhow::Result<()> {
                     prediction,
                 });
             }
-            Err(error) => {
-                failures += 1;
-                eprintln!("{}: {error}", path.display());
-            }
+            Err(error) => failures.push(Failure {
+                image: path.clone(),
+                reason: error.reason(),
+                error: error.to_string(),
+            }),
         }
     }
+    let generation = pipeline.generation_report();
+    for failure in &failures {
+        terminal::notice(format!(
+            "{}: error: {}",
+            failure.image.display(),
+            failure.error
+        ));
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&located)?);
+        let report = Report {
+            generator: generation.as_ref().map(|report| &report.generator),
+            predictions: &located,
+            failures: &failures,
+            generation: generation.as_ref(),
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for entry in &located {
             print_prediction(entry);
         }
     }
-    if failures > 0 {
+    if let Some(report) = &generation {
+        print_generation_summary(report);
+    }
+    if !failures.is_empty() {
         anyhow::bail!(
-            "{failures} of {} photos could not be located",
+            "{} of {} photos could not be located",
+            failures.len(),
             args.images.len()
         );
     }
@@ -148,11 +197,15 @@ fn print_prediction(entry: &Located) {
         other => format!("{other:?}"),
     };
     println!(
-        "  chosen: {source}, score {}, among {} candidates ({} answers unreadable)",
+        "  chosen: {source}, score {}, among {} candidates ({} answers unreadable{})",
         chosen
             .score
             .map_or_else(|| "-".to_owned(), |score| format!("{score:.4}")),
         prediction.candidates.len(),
-        prediction.rejected.len()
+        prediction.rejected.len(),
+        match prediction.lost_samples() {
+            0 => String::new(),
+            lost => format!(", {lost} lost"),
+        }
     );
 }

@@ -11,14 +11,32 @@ mod locate;
 mod pipeline_args;
 mod retrieval_stats;
 mod run;
+mod terminal;
 mod train;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, Subcommand};
 
 /// Worldwide image geolocalization with G3 (NeurIPS 2024).
 #[derive(Debug, Parser)]
 #[command(name = "g3", version, about, propagate_version = true)]
 struct Cli {
+    /// Show more: -v adds debug messages (and error backtraces when RUST_BACKTRACE=1),
+    /// -vv traces. RUST_LOG overrides the log filter.
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = "Messages")]
+    verbose: u8,
+
+    /// Show only errors: no warnings, progress bars, notices or usage summaries.
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Messages"
+    )]
+    quiet: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -54,9 +72,10 @@ enum Command {
     Train(train::TrainArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    terminal::init(terminal::Verbosity::from_flags(cli.verbose, cli.quiet));
+    let outcome = match cli.command {
         Command::CacheFeatures(args) => cache_features::run(args),
         Command::Eval(args) => eval::run(args),
         Command::EmbedGps(args) => embed_gps::run(args),
@@ -67,5 +86,12 @@ fn main() -> anyhow::Result<()> {
         Command::RetrievalStats(args) => retrieval_stats::run(args),
         Command::Run(args) => run::run(args),
         Command::Train(args) => train::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            terminal::report_error(&error);
+            ExitCode::FAILURE
+        }
     }
 }

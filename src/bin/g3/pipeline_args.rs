@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use g3::align::ComputeDevice;
-use g3::pipeline::{Pipeline, PipelineConfig, Preset};
-use indicatif::{ProgressBar, ProgressStyle};
+use g3::pipeline::{GenerationReport, Pipeline, PipelineConfig, Preset};
+use g3::{ImageInput, Prediction};
 
 use crate::common::DeviceArg;
+use crate::terminal;
 
 #[derive(Debug, Args)]
 pub struct PipelineArgs {
@@ -75,14 +76,49 @@ impl PipelineArgs {
     }
 }
 
-/// Loads the pipeline with a spinner naming each step.
+/// Loads the pipeline with a spinner naming each step, then says when no LMM will be asked.
 pub fn build_pipeline(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
-    let spinner = ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-            .expect("the progress template is valid"),
-    );
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let spinner = terminal::spinner("{spinner} {msg} ({elapsed})");
     let pipeline = config.build(&mut |step| spinner.set_message(step.to_owned()));
     spinner.finish_and_clear();
-    Ok(pipeline?)
+    let pipeline = pipeline?;
+    if let Some(notice) = pipeline
+        .generation_report()
+        .and_then(|report| report.generator.notice)
+    {
+        terminal::notice(format!("note: {notice}"));
+    }
+    Ok(pipeline)
+}
+
+/// Locates a batch of photos, one result per photo. When the batch as a whole fails (an
+/// undecodable photo stops the batched image encoder), goes photo by photo so that only the
+/// bad ones fail.
+pub fn locate_batch(pipeline: &Pipeline, inputs: &[ImageInput]) -> Vec<g3::Result<Prediction>> {
+    match pipeline.locate_each(inputs) {
+        Ok(outcomes) => outcomes,
+        Err(_) => inputs
+            .iter()
+            .map(|input| {
+                pipeline
+                    .locate_each(std::slice::from_ref(input))
+                    .and_then(|mut one| one.remove(0))
+            })
+            .collect(),
+    }
+}
+
+/// The end-of-command account of the LMM: what it was asked, gave, lost and cost. Printed
+/// for generators that ask a model (the offline one was announced at the start).
+pub fn print_generation_summary(report: &GenerationReport) {
+    if report.generator.asks_model {
+        terminal::notice(format!("LMM usage:\n{}", indent(&report.to_string())));
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("  {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

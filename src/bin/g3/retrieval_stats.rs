@@ -8,7 +8,8 @@ use clap::Args;
 use g3::core::{Embeddings, SearchDirection};
 use g3::index::Database;
 use g3::{read_embeddings_npy, read_points_csv, retrieval_distances};
-use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::terminal;
 
 #[derive(Debug, Args)]
 pub struct RetrievalStatsArgs {
@@ -50,9 +51,9 @@ pub fn run(args: RetrievalStatsArgs) -> anyhow::Result<()> {
         );
     }
     let deepest = args.k.iter().copied().max().unwrap_or(0);
-    let progress = ProgressBar::new(queries.len() as u64).with_style(
-        ProgressStyle::with_template("{spinner} searching {bar:30} {pos}/{len} ({per_sec})")
-            .expect("the progress template is valid"),
+    let progress = terminal::progress_bar(
+        queries.len() as u64,
+        "{spinner} searching {bar:30} {pos}/{len} ({per_sec})",
     );
     let mut neighbors = Vec::with_capacity(queries.len());
     let dimension = queries.dimension();

@@ -1,18 +1,20 @@
 //! `g3 run`: the pipeline over a whole dataset, resumable.
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use g3::data::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};
 use g3::evaluation::{EvaluationOptions, evaluate_predictions_csv};
-use g3::{ImageInput, ResultsFile};
-use indicatif::{ProgressBar, ProgressStyle};
+use g3::{ImageInput, ResultsFile, RunUsage, UsageLog};
 
-use crate::common::stop_on_ctrl_c;
-use crate::pipeline_args::{PipelineArgs, build_pipeline};
+use crate::common::{csv_field, stop_on_ctrl_c};
+use crate::pipeline_args::{PipelineArgs, build_pipeline, locate_batch, print_generation_summary};
+use crate::terminal;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -33,8 +35,9 @@ pub struct RunArgs {
     images: Option<PathBuf>,
 
     /// The results CSV: one row per photo, appended as photos finish. An existing file is
-    /// resumed: its photos are skipped. Failures go to FILE.errors.csv and are retried by
-    /// the next run.
+    /// resumed: its photos are skipped. Photos that fail get no row: they are listed in
+    /// FILE.errors.csv and retried by the next run. What the LMM cost is added to
+    /// FILE.usage.json.
     #[arg(
         long,
         value_name = "FILE.csv",
@@ -69,7 +72,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (Some(dataset), Some(metadata), Some(images), Some(output)) =
         (args.dataset, &args.metadata, &args.images, &args.output)
     else {
-        unreachable!("clap requires these without --print-config");
+        anyhow::bail!("--dataset, --metadata, --images and --output are required");
     };
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
@@ -94,29 +97,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .collect();
     let done_before = total - pending.len();
     if done_before > 0 {
-        eprintln!(
+        terminal::notice(format!(
             "g3 run: resuming {}: {done_before} of {total} photos already done",
             output.display()
-        );
+        ));
     }
 
-    let mut failures = 0usize;
+    let mut failures = Failures::new(ResultsFile::errors_path(output));
+    let mut not_sent = 0usize;
+    let mut stopped = false;
     if !pending.is_empty() {
         let pipeline = build_pipeline(&config)?;
         let stop = stop_on_ctrl_c(
             "g3 run: stopping after this batch; finished rows are kept (Ctrl-C again to abort)",
         )?;
-        let errors_path = errors_path(output);
-        let mut errors = ErrorLog::new(&errors_path);
-        let bar = ProgressBar::new(total as u64).with_style(
-            ProgressStyle::with_template(
-                "{spinner} locating {bar:40} {pos}/{len} photos ({per_sec}, {eta}) {msg}",
-            )
-            .expect("the progress template is valid"),
+        let bar = terminal::progress_bar(
+            total as u64,
+            "{spinner} locating {bar:40} {pos}/{len} photos ({per_sec}, {eta}) {msg}",
         );
         bar.set_position(done_before as u64);
-        for batch in pending.chunks(args.batch) {
+        let mut located_now = 0u64;
+        for (index, batch) in pending.chunks(args.batch).enumerate() {
             if stop.load(Ordering::SeqCst) {
+                stopped = true;
+                break;
+            }
+            if pipeline.generation_halt().is_some() {
+                not_sent = pending.len() - index * args.batch;
                 break;
             }
             let mut inputs = Vec::with_capacity(batch.len());
@@ -129,99 +136,154 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                         located.push(record);
                     }
                     Err(error) => {
-                        failures += 1;
-                        errors.record(&record.image_id, &format!("{}: {error}", path.display()))?;
+                        let error = format!("{}: {error}", path.display());
+                        tracing::warn!("{error}");
+                        failures.record(&record.image_id, "the photo could not be read", &error)?
                     }
                 }
             }
-            let outcomes = match pipeline.locate_each(&inputs) {
-                Ok(outcomes) => outcomes,
-                // A batch-level failure (an undecodable photo stops the batched encoder):
-                // go photo by photo, so only the bad ones fail.
-                Err(_) => inputs
-                    .iter()
-                    .map(|input| {
-                        pipeline
-                            .locate_each(std::slice::from_ref(input))
-                            .and_then(|mut one| one.remove(0))
-                    })
-                    .collect(),
-            };
-            for (record, outcome) in located.into_iter().zip(outcomes) {
+            for (record, outcome) in located.into_iter().zip(locate_batch(&pipeline, &inputs)) {
                 match outcome {
-                    Ok(prediction) => results.append(record.location, &prediction)?,
+                    Ok(prediction) => {
+                        results.append(record.location, &prediction)?;
+                        located_now += 1;
+                    }
+                    // Never sent: not a failure of the photo, and retried by the next run.
+                    Err(g3::Error::GenerationHalted { .. }) => not_sent += 1,
                     Err(error) => {
-                        failures += 1;
-                        errors.record(&record.image_id, &error.to_string())?;
+                        tracing::warn!("{error}");
+                        failures.record(&record.image_id, &error.reason(), &error.to_string())?
                     }
                 }
             }
             results.flush()?;
             bar.inc(batch.len() as u64);
-            if failures > 0 {
-                bar.set_message(format!("{failures} failed"));
+            if failures.count() > 0 {
+                bar.set_message(format!("{} failed", failures.count()));
             }
         }
         bar.finish_and_clear();
-        if failures > 0 {
-            eprintln!(
-                "g3 run: {failures} photos failed; see {} (they are retried by the next run)",
-                errors_path.display()
-            );
+        failures.finish()?;
+        if let Some(report) = pipeline.generation_report() {
+            let usage_path = ResultsFile::usage_path(output);
+            let run = RunUsage {
+                finished_unix_seconds: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |elapsed| elapsed.as_secs()),
+                photos_located: located_now,
+                photos_failed: failures.count() as u64,
+                generation: report.clone(),
+            };
+            print_generation_summary(&report);
+            match UsageLog::append(&usage_path, run) {
+                Ok(_) => {}
+                Err(error) => tracing::warn!("the usage log was not updated: {error}"),
+            }
         }
-        if stop.load(Ordering::SeqCst) {
-            eprintln!(
+        failures.print_summary();
+        if let Some(halt) = pipeline.generation_halt() {
+            terminal::notice(format!(
+                "g3 run: {halt}.\n  {not_sent} photos were not sent and have no row; fix the LMM server or the [generation.generator] settings and run the same command again."
+            ));
+        }
+        if stopped {
+            terminal::notice(format!(
                 "g3 run: stopped; {} of {total} photos done. Run the same command to go on.",
                 results.finished_count()
-            );
-            std::process::exit(130);
+            ));
         }
     }
+    let finished = results.finished_count();
     drop(results);
-    let evaluation =
-        evaluate_predictions_csv(output, None, &EvaluationOptions::default(), &mut |_| {})?;
-    println!("{}", evaluation.report);
-    eprintln!("wrote {}", output.display());
+    if finished > 0 {
+        let evaluation =
+            evaluate_predictions_csv(output, None, &EvaluationOptions::default(), &mut |_| {})?;
+        println!("{}", evaluation.report);
+        terminal::notice(format!("wrote {}", output.display()));
+    }
+    if stopped {
+        std::process::exit(130);
+    }
+    let missing = failures.count() + not_sent;
+    if missing > 0 {
+        anyhow::bail!(
+            "{missing} of {total} photos have no prediction ({} failed, {not_sent} not sent to the LMM); the next run retries them",
+            failures.count()
+        );
+    }
     Ok(())
 }
 
-fn errors_path(output: &Path) -> PathBuf {
-    let mut name = output.file_stem().unwrap_or_default().to_os_string();
-    name.push(".errors.csv");
-    output.with_file_name(name)
-}
-
-/// `IMG_ID,error` rows for the photos that failed, appended as they fail.
-struct ErrorLog<'a> {
-    path: &'a Path,
+/// The photos that failed in this run: written to `results.errors.csv` (`IMG_ID,reason,error`)
+/// as they fail, and counted by reason for the summary. The file lists this run's failures
+/// only: it is replaced at the first failure and removed when a run ends without any (those
+/// photos have rows now).
+struct Failures {
+    path: PathBuf,
     file: Option<std::fs::File>,
+    by_reason: BTreeMap<String, usize>,
 }
 
-impl<'a> ErrorLog<'a> {
-    fn new(path: &'a Path) -> Self {
-        ErrorLog { path, file: None }
+impl Failures {
+    fn new(path: PathBuf) -> Self {
+        Failures {
+            path,
+            file: None,
+            by_reason: BTreeMap::new(),
+        }
     }
 
-    fn record(&mut self, image_id: &str, error: &str) -> anyhow::Result<()> {
+    fn count(&self) -> usize {
+        self.by_reason.values().sum()
+    }
+
+    fn record(&mut self, image_id: &str, reason: &str, error: &str) -> anyhow::Result<()> {
+        let cannot_write = || format!("cannot write {}", self.path.display());
         if self.file.is_none() {
-            let existed = self.path.is_file();
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.path)
-                .with_context(|| format!("cannot write {}", self.path.display()))?;
-            if !existed {
-                writeln!(file, "IMG_ID,error")?;
-            }
+            let mut file = std::fs::File::create(&self.path).with_context(cannot_write)?;
+            writeln!(file, "IMG_ID,reason,error").with_context(cannot_write)?;
             self.file = Some(file);
         }
-        let file = self.file.as_mut().expect("opened above");
+        let file = self.file.as_mut().expect("created above");
         writeln!(
             file,
-            "{},{}",
-            crate::common::csv_field(image_id),
-            crate::common::csv_field(error)
+            "{},{},{}",
+            csv_field(image_id),
+            csv_field(reason),
+            csv_field(error)
         )
-        .with_context(|| format!("cannot write {}", self.path.display()))
+        .with_context(cannot_write)?;
+        *self.by_reason.entry(reason.to_owned()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Syncs the file, or removes a previous run's file when nothing failed.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        match &self.file {
+            Some(file) => file
+                .sync_data()
+                .with_context(|| format!("cannot write {}", self.path.display())),
+            None => match std::fs::remove_file(&self.path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    Err(error).with_context(|| format!("cannot remove {}", self.path.display()))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    fn print_summary(&self) {
+        if self.by_reason.is_empty() {
+            return;
+        }
+        let mut lines = format!(
+            "g3 run: {} photos failed and have no row (listed in {}; the next run retries them):",
+            self.count(),
+            self.path.display()
+        );
+        for (reason, count) in &self.by_reason {
+            lines.push_str(&format!("\n  {count:>6}  {reason}"));
+        }
+        terminal::notice(lines);
     }
 }

@@ -13,10 +13,10 @@ use g3::align::training::{
     AlignmentData, AlignmentModel, AlignmentModelConfig, StepControl, Trainer, TrainingConfig,
 };
 use g3::core::assets::Asset;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::common::stop_on_ctrl_c;
+use crate::terminal;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -216,11 +216,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
     let batches_per_epoch = data.len().div_ceil(trainer.config().batch_size);
     let total_steps = (batches_per_epoch * trainer.config().epochs) as u64;
-    let bar = ProgressBar::new(total_steps).with_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} steps, eta {eta} {msg}",
-        )?
-        .progress_chars("=> "),
+    let bar = terminal::progress_bar(
+        total_steps,
+        "{elapsed_precise} [{bar:30}] {pos}/{len} steps, eta {eta} {msg}",
     );
     bar.set_position(trainer.progress().steps);
     let metrics_path = settings.output.join("metrics.jsonl");
