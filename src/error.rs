@@ -26,39 +26,8 @@ pub enum Error {
         source: csv::Error,
     },
 
-    /// A required column is absent from a CSV header.
-    #[error("{}: no column named {column:?} in the header (columns: {})", path.display(), found.join(", "))]
-    MissingColumn {
-        /// The CSV file.
-        path: PathBuf,
-        /// The column that is required.
-        column: String,
-        /// The header as read.
-        found: Vec<String>,
-    },
-
-    /// One row of a CSV file holds a value that cannot be used. Fix the row, or pass the
-    /// option that skips invalid rows (`--skip-invalid` for `g3 eval`).
-    #[error("{}:{line}: {problem}", path.display())]
-    InvalidRow {
-        /// The CSV file.
-        path: PathBuf,
-        /// The 1-based line where the row starts.
-        line: u64,
-        /// What is wrong with it.
-        problem: RowProblem,
-    },
-
-    /// A `.npy` file that is not a 2-D float matrix in C order.
-    #[error("{}: {reason}", path.display())]
-    InvalidNpy {
-        /// The `.npy` file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-
-    /// An error from `g3-core` (invalid thresholds, for example).
+    /// An error from `g3-core`: a shared file (an `.npy` matrix, a CSV of points, an atomic
+    /// write) or a stage.
     #[error(transparent)]
     Core(#[from] g3_core::Error),
 
@@ -101,12 +70,18 @@ pub enum Error {
 
     /// The pipeline stopped asking the LMM after photo after photo lost its answers for a
     /// cause no retry fixes; this photo was not sent. Fix the cause and run again.
-    #[error("{image_id}: not sent to the LMM: {halt}")]
+    #[error(
+        "{image_id}: not sent to the LMM: it stopped asking after {photos} photos in a row failed because {cause}: {message}"
+    )]
     GenerationHalted {
         /// The query image.
         image_id: String,
-        /// Why the pipeline stopped asking.
-        halt: crate::pipeline::GenerationHalt,
+        /// What every photo of the streak lost its answers to.
+        cause: g3_core::LossCause,
+        /// How many photos in a row failed that way.
+        photos: usize,
+        /// The generator's words for the last failure.
+        message: String,
     },
 
     /// A pipeline configuration file that cannot be read as one.
@@ -120,7 +95,7 @@ pub enum Error {
 
     /// Files a pipeline needs are not on this machine; each says how to get it.
     #[error("files the pipeline needs are missing:{}", list_missing(.0))]
-    MissingFiles(Vec<crate::pipeline::MissingFile>),
+    MissingFiles(Vec<MissingFile>),
 
     /// A model, database or other part of a pipeline failed to load.
     #[error("cannot load {what}")]
@@ -133,7 +108,28 @@ pub enum Error {
     },
 }
 
-fn list_missing(files: &[crate::pipeline::MissingFile]) -> String {
+/// A file a pipeline configuration needs that is not on this machine, and how to get it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingFile {
+    /// What it is ("G3 checkpoint g3.pth").
+    pub what: String,
+    /// Where it was looked for.
+    pub looked_for: String,
+    /// How to get it.
+    pub how_to_get: String,
+}
+
+impl std::fmt::Display for MissingFile {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{}\n      looked for: {}\n      to get it: {}",
+            self.what, self.looked_for, self.how_to_get
+        )
+    }
+}
+
+fn list_missing(files: &[MissingFile]) -> String {
     files.iter().map(|file| format!("\n  - {file}")).collect()
 }
 
@@ -143,11 +139,8 @@ impl Error {
     pub fn reason(&self) -> String {
         match self {
             Error::AnswersLost { cause, .. } => format!("LMM answers lost: {cause}"),
-            Error::GenerationHalted { halt, .. } => {
-                format!(
-                    "not sent to the LMM after {} photos in a row failed: {}",
-                    halt.photos, halt.cause
-                )
+            Error::GenerationHalted { photos, cause, .. } => {
+                format!("not sent to the LMM after {photos} photos in a row failed: {cause}")
             }
             Error::NoCandidates { .. } => "no candidate location".into(),
             Error::Core(g3_core::Error::Stage { stage, .. }) => format!("the {stage} stage failed"),
@@ -173,45 +166,6 @@ impl Error {
             source: source.into(),
         }
     }
-}
-
-/// What is wrong with one CSV row.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RowProblem {
-    /// The row has a different number of fields than the header.
-    #[error("the row has {found} fields but the header has {expected}")]
-    FieldCount {
-        /// Fields in the header.
-        expected: usize,
-        /// Fields in the row.
-        found: usize,
-    },
-    /// A required value is empty.
-    #[error("column {column}: value is missing")]
-    MissingValue {
-        /// The column.
-        column: String,
-    },
-    /// A value is not a decimal number.
-    #[error("column {column}: {value:?} is not a number")]
-    NotANumber {
-        /// The column.
-        column: String,
-        /// The text found.
-        value: String,
-    },
-    /// Two numbers do not form a valid point (latitude out of range, NaN, infinity).
-    #[error("columns {latitude_column}/{longitude_column}: {source}")]
-    InvalidPoint {
-        /// The latitude column.
-        latitude_column: String,
-        /// The longitude column.
-        longitude_column: String,
-        /// Why `g3_core::GeoPoint::new` refused the values (boxed to keep errors small).
-        #[source]
-        source: Box<g3_core::Error>,
-    },
 }
 
 /// `Result` with the facade's [`enum@Error`].

@@ -13,9 +13,12 @@
 //! | [`verify`] | `g3-verify` | choosing among candidates (Geo-verification) |
 //! | [`data`] | `g3-data` | datasets, image sources, reverse geocoding |
 //!
-//! The most used core types are re-exported at the top level. [`geocoding`] adds place
-//! names and G3's descriptions to a CSV of coordinates (`g3 geocode`). [`evaluation`] scores
-//! a predictions CSV the way G3's evaluation does (the `g3 eval` command):
+//! The facade itself holds the [`pipeline`] that composes the stages (with its TOML
+//! configuration and the paper's presets), the resumable [`results`] file of `g3 run`, the
+//! error-curve [`plot`] of `g3 eval`, and the `g3` command-line tool. The most used types of
+//! the member crates are re-exported at the top level. [`geocoding`] adds place names and
+//! G3's descriptions to a CSV of coordinates (`g3 geocode`). [`evaluation`] scores a
+//! predictions CSV the way G3's evaluation does (the `g3 eval` command):
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -28,43 +31,39 @@
 //!     &mut |_bytes_read| {},
 //! )?;
 //! println!("{}", evaluation.report);
-//! # Ok::<(), g3::Error>(())
+//! # Ok::<(), g3::core::Error>(())
 //! ```
 #![deny(missing_docs)]
 
-mod atomic_file;
 mod error;
-pub mod evaluation;
-pub mod feature_cache;
-pub mod geocoding;
-mod image_list;
-mod npy;
 pub mod pipeline;
 pub mod plot;
 pub mod results;
-mod retrieval;
-mod table;
 
-pub use error::{Error, Result, RowProblem};
-pub use feature_cache::{FeatureCache, MappedMatrix};
+pub use error::{Error, Result};
 pub use g3_align as align;
+pub use g3_align::training::FeatureCache;
 pub use g3_core as core;
+pub use g3_core::evaluation;
+pub use g3_core::npy::{
+    EmbeddingFileWriter, GrowingEmbeddingFile, MappedMatrix, read_embeddings_npy,
+};
+pub use g3_core::table::read_points_csv;
 pub use g3_core::{
     AccuracyReport, AccuracyThresholds, Candidate, CandidateSource, DistanceMetric, Embeddings,
-    GeoPoint, ImageInput, Prediction,
+    GeoPoint, ImageInput, Prediction, RowProblem,
 };
 pub use g3_data as data;
+pub use g3_data::geocoding;
+pub use g3_data::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
 pub use g3_index as index;
-pub use g3_prompt as prompt;
-pub use g3_verify as verify;
-pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
-pub use npy::{EmbeddingFileWriter, GrowingEmbeddingFile, read_embeddings_npy};
-pub use pipeline::{Pipeline, PipelineBuilder, PipelineConfig, PipelineSettings, Preset};
-pub use results::{RESULT_COLUMNS, ResultsFile, RunUsage, UsageLog};
-pub use retrieval::{
+pub use g3_index::{
     NEIGHBOR_COLUMNS, RetrievalDistances, retrieval_distances, write_neighbors_csv,
 };
-pub use table::read_points_csv;
+pub use g3_prompt as prompt;
+pub use g3_verify as verify;
+pub use pipeline::{Pipeline, PipelineBuilder, PipelineConfig, PipelineSettings, Preset};
+pub use results::{RESULT_COLUMNS, ResultsFile, RunUsage, UsageLog};
 
 /// Compiles the README's Rust examples as doc tests, so the README cannot drift from the API.
 #[cfg(doctest)]

@@ -1,12 +1,10 @@
 //! Charts of evaluation results (`g3 eval --plot`).
 
-use std::io::Write;
 use std::path::Path;
 
 use g3_core::AccuracyReport;
 use plotters::prelude::*;
 
-use crate::atomic_file::AtomicFile;
 use crate::error::{Error, Result};
 
 /// Half the Earth's circumference: no error on the ground is larger.
@@ -33,14 +31,7 @@ pub fn write_error_curve_svg(
         path: path.to_path_buf(),
         source: std::io::Error::other(error.to_string()),
     })?;
-    let file = AtomicFile::create(path)?;
-    file.file()
-        .write_all(svg.as_bytes())
-        .map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    file.commit()
+    Ok(g3_core::atomic::write_atomically(path, svg.as_bytes())?)
 }
 
 fn draw(

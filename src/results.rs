@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use g3_core::{CandidateSource, DistanceMetric, GeoPoint, Prediction};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::AtomicFile;
 use crate::error::{Error, Result};
 use crate::pipeline::GenerationReport;
+use g3_core::atomic::AtomicFile;
 
 /// The header of a results file. `rejected` counts answers that arrived unreadable, `lost`
 /// the samples that never arrived (non-zero only for pools accepted by `min_answers`).

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use g3::core::Error;
 use g3::evaluation::{EvaluationOptions, evaluate_predictions_csv};
-use g3::{Error, GeoPoint, RowProblem};
+use g3::{GeoPoint, RowProblem};
 
 fn write(directory: &Path, name: &str, contents: &str) -> PathBuf {
     let path = directory.join(name);
@@ -16,7 +17,7 @@ fn evaluate(
     input: &Path,
     output: Option<&Path>,
     skip_invalid: bool,
-) -> g3::Result<g3::evaluation::Evaluation> {
+) -> g3::core::Result<g3::evaluation::Evaluation> {
     let options = EvaluationOptions {
         skip_invalid,
         ..EvaluationOptions::default()

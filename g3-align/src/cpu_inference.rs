@@ -14,7 +14,7 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::AlignError;
-use crate::gps::GpsBranch;
+use crate::gps::branch::GpsBranch;
 use crate::heads::ProjectionHead;
 use crate::location::{GaussianEncoding, LocationCapsule};
 
@@ -245,8 +245,12 @@ impl DenseLayer {
         if rows == 0 {
             return;
         }
-        let column_blocks = threads.min(self.output / MIN_COLUMNS_PER_THREAD).max(1);
-        let columns_per_block = self.output.div_ceil(column_blocks);
+        let wanted_blocks = threads.min(self.output / MIN_COLUMNS_PER_THREAD).max(1);
+        let columns_per_block = self.output.div_ceil(wanted_blocks);
+        // Counted again from the block width, so that no block starts past the last column
+        // (67 blocks of ceil(4289 / 67) = 65 columns would cover 4355 columns, and the last
+        // would start at 4290).
+        let column_blocks = self.output.div_ceil(columns_per_block);
         let destination = SharedMatrix(result.as_mut_ptr());
         let multiply = |block: usize| {
             let first = block * columns_per_block;
@@ -407,6 +411,35 @@ mod tests {
                         "head {with_head}, {rows} rows, value {index}: {a} vs {b}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn layers_of_odd_width_split_over_many_threads_stay_in_bounds() {
+        let (input, output, rows) = (3, 4289, 2);
+        let layer = DenseLayer {
+            input,
+            output,
+            weight: (0..input * output).map(|i| (i % 13) as f32 - 6.0).collect(),
+            bias: (0..output).map(|i| (i % 5) as f32).collect(),
+        };
+        let values: Vec<f32> = (0..rows * input).map(|i| i as f32 * 0.5 - 1.0).collect();
+        let mut result = Vec::new();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        // 67 threads ask for 67 column blocks of 65 columns, one more than the layer holds.
+        pool.install(|| layer.forward(&values, rows, &mut result, false, 67));
+        assert_eq!(result.len(), rows * output);
+        for row in 0..rows {
+            for column in [0, 64, 65, 4288] {
+                let expected = layer.bias[column]
+                    + (0..input)
+                        .map(|k| values[row * input + k] * layer.weight[k * output + column])
+                        .sum::<f32>();
+                assert_eq!(result[row * output + column], expected, "{row}, {column}");
             }
         }
     }

@@ -19,6 +19,19 @@ pub enum ComputeDevice {
 }
 
 impl ComputeDevice {
+    /// Every backend, in the order they are listed to users.
+    pub const ALL: [ComputeDevice; 3] =
+        [ComputeDevice::Cpu, ComputeDevice::Flex, ComputeDevice::Wgpu];
+
+    /// The name used on the command line and in config files (`cpu`, `flex`, `wgpu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ComputeDevice::Cpu => "cpu",
+            ComputeDevice::Flex => "flex",
+            ComputeDevice::Wgpu => "wgpu",
+        }
+    }
+
     /// The burn device, or an explanation when this build lacks the backend.
     pub fn to_device(self) -> Result<Device, crate::AlignError> {
         match self {
@@ -39,5 +52,45 @@ impl ComputeDevice {
                 ),
             }),
         }
+    }
+}
+
+impl std::fmt::Display for ComputeDevice {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ComputeDevice {
+    type Err = crate::AlignError;
+
+    /// Reads a backend's [`name`](ComputeDevice::name), case-insensitively.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ComputeDevice::ALL
+            .into_iter()
+            .find(|device| device.name().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| crate::AlignError::UnknownDevice {
+                name: text.to_owned(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_devices() {
+        for device in ComputeDevice::ALL {
+            assert_eq!(device.name().parse::<ComputeDevice>().unwrap(), device);
+            let toml = serde_json::to_string(&device).unwrap();
+            assert_eq!(toml, format!("\"{device}\""), "serde uses the same names");
+        }
+        assert_eq!(
+            " WGPU ".parse::<ComputeDevice>().unwrap(),
+            ComputeDevice::Wgpu
+        );
+        let error = "cuda".parse::<ComputeDevice>().unwrap_err().to_string();
+        assert!(error.contains("cpu, flex, wgpu"), "{error}");
     }
 }

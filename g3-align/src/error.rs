@@ -111,6 +111,17 @@ pub enum AlignError {
         /// The backend's explanation.
         message: String,
     },
+
+    /// A device name that is not one of [`ComputeDevice`](crate::ComputeDevice)'s.
+    #[error("no device named {name:?}; devices: cpu, flex, wgpu")]
+    UnknownDevice {
+        /// The name given.
+        name: String,
+    },
+
+    /// A shared file format failed (an `.npy` matrix, a CSV of points, an atomic write).
+    #[error(transparent)]
+    Core(#[from] g3_core::Error),
 }
 
 fn list(keys: &[String]) -> String {

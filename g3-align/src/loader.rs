@@ -29,8 +29,10 @@ use burn::store::{
     ApplyError, ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 
+use g3_core::atomic::AtomicFile;
+
 use crate::error::AlignError;
-use crate::gps::GpsBranch;
+use crate::gps::branch::GpsBranch;
 
 /// Reference-key patterns and their burn replacements, applied in order.
 fn gps_key_table(hidden_layers: usize) -> Vec<(String, String)> {
@@ -426,8 +428,8 @@ pub fn save_alignment_model(
             format!("location_encoder.LocEnc$1.capsule.{}.", 2 * layer + 1),
         ));
     }
-    let temporary = crate::atomic::temporary_sibling(path)?;
-    let mut store = SafetensorsStore::from_file(&temporary)
+    let temporary = AtomicFile::create(path)?;
+    let mut store = SafetensorsStore::from_file(temporary.temporary_path())
         .overwrite(true)
         .with_to_adapter(burn::store::BurnToPyTorchAdapter);
     for (pattern, replacement) in &table {
@@ -439,7 +441,7 @@ pub fn save_alignment_model(
             path: path.to_path_buf(),
             source: Box::new(error),
         })?;
-    crate::atomic::rename_into_place(temporary, path)
+    Ok(temporary.commit()?)
 }
 
 /// GeoCLIP's image MLP (`image_encoder_mlp_weights.pth`: a bare `nn.Sequential` with keys

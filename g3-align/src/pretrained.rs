@@ -313,11 +313,8 @@ pub fn download_hf_model_into(
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
-        let mut temporary = tempfile::Builder::new()
-            .prefix(".g3-")
-            .suffix(".part")
-            .tempfile_in(target)
-            .map_err(|source| io_error(target, source))?;
+        // Under a temporary name until complete: a broken download never looks finished.
+        let mut temporary = g3_core::atomic::AtomicFile::create(&destination)?;
         let mut buffer = vec![0u8; 1 << 20];
         let mut written = 0u64;
         loop {
@@ -339,9 +336,7 @@ pub fn download_hf_model_into(
                 total.unwrap_or_default()
             )));
         }
-        temporary
-            .persist(&destination)
-            .map_err(|error| io_error(&destination, error.error))?;
+        temporary.commit()?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::lmm::LostAnswers;
+use crate::lmm::{LmmAnswer, LostAnswers};
 use crate::point::GeoPoint;
 
 /// Which end of the similarity ranking a search returns.
@@ -67,17 +67,6 @@ pub struct PromptRequest {
     pub similar: Vec<GeoPoint>,
     /// The dissimilar-image coordinates quoted in the prompt.
     pub dissimilar: Vec<GeoPoint>,
-}
-
-/// One sampled answer of an LMM to one prompt, as raw text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LmmAnswer {
-    /// The [`PromptRequest::prompt_index`] this answers.
-    pub prompt_index: usize,
-    /// Which of that prompt's samples this is, from 0.
-    pub sample_index: u32,
-    /// The model's text.
-    pub text: String,
 }
 
 /// Why an answer could not become a candidate, in words for reports.

@@ -1,7 +1,7 @@
 //! Core types of g3-rs, the Rust implementation of G3 (NeurIPS 2024) for worldwide image
 //! geolocalization.
 //!
-//! This crate holds what every stage shares and nothing that needs a model or a file format:
+//! This crate holds what every stage shares and nothing that needs a model:
 //!
 //! - [`GeoPoint`]: a validated latitude/longitude in degrees, and distances between points in
 //!   km ([`DistanceMetric`]: WGS84 geodesic as in G3's evaluation, or haversine);
@@ -10,6 +10,9 @@
 //! - the stage traits ([`ImageEmbedder`], [`GpsEmbedder`], [`TextEmbedder`], [`VectorStore`],
 //!   [`PromptEnsemble`], [`LmmGenerator`], [`AnswerParser`], [`Verifier`]) that the other
 //!   crates implement and that users implement to swap a stage;
+//! - the files the stages share, each read and written one way: [`npy`] float matrices
+//!   (embeddings, features, galleries; memory-mapped when large), [`table`] CSVs of
+//!   coordinates, [`atomic`] writes, and [`evaluation`] of a predictions CSV (`g3 eval`);
 //! - the values passed between stages ([`Embeddings`], [`RetrievedNeighbor`],
 //!   [`PromptRequest`], [`LmmAnswer`], [`GeneratedAnswers`] with the [`LostAnswers`] a
 //!   generator could not obtain, [`Candidate`] with its provenance, [`Prediction`]).
@@ -32,29 +35,34 @@
 
 mod accuracy;
 pub mod assets;
+pub mod atomic;
 mod candidate;
 mod distance;
 mod embedding;
 mod error;
+pub mod evaluation;
 mod image;
 mod lmm;
+pub mod npy;
 mod point;
 mod stage;
+pub mod table;
 mod text_file;
 
 pub use accuracy::{
     AccuracyAccumulator, AccuracyReport, AccuracyThresholds, ThresholdAccuracy, paper_level_name,
 };
 pub use candidate::{
-    Candidate, CandidateSource, ImageDetail, LmmAnswer, Prediction, PromptRequest, RejectedAnswer,
+    Candidate, CandidateSource, ImageDetail, Prediction, PromptRequest, RejectedAnswer,
     RejectionReason, RetrievedNeighbor, SearchDirection,
 };
 pub use distance::{DistanceMetric, MEAN_EARTH_RADIUS_KM, WGS84_HALF_MERIDIAN_KM};
 pub use embedding::{Embeddings, cosine_similarity};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, RowProblem};
 pub use image::ImageInput;
 pub use lmm::{
-    GeneratedAnswers, GeneratorDescription, LmmUsage, LossCause, LostAnswers, RetryCounts,
+    GeneratedAnswers, GeneratorDescription, LmmAnswer, LmmUsage, LossCause, LostAnswers,
+    RetryCounts,
 };
 pub use point::{GeoPoint, normalize_longitude_deg};
 pub use stage::{

@@ -12,7 +12,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::candidate::LmmAnswer;
+/// One sampled answer of an LMM to one prompt, as raw text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LmmAnswer {
+    /// The [`PromptRequest::prompt_index`] this answers.
+    pub prompt_index: usize,
+    /// Which of that prompt's samples this is, from 0.
+    pub sample_index: u32,
+    /// The model's text.
+    pub text: String,
+}
 
 /// Why a generator could not obtain some answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -48,9 +48,10 @@ pub enum DataError {
         /// The decoder's reason.
         message: String,
     },
-    /// A required asset is not in the cache.
+    /// An error of a shared file format or the asset cache (a missing asset, a CSV of
+    /// points, an atomic write).
     #[error(transparent)]
-    Asset(#[from] g3_core::Error),
+    Core(#[from] g3_core::Error),
 }
 
 impl DataError {

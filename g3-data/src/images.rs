@@ -273,13 +273,9 @@ fn save_index(
     entries: &HashMap<String, ShardEntry>,
 ) -> Result<()> {
     let io = |error| DataError::io(index_path, error);
-    let directory = index_path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let temporary = tempfile::NamedTempFile::new_in(directory).map_err(io)?;
+    let temporary = g3_core::atomic::AtomicFile::create(index_path)?;
     {
-        let mut out = BufWriter::new(temporary.as_file());
+        let mut out = BufWriter::new(temporary.file());
         writeln!(out, "{INDEX_MAGIC}").map_err(io)?;
         for (shard, (path, size)) in shards.iter().zip(sizes).enumerate() {
             writeln!(out, "{shard}\t{size}\t{}", path.to_string_lossy()).map_err(io)?;
@@ -297,11 +293,7 @@ fn save_index(
         }
         out.flush().map_err(io)?;
     }
-    temporary.as_file().sync_all().map_err(io)?;
-    temporary
-        .persist(index_path)
-        .map_err(|error| DataError::io(index_path, error.error))?;
-    Ok(())
+    Ok(temporary.commit()?)
 }
 
 /// Limits on decoded images: a small file can declare a huge canvas (a 389 KB PNG decodes

@@ -11,7 +11,11 @@
 //! - [`MetadataReader`]: streaming, typed readers for the metadata CSVs of MP16-Pro,
 //!   IM2GPS3K and YFCC4K, with the reference's filters as explicit [`MetadataOptions`].
 //!
-//! - [`ImageSource`]: photos by id from a folder ([`FolderImageSource`]) or from MP16-Pro's
+//! - [`geocoding::geocode_csv`]: place names and G3's description added to every row of a
+//!   CSV of coordinates (`g3 geocode`).
+//!
+//! - [`list_images`]: the photos of a folder or a CSV list, in order (the `g3 embed-*`
+//!   inputs); [`ImageSource`]: photos by id from a folder ([`FolderImageSource`]) or from MP16-Pro's
 //!   tar shards ([`TarShardImageSource`], with a saved index for random access);
 //!   [`decode_images`] decodes on all cores under [`DecodeLimits`].
 //!
@@ -38,6 +42,8 @@ mod candidate_grid;
 mod description;
 mod error;
 mod geocoder;
+pub mod geocoding;
+mod image_list;
 mod images;
 mod metadata;
 
@@ -47,6 +53,7 @@ pub use geocoder::{
     COUNTRY_TABLE_ASSET, Country, CountryTable, GAZETTEER_ASSET, NearestPlaceMetric, Place,
     PlaceMatch, ReverseGeocoder, read_gazetteer,
 };
+pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
 pub use images::{
     DecodeLimits, FolderImageSource, ImageSource, TarShardImageSource, decode_image, decode_images,
 };

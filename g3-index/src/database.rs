@@ -21,6 +21,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use g3_core::atomic::sync_directory;
 use g3_core::{Embeddings, RetrievedNeighbor, SearchDirection, VectorStore};
 use serde::{Deserialize, Serialize};
 
@@ -242,8 +243,12 @@ impl Database {
         let text = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
         write_synced(&staging.path().join(MANIFEST), &text)?;
 
+        // The files' directory entries, then the rename, are made durable as atomic files
+        // are (`g3_core::atomic`).
+        sync_directory(staging.path()).map_err(IndexError::io(staging.path()))?;
         let staged = staging.keep();
-        let result = replace_directory(&staged, path);
+        let result = replace_directory(&staged, path)
+            .and_then(|()| sync_directory(&parent).map_err(IndexError::io(&parent)));
         if result.is_err() {
             let _ = fs::remove_dir_all(&staged);
         }

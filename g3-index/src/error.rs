@@ -147,6 +147,10 @@ pub enum IndexError {
     /// The HNSW library reported an error.
     #[error("HNSW index: {0}")]
     Hnsw(String),
+
+    /// A shared file format failed (an `.npy` matrix, a CSV of points, an atomic write).
+    #[error(transparent)]
+    Core(#[from] g3_core::Error),
 }
 
 impl IndexError {

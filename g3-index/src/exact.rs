@@ -23,8 +23,8 @@ const MATRIX_PRODUCT_MIN_QUERIES: usize = 4;
 
 /// Queries scored together in one matrix product; bounds each thread's score block at
 /// `ROWS_PER_BLOCK × QUERIES_PER_PASS` floats (4 MiB). Every pass reads all vectors again,
-/// so larger passes are faster: 1,000 queries over 100,000 × 768 ran at 756 queries/s with
-/// passes of 256 and 1,005 with passes of 1,024 (2 cores).
+/// so larger passes are faster, as long as the score block stays in cache
+/// (`benches/index.rs` measures batched search).
 const QUERIES_PER_PASS: usize = 1024;
 
 /// A flat store that scores every entry: exact results, used as the ground truth for the HNSW

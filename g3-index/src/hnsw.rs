@@ -23,13 +23,11 @@ use crate::store::{RowMatch, VectorIndex, check_batch, prepare_queries};
 /// This store does the same: the graph is searched for `-q` and the similarities are turned
 /// back into `q·x`. But `-q` lies far from every entry (embeddings fill a cone, and `-q`
 /// points out of it), and a greedy graph search towards a far point stops early at local
-/// extremes: on 50,000 × 768 clustered vectors with isotropic noise, recall@20 was 0.22 with
-/// the ordinary beam (`ef` = 64) and 0.53 at 256, for faiss's HNSW as well. Dissimilar
-/// searches therefore use their own, wider beam, [`HnswConfig::expansion_dissimilar`]
-/// (256 by default), applied per call without touching the similar-search setting. On
-/// 200,000 × 2304 embedding-like vectors that beam gave recall@20 0.97 (f32, f16) and 0.91
-/// (i8); a beam of 1,024 gave 0.999 (f32, f16).
-/// `benches/compare/index.py` reports the recall of both directions.
+/// extremes, with the ordinary beam far more often than a similar search does (faiss's HNSW
+/// as well). Dissimilar searches therefore use their own, wider beam,
+/// [`HnswConfig::expansion_dissimilar`] (256 by default), applied per call without touching
+/// the similar-search setting. `benches/compare/index.py` reports the recall of both
+/// directions at several beams; the README has the figures.
 /// Where exact dissimilar neighbours matter, use the [`ExactStore`](crate::ExactStore).
 pub struct HnswStore {
     // Declared before `mapping` so the index is dropped before the memory it may view.

@@ -6,13 +6,16 @@
 //!
 //! - [`ExactStore`]: every entry scored on all cores (a blocked matrix product for batches);
 //!   the ground truth, with the same results as faiss `IndexFlatIP`.
-//! - [`HnswStore`]: a usearch HNSW graph over f32, f16 or i8 vectors, tens of times faster
-//!   per query on large collections (9 to 28 times at 200,000 to 1,000,000 vectors on two
-//!   cores; the README has the measurements) at a small loss of recall.
+//! - [`HnswStore`]: a usearch HNSW graph over f32, f16 or i8 vectors, many times faster
+//!   per query on large collections at a small loss of recall (the README compares both
+//!   stores with faiss).
 //!
 //! A [`Database`] adds a key, a location and text fields to every row, implements
 //! [`g3_core::VectorStore`], and saves to a checksummed directory that opens by memory
 //! mapping. [`read_faiss_flat`] imports the flat faiss indexes the G3 authors publish.
+//! [`retrieval_distances`] measures how far retrieved images are from the query's true
+//! location (the paper's Table 3, `g3 retrieval-stats`), and [`write_neighbors_csv`] writes
+//! search results for `g3 index search`.
 //!
 //! ```
 //! use g3_core::{Embeddings, GeoPoint, SearchDirection, VectorStore};
@@ -48,6 +51,7 @@ mod exact;
 mod faiss;
 mod hnsw;
 mod metadata;
+mod retrieval;
 mod store;
 mod top_k;
 
@@ -58,4 +62,7 @@ pub use exact::ExactStore;
 pub use faiss::{FaissFlatIndex, FaissMetric, read_faiss_flat};
 pub use hnsw::HnswStore;
 pub use metadata::{EntryMetadata, EntryMetadataBuilder, MetadataCsvOptions};
+pub use retrieval::{
+    NEIGHBOR_COLUMNS, RetrievalDistances, retrieval_distances, write_neighbors_csv,
+};
 pub use store::{RowMatch, VectorIndex};

@@ -114,6 +114,17 @@ impl PromptEnsembleConfig {
             ..PromptEnsembleConfig::default()
         }
     }
+
+    /// The most similar and dissimilar coordinates any prompt quotes: how many neighbours
+    /// a query must retrieve for this ensemble.
+    pub fn references_needed(&self) -> ReferenceCounts {
+        let most =
+            |count: fn(&PromptSpec) -> usize| self.prompts.iter().map(count).max().unwrap_or(0);
+        ReferenceCounts {
+            similar: most(|prompt| prompt.similar),
+            dissimilar: most(|prompt| prompt.dissimilar),
+        }
+    }
 }
 
 impl PromptEnsembleConfig {
@@ -280,19 +291,7 @@ fn check_variables(
 
 impl PromptEnsemble for RagPromptEnsemble {
     fn references_needed(&self) -> ReferenceCounts {
-        let prompts = &self.config.prompts;
-        ReferenceCounts {
-            similar: prompts
-                .iter()
-                .map(|prompt| prompt.similar)
-                .max()
-                .unwrap_or(0),
-            dissimilar: prompts
-                .iter()
-                .map(|prompt| prompt.dissimilar)
-                .max()
-                .unwrap_or(0),
-        }
+        self.config.references_needed()
     }
 
     /// When fewer neighbours are given than a prompt asks for, it quotes those there are and

@@ -7,7 +7,9 @@ use g3_prompt::{DensityPeakGenerator, OpenAiConfig, PromptEnsembleConfig, Prompt
 use g3_verify::KernelDensityVerifier;
 use serde::{Deserialize, Serialize};
 
-use super::{AnswerPolicy, EmptyPool, MinAnswers, PipelineSettings};
+use g3_core::ReferenceCounts;
+
+use super::{AnswerPolicy, EmptyPool, MinAnswers, NeighborCounts, PipelineSettings};
 use crate::error::{Error, Result};
 
 /// The paper's method, its ablations and its baselines, each a complete [`PipelineConfig`].
@@ -409,10 +411,11 @@ impl PipelineConfig {
             path: PathBuf::from(format!("--set {key}={value}")),
             message,
         };
-        let value: toml::Value = match toml::from_str::<toml::Table>(&format!("value = {value}")) {
-            Ok(mut table) => table.remove("value").expect("parsed above"),
-            Err(_) => toml::Value::String(value.to_owned()),
-        };
+        // A TOML value (`16`, `true`, `"text"`), else the text itself as a string.
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("value = {value}"))
+            .ok()
+            .and_then(|mut table| table.remove("value"))
+            .unwrap_or_else(|| toml::Value::String(value.to_owned()));
         let mut table =
             toml::Table::try_from(self).map_err(|error| setting_error(error.to_string()))?;
         let mut parts: Vec<&str> = key.split('.').collect();
@@ -468,11 +471,16 @@ impl PipelineConfig {
         resolve_name(&mut self.models.g3_checkpoint);
     }
 
-    /// Whether the pipeline searches a database.
+    /// Whether the pipeline searches a database: its prompts quote neighbours, its pool or
+    /// its verifier takes them ([`NeighborCounts::required`], the rule the built pipeline
+    /// checks and follows).
     pub fn needs_database(&self) -> bool {
-        self.generation.enabled
-            || self.pool.retrieved_candidates > 0
-            || self.pool.similar_neighbors > 0
+        let prompts = if self.generation.enabled {
+            self.generation.ensemble.references_needed()
+        } else {
+            ReferenceCounts::default()
+        };
+        NeighborCounts::required(&self.pool, prompts).any()
             || matches!(
                 self.verifier,
                 VerifierConfig::NearestNeighbor | VerifierConfig::KernelDensity(_)

@@ -56,20 +56,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use answers::GenerationAccount;
 use g3_core::{
     AnswerParser, Candidate, CandidateSource, ImageEmbedder, ImageInput, LmmGenerator, LostAnswers,
-    Prediction, PromptEnsemble, RejectedAnswer, RetrievedNeighbor, SearchDirection, StageKind,
-    VectorStore, VerificationQuery, Verifier,
+    Prediction, PromptEnsemble, ReferenceCounts, RejectedAnswer, RetrievedNeighbor,
+    SearchDirection, StageKind, VectorStore, VerificationQuery, Verifier,
 };
 use g3_prompt::RobustAnswerParser;
 use g3_verify::GpsGallery;
 use serde::{Deserialize, Serialize};
 
 pub use answers::{AnswerPolicy, GenerationHalt, GenerationReport, MinAnswers};
-pub use assemble::{MissingFile, gallery_cache_path};
+pub use assemble::gallery_cache_path;
 pub use config::{
     GenerationConfig, GeneratorConfig, ModelsConfig, ParserKind, PipelineConfig, Preset,
     QueryEmbeddingKind, VerifierConfig,
 };
 
+pub use crate::error::MissingFile;
 use crate::error::{Error, Result};
 
 /// What to do when no candidate survives (every answer unparsable, no retrieved or gallery
@@ -156,11 +157,33 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-/// How many neighbours of each kind one query needs.
-#[derive(Debug, Clone, Copy)]
-struct NeighborCounts {
-    similar: usize,
-    dissimilar: usize,
+/// How many neighbours of each kind one query retrieves: the one answer to "does this
+/// pipeline search a database?", used by the configuration, the builder's checks and the
+/// running pipeline alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighborCounts {
+    /// Most similar images.
+    pub similar: usize,
+    /// Most dissimilar images.
+    pub dissimilar: usize,
+}
+
+impl NeighborCounts {
+    /// What the prompts quote and the pool takes: the neighbours a query cannot do without.
+    pub fn required(settings: &PipelineSettings, prompts: ReferenceCounts) -> Self {
+        NeighborCounts {
+            similar: prompts
+                .similar
+                .max(settings.retrieved_candidates)
+                .max(settings.similar_neighbors),
+            dissimilar: prompts.dissimilar,
+        }
+    }
+
+    /// Whether any neighbour is needed, so a database must be there.
+    pub fn any(self) -> bool {
+        self.similar > 0 || self.dissimilar > 0
+    }
 }
 
 impl Pipeline {
@@ -197,25 +220,25 @@ impl Pipeline {
             .and_then(|generation| generation.account.halted())
     }
 
+    /// The neighbours each query retrieves: what is [required](NeighborCounts::required),
+    /// and the top 1 for the empty-pool fallback, when there is a store to search.
     fn neighbors_needed(&self) -> NeighborCounts {
+        if self.store.is_none() {
+            return NeighborCounts {
+                similar: 0,
+                dissimilar: 0,
+            };
+        }
         let prompts = self
             .generation
             .as_ref()
             .map(|generation| generation.ensemble.references_needed())
             .unwrap_or_default();
+        let required = NeighborCounts::required(&self.settings, prompts);
         let fallback = usize::from(self.settings.empty_pool == EmptyPool::TopRetrieved);
-        let similar = prompts
-            .similar
-            .max(self.settings.retrieved_candidates)
-            .max(self.settings.similar_neighbors)
-            .max(fallback);
         NeighborCounts {
-            similar: if self.store.is_some() { similar } else { 0 },
-            dissimilar: if self.store.is_some() {
-                prompts.dissimilar
-            } else {
-                0
-            },
+            similar: required.similar.max(fallback),
+            ..required
         }
     }
 
@@ -393,7 +416,9 @@ impl Pipeline {
             if let Some(halt) = generation.account.halted() {
                 return Err(Error::GenerationHalted {
                     image_id: image.id().to_owned(),
-                    halt: halt.clone(),
+                    cause: halt.cause,
+                    photos: halt.photos,
+                    message: halt.message.clone(),
                 });
             }
             let needed = generation.ensemble.references_needed();
@@ -582,13 +607,6 @@ impl PipelineBuilder {
         }
         let generation = match (self.ensemble, self.generator) {
             (Some(ensemble), Some(generator)) => {
-                let needed = ensemble.references_needed();
-                if (needed.similar > 0 || needed.dissimilar > 0) && self.store.is_none() {
-                    return invalid(format!(
-                        "the prompts quote {} similar and {} dissimilar images but there is no vector store",
-                        needed.similar, needed.dissimilar
-                    ));
-                }
                 self.answer_policy.min_answers.validate()?;
                 Some(Generation {
                     ensemble,
@@ -603,10 +621,21 @@ impl PipelineBuilder {
             (None, Some(_)) => return invalid("a generator needs a prompt ensemble".into()),
         };
         let settings = self.settings;
-        if settings.retrieved_candidates + settings.similar_neighbors > 0 && self.store.is_none() {
-            return invalid(
-                "retrieved_candidates and similar_neighbors need a vector store".into(),
-            );
+        let prompts = generation
+            .as_ref()
+            .map(|generation| generation.ensemble.references_needed())
+            .unwrap_or_default();
+        let required = NeighborCounts::required(&settings, prompts);
+        if required.any() && self.store.is_none() {
+            return invalid(format!(
+                "each query needs {} similar and {} dissimilar neighbours (the prompts quote {} and {}; retrieved_candidates = {}, similar_neighbors = {}) but there is no vector store",
+                required.similar,
+                required.dissimilar,
+                prompts.similar,
+                prompts.dissimilar,
+                settings.retrieved_candidates,
+                settings.similar_neighbors
+            ));
         }
         if settings.gallery_candidates > 0 && self.gallery.is_none() {
             return invalid("gallery_candidates needs a GPS gallery".into());

@@ -387,10 +387,10 @@ fn persistent_failures_stop_the_pipeline_from_asking() {
             .all(|outcome| matches!(outcome, Err(Error::AnswersLost { .. })))
     );
     for outcome in &outcomes[3..] {
-        let Err(Error::GenerationHalted { halt, .. }) = outcome else {
+        let Err(Error::GenerationHalted { photos, .. }) = outcome else {
             panic!("{outcome:?}")
         };
-        assert_eq!(halt.photos, 3);
+        assert_eq!(*photos, 3);
     }
     assert_eq!(
         generator.calls.load(Ordering::SeqCst),

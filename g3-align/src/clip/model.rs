@@ -24,8 +24,9 @@ use crate::error::AlignError;
 #[serde(rename_all = "snake_case")]
 pub enum AttentionKernel {
     /// burn's fused `attention` operation (a flash-attention kernel where the backend has
-    /// one). In burn 0.22 it is 2.3-3.9x slower than [`AttentionKernel::Explicit`] on an
-    /// H200 through wgpu at ViT-L/14's shapes, and as fast on the CPU.
+    /// one). In burn 0.22 it is slower than [`AttentionKernel::Explicit`] through wgpu at
+    /// ViT-L/14's shapes and no faster on the CPU (the README's `g3 embed-images` section has
+    /// the measurements).
     Fused,
     /// Two matrix products and a softmax, materialising the `[tokens, tokens]` scores (a few
     /// MB per image at CLIP's 257 tokens). The default.

@@ -28,14 +28,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod data;
+mod feature_cache;
 mod model;
+mod state;
 mod trainer;
 
+pub use data::{AlignmentData, FeatureRows, FeatureTable};
+pub use feature_cache::FeatureCache;
 pub use model::{
     AlignmentBatch, AlignmentLoss, AlignmentModel, AlignmentModelConfig, AlignmentVariant,
     clip_loss,
 };
-pub use trainer::{
-    AlignmentData, FeatureRows, FeatureTable, StepControl, StepReport, Trainer, TrainingConfig,
-    TrainingProgress,
-};
+pub use trainer::{StepControl, StepReport, Trainer, TrainingConfig, TrainingProgress};

@@ -1,15 +1,12 @@
 //! The optimisation loop: AdamW with a per-epoch step decay, seeded data order, and state
 //! files from which a stopped run resumes exactly.
 
-use std::path::{Path, PathBuf};
-
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::store::{BurnpackStore, ModuleSnapshot};
-use g3_core::GeoPoint;
 use serde::{Deserialize, Serialize};
 
+use super::data::{AlignmentData, FeatureRows};
 use crate::error::AlignError;
 use crate::location::{MercatorProjection, Projection};
 use crate::training::model::{AlignmentBatch, AlignmentModel, AlignmentVariant};
@@ -91,130 +88,13 @@ impl TrainingConfig {
         }
     }
 
-    fn optimizer(&self) -> ModuleOptimizer {
+    pub(super) fn optimizer(&self) -> ModuleOptimizer {
         AdamWConfig::new()
             .with_beta_1(self.adam_beta1 as f32)
             .with_beta_2(self.adam_beta2 as f32)
             .with_epsilon(self.adam_epsilon as f32)
             .with_weight_decay(self.weight_decay as f32)
             .init()
-    }
-}
-
-/// Rows of training data gathered for one batch, on the host.
-#[derive(Debug, Clone, Default)]
-pub struct FeatureRows {
-    /// Row-major `[rows, feature_size]` projected CLIP image features.
-    pub image_features: Vec<f32>,
-    /// Row-major `[rows, feature_size]` projected CLIP text features, when the data has them.
-    pub text_features: Option<Vec<f32>>,
-    /// Each row's location.
-    pub locations: Vec<GeoPoint>,
-}
-
-/// Training data: cached CLIP features and locations, addressed by row.
-///
-/// [`FeatureTable`] holds them in memory; the `g3` crate implements it over memory-mapped
-/// `.npy` files written by `g3 cache-features`.
-pub trait AlignmentData: Sync {
-    /// Number of rows.
-    fn len(&self) -> usize;
-    /// Whether there are no rows.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Width of the image (and text) features.
-    fn feature_size(&self) -> usize;
-    /// Whether text features are present.
-    fn has_text(&self) -> bool;
-    /// The given rows, in the given order.
-    fn gather(&self, rows: &[usize]) -> Result<FeatureRows, AlignError>;
-}
-
-/// Training data held in memory.
-#[derive(Debug, Clone)]
-pub struct FeatureTable {
-    feature_size: usize,
-    image_features: Vec<f32>,
-    text_features: Option<Vec<f32>>,
-    locations: Vec<GeoPoint>,
-}
-
-impl FeatureTable {
-    /// Row-major features of `locations.len()` rows; fails when a buffer's length does not
-    /// match or a value is not finite.
-    pub fn new(
-        feature_size: usize,
-        image_features: Vec<f32>,
-        text_features: Option<Vec<f32>>,
-        locations: Vec<GeoPoint>,
-    ) -> Result<Self, AlignError> {
-        let expected = feature_size * locations.len();
-        let check = |name: &str, values: &[f32]| {
-            if feature_size == 0 || values.len() != expected {
-                return Err(AlignError::InvalidInput {
-                    reason: format!(
-                        "{name}: {} values for {} rows of width {feature_size}",
-                        values.len(),
-                        locations.len()
-                    ),
-                });
-            }
-            match values.iter().position(|value| !value.is_finite()) {
-                Some(index) => Err(AlignError::InvalidInput {
-                    reason: format!(
-                        "{name}: row {} has a non-finite value",
-                        index / feature_size
-                    ),
-                }),
-                None => Ok(()),
-            }
-        };
-        check("image features", &image_features)?;
-        if let Some(text) = &text_features {
-            check("text features", text)?;
-        }
-        Ok(FeatureTable {
-            feature_size,
-            image_features,
-            text_features,
-            locations,
-        })
-    }
-}
-
-impl AlignmentData for FeatureTable {
-    fn len(&self) -> usize {
-        self.locations.len()
-    }
-
-    fn feature_size(&self) -> usize {
-        self.feature_size
-    }
-
-    fn has_text(&self) -> bool {
-        self.text_features.is_some()
-    }
-
-    fn gather(&self, rows: &[usize]) -> Result<FeatureRows, AlignError> {
-        let width = self.feature_size;
-        let take = |values: &[f32]| -> Result<Vec<f32>, AlignError> {
-            let mut out = Vec::with_capacity(rows.len() * width);
-            for &row in rows {
-                let slice = values.get(row * width..(row + 1) * width).ok_or_else(|| {
-                    AlignError::InvalidInput {
-                        reason: format!("row {row} is out of range ({} rows)", self.len()),
-                    }
-                })?;
-                out.extend_from_slice(slice);
-            }
-            Ok(out)
-        };
-        Ok(FeatureRows {
-            image_features: take(&self.image_features)?,
-            text_features: self.text_features.as_deref().map(take).transpose()?,
-            locations: rows.iter().map(|&row| self.locations[row]).collect(),
-        })
     }
 }
 
@@ -259,21 +139,6 @@ pub enum StepControl {
     Stop,
 }
 
-/// Names of the files of a saved training state, inside its directory.
-const PROGRESS_FILE: &str = "progress.json";
-
-/// The contents of `progress.json`: everything but the tensors.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SavedProgress {
-    format: u32,
-    config: TrainingConfig,
-    progress: TrainingProgress,
-    model_file: String,
-    optimizer_file: String,
-}
-
-const STATE_FORMAT: u32 = 1;
-
 /// Trains an [`AlignmentModel`] with G3's objective and optimiser: AdamW over every trainable
 /// weight (the random Fourier matrices stay fixed), the learning rate multiplied by
 /// [`TrainingConfig::learning_rate_decay`] after each epoch.
@@ -281,11 +146,11 @@ const STATE_FORMAT: u32 = 1;
 /// The device must have autodiff (`Device::ndarray().autodiff()`, or a wgpu device's
 /// `.autodiff()`).
 pub struct Trainer {
-    config: TrainingConfig,
-    model: Option<AlignmentModel>,
-    optimizer: ModuleOptimizer,
-    progress: TrainingProgress,
-    device: Device,
+    pub(super) config: TrainingConfig,
+    pub(super) model: Option<AlignmentModel>,
+    pub(super) optimizer: ModuleOptimizer,
+    pub(super) progress: TrainingProgress,
+    pub(super) device: Device,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -528,165 +393,6 @@ impl Trainer {
                 return Ok(false);
             }
         }
-    }
-
-    /// Writes everything a resumed run needs into `directory`: the model and optimizer
-    /// state (burn's burnpack format, which keeps the parameter identities the optimizer
-    /// state refers to) and `progress.json` (settings and position). Files are written
-    /// under new names, then `progress.json` is replaced atomically and the old files
-    /// removed, so an interruption at any point leaves a loadable state.
-    pub fn save_state(&self, directory: &Path) -> Result<(), AlignError> {
-        std::fs::create_dir_all(directory).map_err(|source| AlignError::Io {
-            path: directory.to_path_buf(),
-            source,
-        })?;
-        let stem = format!(
-            "epoch{:03}-batch{:06}-step{}",
-            self.progress.epoch, self.progress.batch, self.progress.steps
-        );
-        let model_file = format!("model-{stem}.bpk");
-        let optimizer_file = format!("optimizer-{stem}.bpk");
-        let previous = read_progress(directory).ok();
-
-        let model_path = directory.join(&model_file);
-        let temporary = crate::atomic::temporary_sibling(&model_path)?;
-        let mut store = BurnpackStore::from_file(&*temporary)
-            .auto_extension(false)
-            .overwrite(true);
-        self.model()
-            .save_into(&mut store)
-            .map_err(|error| state_error(&model_path, error))?;
-        crate::atomic::rename_into_place(temporary, &model_path)?;
-
-        let optimizer_path = directory.join(&optimizer_file);
-        let temporary = crate::atomic::temporary_sibling(&optimizer_path)?;
-        self.optimizer
-            .save(&*temporary)
-            .map_err(|error| state_error(&optimizer_path, error))?;
-        crate::atomic::rename_into_place(temporary, &optimizer_path)?;
-
-        let saved = SavedProgress {
-            format: STATE_FORMAT,
-            config: self.config.clone(),
-            progress: self.progress,
-            model_file,
-            optimizer_file,
-        };
-        let progress_path = directory.join(PROGRESS_FILE);
-        let temporary = crate::atomic::temporary_sibling(&progress_path)?;
-        let json = serde_json::to_vec_pretty(&saved).map_err(|error| AlignError::Config {
-            path: progress_path.clone(),
-            reason: error.to_string(),
-        })?;
-        std::fs::write(&temporary, json).map_err(|source| AlignError::Io {
-            path: progress_path.clone(),
-            source,
-        })?;
-        crate::atomic::rename_into_place(temporary, &progress_path)?;
-
-        if let Some(previous) = previous {
-            for old in [previous.model_file, previous.optimizer_file] {
-                if old != saved.model_file && old != saved.optimizer_file {
-                    let _ = std::fs::remove_file(directory.join(old));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Resumes a run saved by [`Trainer::save_state`]. `model` must have the saved model's
-    /// shapes (its values are replaced); typically it is the run's starting model. The
-    /// settings come from the state, except `epochs`, which `epochs` may raise to train
-    /// longer.
-    pub fn resume(
-        directory: &Path,
-        model: AlignmentModel,
-        epochs: Option<usize>,
-        device: &Device,
-    ) -> Result<Self, AlignError> {
-        let saved = read_progress(directory)?;
-        let mut config = saved.config;
-        if let Some(epochs) = epochs {
-            config.epochs = epochs;
-        }
-        let mut trainer = Trainer::new(config, model, device)?;
-        let model_path = directory.join(&saved.model_file);
-        if !model_path.is_file() {
-            return Err(AlignError::Io {
-                path: model_path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the model state named by progress.json is missing",
-                ),
-            });
-        }
-        let mut store = BurnpackStore::from_file(&model_path)
-            .auto_extension(false)
-            .validate(true);
-        let mut model = trainer.model.take().expect("just built");
-        let result = model
-            .load_from(&mut store)
-            .map_err(|error| state_error(&model_path, error))?;
-        if !result.missing.is_empty() || !result.errors.is_empty() {
-            return Err(AlignError::KeyMismatch {
-                path: model_path,
-                missing: result.missing.into_iter().map(|(key, _)| key).collect(),
-                unexpected: result.unused,
-                mis_shaped: result.errors.iter().map(ToString::to_string).collect(),
-            });
-        }
-        trainer.model = Some(model.fork(device));
-        let optimizer_path = directory.join(&saved.optimizer_file);
-        if !optimizer_path.is_file() {
-            return Err(AlignError::Io {
-                path: optimizer_path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the optimizer state named by progress.json is missing",
-                ),
-            });
-        }
-        trainer.optimizer = trainer
-            .config
-            .optimizer()
-            .load(&optimizer_path)
-            .map_err(|error| state_error(&optimizer_path, error))?;
-        trainer.progress = saved.progress;
-        Ok(trainer)
-    }
-
-    /// The position saved in a state directory, without loading it.
-    pub fn saved_progress(directory: &Path) -> Result<TrainingProgress, AlignError> {
-        read_progress(directory).map(|saved| saved.progress)
-    }
-}
-
-fn read_progress(directory: &Path) -> Result<SavedProgress, AlignError> {
-    let path: PathBuf = directory.join(PROGRESS_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| AlignError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let saved: SavedProgress = serde_json::from_str(&text).map_err(|error| AlignError::Config {
-        path: path.clone(),
-        reason: error.to_string(),
-    })?;
-    if saved.format != STATE_FORMAT {
-        return Err(AlignError::Config {
-            path,
-            reason: format!(
-                "training state format {} is not the supported {STATE_FORMAT}",
-                saved.format
-            ),
-        });
-    }
-    Ok(saved)
-}
-
-fn state_error(path: &Path, error: impl std::fmt::Display) -> AlignError {
-    AlignError::Checkpoint {
-        path: path.to_path_buf(),
-        source: error.to_string().into(),
     }
 }
 

@@ -6,13 +6,16 @@
 //! pace, retries with backoff and jitter that honour `Retry-After`, a persistent answer
 //! cache so a killed run resumes without paying twice, and token and cost accounting.
 
+mod config;
+mod error;
+mod queue;
 mod retry;
 mod usage;
 mod wire;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -22,162 +25,16 @@ use g3_core::{
 };
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde::{Deserialize, Serialize};
 
-use crate::cache::{CacheError, CacheKey, CachedAnswer, ResponseCache, image_sha256};
+use crate::cache::{CacheKey, CachedAnswer, ResponseCache, image_sha256};
+pub use config::OpenAiConfig;
+pub use error::LmmClientError;
+use queue::Semaphore;
 pub use retry::RetryPolicy;
 use usage::RetryCause;
 pub use usage::TokenPrices;
 use usage::UsageCounters;
 use wire::{ChatRequest, ChatResponse};
-
-/// Where and how to reach the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct OpenAiConfig {
-    /// The API root; `/chat/completions` is appended (default OpenAI's `https://api.openai.com/v1`;
-    /// vLLM: `http://localhost:8000/v1`, Ollama: `http://localhost:11434/v1`).
-    pub base_url: String,
-    /// Model name as the server knows it (default `gpt-4o`, the successor of the GPT-4V
-    /// model G3 reports).
-    pub model: String,
-    /// Environment variable holding the API key (default `OPENAI_API_KEY`); `None` for local
-    /// servers without authentication. The key itself is never stored in a config, logged
-    /// or written anywhere.
-    pub api_key_env: Option<String>,
-    /// Most requests in flight at once, over all callers of one generator (default 8).
-    pub max_concurrency: usize,
-    /// Most requests started per minute, paced evenly; `None` (default) for no limit.
-    pub requests_per_minute: Option<u32>,
-    /// Limit on one request, from connecting to the last byte of the answer, in seconds
-    /// (default 120). A request that runs over counts as a failure and is retried.
-    pub request_timeout_secs: f64,
-    /// Limit on establishing the connection, in seconds (default 10).
-    pub connect_timeout_secs: f64,
-    /// When to retry and how long to wait.
-    pub retry: RetryPolicy,
-    /// Ask for all samples of a prompt in one request with `n` (default true). Servers that
-    /// return fewer choices than `n` (llama.cpp, Ollama) are detected on the first short
-    /// answer; the rest of the samples, and every later prompt, are then requested one per
-    /// request.
-    pub samples_in_one_request: bool,
-    /// Prices for the cost line of the usage report.
-    pub prices: TokenPrices,
-}
-
-impl Default for OpenAiConfig {
-    fn default() -> Self {
-        OpenAiConfig {
-            base_url: "https://api.openai.com/v1".into(),
-            model: "gpt-4o".into(),
-            api_key_env: Some("OPENAI_API_KEY".into()),
-            max_concurrency: 8,
-            requests_per_minute: None,
-            request_timeout_secs: 120.0,
-            connect_timeout_secs: 10.0,
-            retry: RetryPolicy::default(),
-            samples_in_one_request: true,
-            prices: TokenPrices::default(),
-        }
-    }
-}
-
-impl OpenAiConfig {
-    /// A config for a local server without authentication (vLLM, llama.cpp, Ollama).
-    pub fn local(base_url: impl Into<String>, model: impl Into<String>) -> Self {
-        OpenAiConfig {
-            base_url: base_url.into(),
-            model: model.into(),
-            api_key_env: None,
-            ..OpenAiConfig::default()
-        }
-    }
-}
-
-/// Why the client failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LmmClientError {
-    /// The configured environment variable is unset or empty.
-    #[error(
-        "the environment variable {variable} holds no API key: set it, or set api_key_env to none for a server without authentication"
-    )]
-    MissingApiKey {
-        /// The variable's name.
-        variable: String,
-    },
-    /// A setting is unusable.
-    #[error("invalid LMM client setting {field}: {message}")]
-    InvalidConfig {
-        /// The setting.
-        field: &'static str,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The server refused the credentials; the run stops, because every request would fail.
-    #[error("{url}: the server refused the credentials (HTTP {status}): {body}")]
-    Unauthorized {
-        /// The endpoint.
-        url: String,
-        /// 401 or 403.
-        status: u16,
-        /// The start of the server's explanation.
-        body: String,
-    },
-    /// The account's quota or credit is used up (HTTP 429 `insufficient_quota`): retrying
-    /// cannot help until someone adds credit.
-    #[error("{url}: the account's quota is used up (HTTP 429): {body}")]
-    QuotaExhausted {
-        /// The endpoint.
-        url: String,
-        /// The start of the server's explanation.
-        body: String,
-    },
-    /// The server refused this request in a way retrying cannot fix (400, 404, 413...); a
-    /// 404 usually means a wrong `base_url` or `model`.
-    #[error("{url}: HTTP {status}: {body}")]
-    Refused {
-        /// The endpoint.
-        url: String,
-        /// The status code.
-        status: u16,
-        /// The start of the server's explanation.
-        body: String,
-    },
-    /// Every attempt failed with a temporary error.
-    #[error("{url}: no answer after {attempts} attempts; the last one: {last}")]
-    GaveUp {
-        /// The endpoint.
-        url: String,
-        /// Attempts made.
-        attempts: u32,
-        /// The last failure.
-        last: String,
-        /// [`LossCause::Unreachable`] when the last attempt could not connect,
-        /// [`LossCause::Stopped`] when the run was stopped, else
-        /// [`LossCause::RetriesExhausted`].
-        cause: LossCause,
-    },
-    /// The response cache failed.
-    #[error(transparent)]
-    Cache(#[from] CacheError),
-}
-
-impl LmmClientError {
-    /// The category of lost answers this error stands for.
-    pub fn loss_cause(&self) -> LossCause {
-        match self {
-            LmmClientError::Unauthorized { .. } => LossCause::Unauthorized,
-            LmmClientError::QuotaExhausted { .. } => LossCause::QuotaExhausted,
-            LmmClientError::Refused { status: 404, .. } => LossCause::NotFound,
-            LmmClientError::Refused { status: 0, .. } => LossCause::Unreachable,
-            LmmClientError::Refused { .. } => LossCause::Refused,
-            LmmClientError::GaveUp { cause, .. } => *cause,
-            LmmClientError::MissingApiKey { .. }
-            | LmmClientError::InvalidConfig { .. }
-            | LmmClientError::Cache(_) => LossCause::Other,
-        }
-    }
-}
 
 /// An API key read from the environment. Its `Debug` shows no key.
 #[derive(Clone)]
@@ -885,43 +742,6 @@ impl<'a> PreparedImage<'a> {
             let encoded = base64::engine::general_purpose::STANDARD.encode(self.image.encoded());
             format!("data:{media_type};base64,{encoded}")
         })
-    }
-}
-
-/// A counting semaphore: the global bound on requests in flight.
-#[derive(Debug)]
-struct Semaphore {
-    available: Mutex<usize>,
-    released: Condvar,
-}
-
-impl Semaphore {
-    fn new(permits: usize) -> Self {
-        Semaphore {
-            available: Mutex::new(permits),
-            released: Condvar::new(),
-        }
-    }
-
-    fn acquire(&self) -> Permit<'_> {
-        let mut available = self.available.lock().unwrap_or_else(|e| e.into_inner());
-        while *available == 0 {
-            available = self
-                .released
-                .wait(available)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        *available -= 1;
-        Permit(self)
-    }
-}
-
-struct Permit<'a>(&'a Semaphore);
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        *self.0.available.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.released.notify_one();
     }
 }
 

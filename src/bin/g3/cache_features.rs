@@ -1,20 +1,18 @@
 //! `g3 cache-features`: CLIP's projected image and text features of a dataset, computed once
 //! for Geo-alignment training (`g3 train`), in resumable parts.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use crate::common::{DeviceArg, csv_field, resolve_model};
+use crate::common::{csv_field, resolve_model};
 use crate::terminal;
-use g3::align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipTokenizer};
-use g3::align::pretrained::{HfClipDirectory, ModelSource};
 use g3::align::{
-    Device, G3Model, ImageEmbeddingKind, ImageEncoder, ImageModel, TextEncoder, TextModel,
+    ClipFiles, ComputeDevice, Device, ImageEmbeddingKind, ImageEncoder, LoadedModel, ModelOptions,
+    ModelSpec,
 };
-use g3::core::assets::Asset;
+use g3::core::atomic::write_atomically;
 use g3::data::{DatasetKind, DescriptionTemplate, MetadataOptions, MetadataReader};
 use g3::{EmbeddingFileWriter, GrowingEmbeddingFile, ImageInput, read_embeddings_npy};
 use indicatif::ProgressBar;
@@ -59,9 +57,10 @@ pub struct CacheFeaturesArgs {
     #[arg(long, default_value_t = 32)]
     batch: usize,
 
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    device: DeviceArg,
+    /// Where the model runs: cpu, flex (build with --features flex) or wgpu (build with
+    /// --features wgpu).
+    #[arg(long, default_value_t = ComputeDevice::Cpu)]
+    device: ComputeDevice,
 
     /// Only image features (for the image-gps variant).
     #[arg(long)]
@@ -96,76 +95,33 @@ fn part_path(output: &Path, part: usize, suffix: &str) -> PathBuf {
     output.join("parts").join(format!("{part:06}.{suffix}"))
 }
 
-/// Writes `text` to `path` through a temporary file renamed into place.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let directory = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::Builder::new()
-        .prefix(".g3-")
-        .suffix(".tmp")
-        .tempfile_in(directory)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.as_file().sync_all()?;
-    file.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-fn image_encoder(args: &CacheFeaturesArgs, device: &Device) -> anyhow::Result<ImageEncoder> {
-    let (model, processor) = match resolve_model(&args.model)? {
-        ModelSource::HfDirectory(directory) => {
-            let clip = HfClipDirectory::open(&directory)?;
-            (
-                ImageModel::Clip(clip.load_model(device)?),
-                clip.image_processor()?,
-            )
-        }
-        ModelSource::Checkpoint(path) => {
-            let processor = match &args.preprocessor_config {
-                Some(path) => {
-                    ClipImageProcessor::new(ClipImageProcessorConfig::from_json_file(path)?)
-                }
-                None => ClipImageProcessor::default(),
+/// The model, loaded on first use and kept for the second pass.
+fn model<'a>(
+    slot: &'a mut Option<LoadedModel>,
+    args: &CacheFeaturesArgs,
+    device: &Device,
+) -> anyhow::Result<&'a LoadedModel> {
+    let model = match slot.take() {
+        Some(model) => model,
+        None => {
+            let options = ModelOptions {
+                clip_files: ClipFiles {
+                    config: args.clip_config.clone(),
+                    preprocessor: args.preprocessor_config.clone(),
+                    tokenizer: None,
+                },
+                ..ModelOptions::default()
             };
-            (ImageModel::G3(load_g3(args, &path, device)?), processor)
-        }
-    };
-    Ok(ImageEncoder::new(
-        model,
-        ImageEmbeddingKind::ClipFeatures,
-        processor,
-        device.clone(),
-        args.batch,
-    )?)
-}
-
-fn text_encoder(args: &CacheFeaturesArgs, device: &Device) -> anyhow::Result<TextEncoder> {
-    let (model, tokenizer) = match resolve_model(&args.model)? {
-        ModelSource::HfDirectory(directory) => {
-            let clip = HfClipDirectory::open(&directory)?;
-            (TextModel::Clip(clip.load_model(device)?), clip.tokenizer()?)
-        }
-        ModelSource::Checkpoint(path) => {
-            let vocabulary = Asset::CLIP_BPE_VOCABULARY.require().context(
-                "a G3 checkpoint carries no tokenizer: fetch CLIP's vocabulary with \
-                 scripts/fetch-assets.sh",
+            let spec = ModelSpec::from_source(
+                resolve_model(&args.model)?,
+                options,
+                ImageEmbeddingKind::ClipFeatures,
             )?;
-            (
-                TextModel::G3(load_g3(args, &path, device)?),
-                ClipTokenizer::from_bpe_vocabulary(&vocabulary)?,
-            )
+            spec.load(device)
+                .with_context(|| format!("cannot load {spec}"))?
         }
     };
-    Ok(TextEncoder::new(model, tokenizer, args.batch)?)
-}
-
-fn load_g3(args: &CacheFeaturesArgs, path: &Path, device: &Device) -> anyhow::Result<G3Model> {
-    let config = match &args.clip_config {
-        Some(path) => ClipConfig::from_json_file(path)?,
-        None => ClipConfig::vit_large_patch14(),
-    };
-    G3Model::load(path, &config, device)
-        .with_context(|| format!("cannot load the G3 checkpoint {}", path.display()))
+    Ok(slot.insert(model))
 }
 
 fn read_rows(args: &CacheFeaturesArgs) -> anyhow::Result<Vec<Row>> {
@@ -260,9 +216,15 @@ fn cache_image_part(
         writer.finish()?;
     }
     if !skipped.is_empty() {
-        write_atomically(&part_path(&args.output, part, "skipped.csv"), &skipped)?;
+        write_atomically(
+            &part_path(&args.output, part, "skipped.csv"),
+            skipped.as_bytes(),
+        )?;
     }
-    write_atomically(&part_path(&args.output, part, "rows.csv"), &kept)
+    Ok(write_atomically(
+        &part_path(&args.output, part, "rows.csv"),
+        kept.as_bytes(),
+    )?)
 }
 
 /// The kept rows of a finished part: (image id, latitude, longitude, description) lines.
@@ -281,6 +243,7 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
         bail!("--batch and --part-rows must be at least 1");
     }
     let device = args.device.to_device()?;
+    let mut loaded = None;
     let rows = read_rows(&args)?;
     if rows.is_empty() {
         bail!("{}: no rows to cache", args.metadata.display());
@@ -302,7 +265,8 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
             todo.len(),
             parts.len()
         );
-        let encoder = image_encoder(&args, &device)?;
+        let encoder = model(&mut loaded, &args, &device)?
+            .image_encoder(ImageEmbeddingKind::ClipFeatures, args.batch)?;
         let bar = progress_bar(todo.iter().map(|&part| parts[part].len()).sum(), "images");
         for &part in &todo {
             cache_image_part(&args, &encoder, parts[part], part)?;
@@ -317,7 +281,7 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
             .filter(|&part| !done(part, "text.npy"))
             .collect();
         if !todo.is_empty() {
-            let encoder = text_encoder(&args, &device)?;
+            let encoder = model(&mut loaded, &args, &device)?.text_encoder(args.batch)?;
             let bar = progress_bar(todo.iter().map(|&part| parts[part].len()).sum(), "texts");
             for &part in &todo {
                 let kept = part_rows(&args.output, part)?;
@@ -392,12 +356,12 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
     if let Some(text_output) = text_output {
         text_output.finish()?;
     }
-    write_atomically(&args.output.join("metadata.csv"), &metadata)?;
+    write_atomically(&args.output.join("metadata.csv"), metadata.as_bytes())?;
     let skipped_count = skipped.lines().count();
     if skipped_count > 0 {
         write_atomically(
             &args.output.join("skipped.csv"),
-            &format!("IMG_ID,error\n{skipped}"),
+            format!("IMG_ID,error\n{skipped}").as_bytes(),
         )?;
     }
     std::fs::remove_dir_all(&parts_directory)

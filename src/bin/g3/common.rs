@@ -1,35 +1,9 @@
-//! Pieces several commands share: the device option, model resolution, CSV quoting, the
-//! Ctrl-C stop flag.
+//! Pieces several commands share: model resolution, CSV quoting, the Ctrl-C stop flag.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use clap::ValueEnum;
 use g3::align::pretrained::ModelSource;
-use g3::align::{ComputeDevice, Device};
-
-/// `--device`: where models run.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DeviceArg {
-    /// burn-ndarray on the CPU.
-    Cpu,
-    /// burn's flex CPU backend (build with --features flex).
-    Flex,
-    /// The default GPU through wgpu (build with --features wgpu).
-    Wgpu,
-}
-
-impl DeviceArg {
-    /// The burn device, or why this build cannot provide it.
-    pub fn to_device(self) -> anyhow::Result<Device> {
-        Ok(match self {
-            DeviceArg::Cpu => ComputeDevice::Cpu,
-            DeviceArg::Flex => ComputeDevice::Flex,
-            DeviceArg::Wgpu => ComputeDevice::Wgpu,
-        }
-        .to_device()?)
-    }
-}
 
 /// Finds a model locally; with the `download` feature, fetches an HF repo id that is not
 /// cached (from `$HF_ENDPOINT`, with `$HF_TOKEN` if set), with a progress bar.

@@ -6,9 +6,10 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::common::DeviceArg;
 use crate::terminal;
-use g3::align::{GpsEncoder, GpsEncoderConfig, ProjectionHeadConfig, ProjectionKind};
+use g3::align::{
+    ComputeDevice, GpsEncoder, GpsEncoderConfig, ProjectionHeadConfig, ProjectionKind,
+};
 use g3::core::assets::Asset;
 use g3::{EmbeddingFileWriter, read_points_csv};
 
@@ -39,9 +40,10 @@ pub struct EmbedGpsArgs {
     #[arg(long, default_value_t = 4096)]
     batch: usize,
 
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    device: DeviceArg,
+    /// Where the model runs: cpu, flex (build with --features flex) or wgpu (build with
+    /// --features wgpu).
+    #[arg(long, default_value_t = ComputeDevice::Cpu)]
+    device: ComputeDevice,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

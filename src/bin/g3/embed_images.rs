@@ -1,6 +1,6 @@
 //! `g3 embed-images`: CLIP, G3 or GeoCLIP embeddings of a folder or list of photos, as `.npy`.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
@@ -8,15 +8,13 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use crate::common::{DeviceArg, csv_field, resolve_model};
+use crate::common::{csv_field, resolve_model};
 use crate::terminal;
-use g3::align::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig};
-use g3::align::pretrained::{HfClipDirectory, ModelSource};
-use g3::align::training::AlignmentModel;
 use g3::align::{
-    AlignError, Device, G3Model, ImageEmbeddingKind, ImageEncoder, ImageModel, loader,
+    AlignError, ClipFiles, ComputeDevice, Device, ImageEmbeddingKind, ImageEncoder, ModelOptions,
+    ModelSpec,
 };
-use g3::core::assets::Asset;
+use g3::core::atomic::AtomicFile;
 use g3::{GrowingEmbeddingFile, ImageInput, list_images};
 use rayon::prelude::*;
 
@@ -71,9 +69,10 @@ pub struct EmbedImagesArgs {
     #[arg(long, default_value_t = 32)]
     batch: usize,
 
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    device: DeviceArg,
+    /// Where the model runs: cpu, flex (build with --features flex) or wgpu (build with
+    /// --features wgpu).
+    #[arg(long, default_value_t = ComputeDevice::Cpu)]
+    device: ComputeDevice,
 
     /// Skip images that cannot be read or decoded, listing them in OUTPUT.skipped.csv,
     /// instead of stopping at the first.
@@ -89,81 +88,27 @@ enum KindArg {
     Geoclip,
 }
 
-fn load_encoder(args: &EmbedImagesArgs, device: Device) -> anyhow::Result<ImageEncoder> {
+fn load_encoder(args: &EmbedImagesArgs, device: &Device) -> anyhow::Result<ImageEncoder> {
     let kind = match args.kind {
         KindArg::Clip => ImageEmbeddingKind::Clip,
         KindArg::Database => ImageEmbeddingKind::Database,
         KindArg::Gps => ImageEmbeddingKind::Gps,
         KindArg::Geoclip => ImageEmbeddingKind::GeoClip,
     };
-    let (model, processor) = match resolve_model(&args.model)? {
-        ModelSource::HfDirectory(directory) => {
-            let clip = HfClipDirectory::open(&directory)?;
-            let processor = clip.image_processor()?;
-            let model = match kind {
-                ImageEmbeddingKind::Clip => ImageModel::Clip(clip.load_model(&device)?),
-                ImageEmbeddingKind::GeoClip => {
-                    let mlp_path = match &args.geoclip_mlp {
-                        Some(path) => path.clone(),
-                        None => Asset::GEOCLIP_IMAGE_MLP.require()?,
-                    };
-                    ImageModel::GeoClip {
-                        clip: clip.load_model(&device)?,
-                        mlp: loader::load_geoclip_image_mlp(&mlp_path, &device)?,
-                    }
-                }
-                _ => bail!(
-                    "--kind {:?} needs G3's heads: pass a G3 checkpoint (g3.pth) as --model, or a g3 train checkpoint as --model with this CLIP directory as --clip-model, not the CLIP directory {} alone",
-                    args.kind,
-                    directory.display()
-                ),
-            };
-            (model, processor)
-        }
-        ModelSource::Checkpoint(path) => {
-            if matches!(kind, ImageEmbeddingKind::GeoClip) {
-                bail!(
-                    "--kind geoclip needs an HF CLIP ViT-L/14 directory as --model (GeoCLIP's MLP comes from --geoclip-mlp)"
-                );
-            }
-            if let Some(clip_model) = &args.clip_model {
-                let ModelSource::HfDirectory(directory) = resolve_model(clip_model)? else {
-                    bail!("--clip-model takes an HF CLIP directory or repo id, not {clip_model}");
-                };
-                let clip = HfClipDirectory::open(&directory)?;
-                let aligned = AlignmentModel::load(&path, &device).with_context(|| {
-                    format!(
-                        "cannot load the Geo-alignment checkpoint {}",
-                        path.display()
-                    )
-                })?;
-                let model = G3Model::from_parts(clip.load_model(&device)?, aligned)?;
-                return Ok(ImageEncoder::new(
-                    ImageModel::G3(model),
-                    kind,
-                    clip.image_processor()?,
-                    device,
-                    args.batch,
-                )?);
-            }
-            let config = match &args.clip_config {
-                Some(path) => ClipConfig::from_json_file(path)?,
-                None => ClipConfig::vit_large_patch14(),
-            };
-            let processor = match &args.preprocessor_config {
-                Some(path) => {
-                    ClipImageProcessor::new(ClipImageProcessorConfig::from_json_file(path)?)
-                }
-                None => ClipImageProcessor::default(),
-            };
-            let model = G3Model::load(&path, &config, &device)
-                .with_context(|| format!("cannot load the G3 checkpoint {}", path.display()))?;
-            (ImageModel::G3(model), processor)
-        }
+    let options = ModelOptions {
+        aligned_clip: args.clip_model.as_deref().map(resolve_model).transpose()?,
+        clip_files: ClipFiles {
+            config: args.clip_config.clone(),
+            preprocessor: args.preprocessor_config.clone(),
+            tokenizer: None,
+        },
+        geoclip_image_mlp: args.geoclip_mlp.clone(),
     };
-    Ok(ImageEncoder::new(
-        model, kind, processor, device, args.batch,
-    )?)
+    let spec = ModelSpec::from_source(resolve_model(&args.model)?, options, kind)?;
+    let model = spec
+        .load(device)
+        .with_context(|| format!("cannot load {spec}"))?;
+    Ok(model.image_encoder(kind, args.batch)?)
 }
 
 /// The images of one chunk, read and preprocessed: (file, pixels or why not).
@@ -190,23 +135,14 @@ fn prepare(encoder: &ImageEncoder, files: &[PathBuf]) -> PreparedChunk {
 
 /// A CSV beside the output, written to a temporary file and renamed into place at the end.
 struct SidecarCsv {
-    path: PathBuf,
-    file: tempfile::NamedTempFile,
+    file: BufWriter<AtomicFile>,
 }
 
 impl SidecarCsv {
     fn create(path: PathBuf, header: &str) -> anyhow::Result<Self> {
-        let directory = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut file = tempfile::Builder::new()
-            .prefix(".g3-")
-            .suffix(".tmp")
-            .tempfile_in(directory)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        writeln!(file, "{header}")?;
-        Ok(SidecarCsv { path, file })
+        let mut file = BufWriter::new(AtomicFile::create(&path)?);
+        writeln!(file, "{header}").with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(SidecarCsv { file })
     }
 
     fn row(&mut self, fields: &[&str]) -> anyhow::Result<()> {
@@ -216,9 +152,8 @@ impl SidecarCsv {
     }
 
     fn commit(self) -> anyhow::Result<()> {
-        self.file
-            .persist(&self.path)
-            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        let file = self.file.into_inner().map_err(|error| error.into_error())?;
+        file.commit()?;
         Ok(())
     }
 }
@@ -236,7 +171,7 @@ pub fn run(args: EmbedImagesArgs) -> anyhow::Result<()> {
     if files.is_empty() {
         bail!("{}: no images to embed", args.input.display());
     }
-    let encoder = load_encoder(&args, device)?;
+    let encoder = load_encoder(&args, &device)?;
     let dimension = encoder.dimension();
     let mut output = GrowingEmbeddingFile::create(&args.output, dimension)?;
     let mut rows = SidecarCsv::create(sidecar(&args.output, "rows.csv"), "row,file")?;

@@ -7,7 +7,6 @@ use g3::align::ComputeDevice;
 use g3::pipeline::{GenerationReport, Pipeline, PipelineConfig, Preset};
 use g3::{ImageInput, Prediction};
 
-use crate::common::DeviceArg;
 use crate::terminal;
 
 #[derive(Debug, Args)]
@@ -26,9 +25,10 @@ pub struct PipelineArgs {
     #[arg(long, value_name = "DIR")]
     db: Option<PathBuf>,
 
-    /// Where models run, overriding the configuration's.
-    #[arg(long, value_enum)]
-    device: Option<DeviceArg>,
+    /// Where models run, overriding the configuration's: cpu, flex (build with --features
+    /// flex) or wgpu (build with --features wgpu).
+    #[arg(long)]
+    device: Option<ComputeDevice>,
 
     /// Change one setting: a dotted key and a TOML value (`--set models.clip=/models/clip`,
     /// `--set pool.retrieved_candidates=3`). Repeatable; applied after --config/--preset.
@@ -58,11 +58,7 @@ impl PipelineArgs {
             config.database = Some(database.clone());
         }
         if let Some(device) = self.device {
-            config.models.device = match device {
-                DeviceArg::Cpu => ComputeDevice::Cpu,
-                DeviceArg::Flex => ComputeDevice::Flex,
-                DeviceArg::Wgpu => ComputeDevice::Wgpu,
-            };
+            config.models.device = device;
         }
         Ok(config)
     }

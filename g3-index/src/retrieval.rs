@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use g3_core::{DistanceMetric, GeoPoint, RetrievedNeighbor};
+use g3_core::atomic::AtomicFile;
+use g3_core::{DistanceMetric, Error as CoreError, GeoPoint, RetrievedNeighbor};
 
-use crate::atomic_file::AtomicFile;
-use crate::error::{Error, Result};
+use crate::error::{IndexError, Result};
 
 /// The header of [`write_neighbors_csv`]'s output.
 pub const NEIGHBOR_COLUMNS: [&str; 6] = ["query", "rank", "key", "score", "LAT", "LON"];
@@ -16,14 +16,11 @@ pub const NEIGHBOR_COLUMNS: [&str; 6] = ["query", "rank", "key", "score", "LAT",
 /// file appears complete or not at all.
 pub fn write_neighbors_csv(path: &Path, results: &[Vec<RetrievedNeighbor>]) -> Result<()> {
     let file = AtomicFile::create(path)?;
-    let csv_error = |source| Error::Csv {
+    let csv_error = |source| CoreError::Csv {
         path: path.to_path_buf(),
         source,
     };
-    let handle = file.file().try_clone().map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let handle = file.file().try_clone().map_err(IndexError::io(path))?;
     let mut writer = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, handle));
     writer.write_record(NEIGHBOR_COLUMNS).map_err(csv_error)?;
     for (query, neighbors) in results.iter().enumerate() {
@@ -40,12 +37,9 @@ pub fn write_neighbors_csv(path: &Path, results: &[Vec<RetrievedNeighbor>]) -> R
                 .map_err(csv_error)?;
         }
     }
-    writer.flush().map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    writer.flush().map_err(IndexError::io(path))?;
     drop(writer);
-    file.commit()
+    Ok(file.commit()?)
 }
 
 /// How far a query's retrieved images are from where the query was taken, for one `k`: the
@@ -79,24 +73,24 @@ pub fn retrieval_distances(
     ks: &[usize],
 ) -> Result<Vec<RetrievalDistances>> {
     if truth.len() != neighbors.len() {
-        return Err(Error::InvalidPipeline(format!(
+        return Err(IndexError::InvalidConfig(format!(
             "{} query locations but {} neighbour lists",
             truth.len(),
             neighbors.len()
         )));
     }
     if truth.is_empty() {
-        return Err(Error::InvalidPipeline("no queries".into()));
+        return Err(IndexError::InvalidConfig("no queries".into()));
     }
     ks.iter()
         .map(|&k| {
             if k == 0 {
-                return Err(Error::InvalidPipeline("k must be at least 1".into()));
+                return Err(IndexError::InvalidConfig("k must be at least 1".into()));
             }
             let mut means = Vec::with_capacity(truth.len());
             for (query, (location, found)) in truth.iter().zip(neighbors).enumerate() {
                 if found.len() < k {
-                    return Err(Error::InvalidPipeline(format!(
+                    return Err(IndexError::InvalidConfig(format!(
                         "query {query} has {} neighbours, fewer than k = {k} (is the database that small?)",
                         found.len()
                     )));

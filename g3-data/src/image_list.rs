@@ -5,8 +5,10 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result, RowProblem};
-use crate::table::header_names;
+use g3_core::table::header_names;
+use g3_core::{Error, RowProblem};
+
+use crate::error::Result;
 
 /// File extensions read as images when a directory is listed (compared case-insensitively).
 pub const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "webp", "gif", "jfif"];
@@ -80,7 +82,8 @@ pub fn list_images(input: &Path, root: Option<&Path>) -> Result<Vec<PathBuf>> {
                 problem: RowProblem::MissingValue {
                     column: names[column].clone(),
                 },
-            });
+            }
+            .into());
         }
         files.push(base.join(value));
     }

@@ -2,128 +2,20 @@
 //!
 //! A cache is two row-aligned float32 `.npy` matrices, CLIP's projected image features and
 //! (for the IMG+GPS+TEXT variant) the projected text features of each image's description,
-//! plus a CSV giving each row's latitude and longitude. The matrices are memory-mapped: MP16's
-//! 4.12 M images make 12.7 GB per matrix at ViT-L/14's 768 values, which the page cache serves
-//! on demand instead of RAM holding it.
+//! plus a CSV giving each row's latitude and longitude. The matrices are memory-mapped
+//! ([`MappedMatrix`]): the page cache serves MP16-Pro's millions of rows on demand instead
+//! of RAM holding them.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use g3_align::AlignError;
-use g3_align::training::{AlignmentData, FeatureRows};
-use g3_core::GeoPoint;
-use memmap2::Mmap;
+use g3_core::npy::MappedMatrix;
+use g3_core::{Error as CoreError, GeoPoint};
 
-use crate::error::{Error, Result};
-
-/// A float32 `.npy` matrix mapped into memory.
-#[derive(Debug)]
-pub struct MappedMatrix {
-    path: PathBuf,
-    map: Mmap,
-    offset: usize,
-    rows: usize,
-    columns: usize,
-}
-
-impl MappedMatrix {
-    /// Maps a 2-D little-endian float32 matrix in C order, as `np.save` writes it. Errors name
-    /// the file: not `.npy`, another dtype or order, or a length that does not match the header.
-    pub fn open(path: &Path) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidNpy {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let file = File::open(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        // Safety: the mapping is read-only; a file truncated by another process while mapped
-        // would fault, as with any memory-mapped reader. Caches are written once and renamed
-        // into place, not modified where they lie.
-        let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let header = npyz::NpyFile::new(&map[..])
-            .map_err(|error| invalid(format!("not an .npy file: {error}")))?;
-        let shape = header.shape().to_vec();
-        let [rows, columns] = shape[..] else {
-            return Err(invalid(format!(
-                "shape {shape:?}: expected a 2-D matrix [rows, features]"
-            )));
-        };
-        if header.order() != npyz::Order::C {
-            return Err(invalid("Fortran order: save a C-ordered array".into()));
-        }
-        let dtype = match header.dtype() {
-            npyz::DType::Plain(type_string) => type_string.to_string(),
-            other => other.descr(),
-        };
-        if dtype != "<f4" {
-            return Err(invalid(format!(
-                "dtype {dtype}: expected little-endian float32 (<f4)"
-            )));
-        }
-        // The header's length sits after the magic string and version: 2 bytes in format
-        // 1.0, 4 bytes in 2.0 and 3.0.
-        let offset = match map.get(6) {
-            Some(1) => 10 + usize::from(u16::from_le_bytes([map[8], map[9]])),
-            Some(_) if map.len() >= 12 => {
-                12 + u32::from_le_bytes([map[8], map[9], map[10], map[11]]) as usize
-            }
-            _ => return Err(invalid("truncated header".into())),
-        };
-        let (rows, columns) = (rows as usize, columns as usize);
-        let expected = rows
-            .checked_mul(columns)
-            .and_then(|values| values.checked_mul(4))
-            .and_then(|bytes| bytes.checked_add(offset));
-        if expected != Some(map.len()) {
-            return Err(invalid(format!(
-                "the header promises [{rows}, {columns}] float32 values after {offset} header \
-                 bytes, but the file has {} bytes (truncated or appended to?)",
-                map.len()
-            )));
-        }
-        if offset % 4 != 0 || columns == 0 {
-            return Err(invalid(format!(
-                "unusable layout (header of {offset} bytes, {columns} columns): re-save with numpy"
-            )));
-        }
-        Ok(MappedMatrix {
-            path: path.to_path_buf(),
-            map,
-            offset,
-            rows,
-            columns,
-        })
-    }
-
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Number of columns.
-    pub fn columns(&self) -> usize {
-        self.columns
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Row `index` (panics when out of range, like slice indexing).
-    pub fn row(&self, index: usize) -> &[f32] {
-        let start = self.offset + index * self.columns * 4;
-        bytemuck::cast_slice(&self.map[start..start + self.columns * 4])
-    }
-}
+use super::{AlignmentData, FeatureRows};
+use crate::error::AlignError;
 
 /// Training data read from a feature cache: implements [`AlignmentData`] for
-/// [`g3_align::training::Trainer`].
+/// [`Trainer`](super::Trainer).
 #[derive(Debug)]
 pub struct FeatureCache {
     image_features: MappedMatrix,
@@ -140,16 +32,17 @@ impl FeatureCache {
         locations_csv: &Path,
         latitude_column: &str,
         longitude_column: &str,
-    ) -> Result<Self> {
+    ) -> Result<Self, AlignError> {
         let image_features = MappedMatrix::open(image_features)?;
         let text_features = text_features.map(MappedMatrix::open).transpose()?;
-        let locations = crate::read_points_csv(locations_csv, latitude_column, longitude_column)?;
-        let mismatch = |path: &Path, what: String| Error::InvalidNpy {
+        let locations =
+            g3_core::table::read_points_csv(locations_csv, latitude_column, longitude_column)?;
+        let mismatch = |path: &Path, what: String| CoreError::InvalidNpy {
             path: path.to_path_buf(),
             reason: what,
         };
         if image_features.rows() != locations.len() {
-            return Err(mismatch(
+            return Err(AlignError::from(mismatch(
                 image_features.path(),
                 format!(
                     "{} rows, but {} has {} locations",
@@ -157,12 +50,12 @@ impl FeatureCache {
                     locations_csv.display(),
                     locations.len()
                 ),
-            ));
+            )));
         }
         if let Some(text) = &text_features
             && (text.rows() != image_features.rows() || text.columns() != image_features.columns())
         {
-            return Err(mismatch(
+            return Err(AlignError::from(mismatch(
                 text.path(),
                 format!(
                     "[{}, {}] text features for [{}, {}] image features",
@@ -171,7 +64,7 @@ impl FeatureCache {
                     image_features.rows(),
                     image_features.columns()
                 ),
-            ));
+            )));
         }
         Ok(FeatureCache {
             image_features,
@@ -288,9 +181,10 @@ mod tests {
 
         let bytes = std::fs::read(&images).unwrap();
         std::fs::write(&images, &bytes[..bytes.len() - 3]).unwrap();
-        let error = MappedMatrix::open(&images).unwrap_err();
-        assert!(error.to_string().contains("truncated"), "{error}");
-        std::fs::write(&images, b"not numpy at all").unwrap();
-        assert!(MappedMatrix::open(&images).is_err());
+        let error = FeatureCache::open(&images, None, &locations, "LAT", "LON").unwrap_err();
+        assert!(
+            error.to_string().contains("images.npy") && error.to_string().contains("truncated"),
+            "{error}"
+        );
     }
 }

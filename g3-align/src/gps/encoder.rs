@@ -1,5 +1,5 @@
-//! The GPS side of G3 and GeoCLIP as a pipeline stage: projection, location encoder and,
-//! for G3, the `location_projection_else` head.
+//! The GPS side of G3 and GeoCLIP as a pipeline stage: projection, then the [`GpsBranch`]
+//! (location encoder and, for G3, the `location_projection_else` head).
 
 use std::path::Path;
 
@@ -8,39 +8,11 @@ use burn::prelude::*;
 use g3_core::{Embeddings, GeoPoint, GpsEmbedder, StageKind};
 use serde::{Deserialize, Serialize};
 
+use super::branch::GpsBranch;
 use crate::cpu_inference::CpuGpsBranch;
 use crate::error::AlignError;
-use crate::heads::{ProjectionHead, ProjectionHeadConfig};
-use crate::location::{LocationEncoder, LocationEncoderConfig, Projection, ProjectionKind};
-
-/// The GPS branch of G3's module tree: `location_encoder` followed, optionally, by
-/// `location_projection_else`. Field names are the reference's keys.
-#[derive(Module, Debug)]
-pub struct GpsBranch {
-    /// The capsule encoder (GeoCLIP's `LocationEncoder`, G3's `CustomLocationEncoder`).
-    pub location_encoder: LocationEncoder,
-    /// G3's head into the space shared with images (512 → 768); absent for GeoCLIP.
-    pub location_projection_else: Option<ProjectionHead>,
-}
-
-impl GpsBranch {
-    /// `[batch, 2]` projected coordinates → `[batch, 512]`, or `[batch, 768]` with the head.
-    pub fn forward(&self, projected: Tensor<2>) -> Tensor<2> {
-        let features = self.location_encoder.forward(projected);
-        match &self.location_projection_else {
-            Some(head) => head.forward(features),
-            None => features,
-        }
-    }
-
-    /// Width of the output.
-    pub fn output_size(&self) -> usize {
-        match &self.location_projection_else {
-            Some(head) => head.output_size(),
-            None => self.location_encoder.output_size(),
-        }
-    }
-}
+use crate::heads::ProjectionHeadConfig;
+use crate::location::{LocationEncoderConfig, Projection, ProjectionKind};
 
 /// Everything needed to build a [`GpsEncoder`]. Presets: [`GpsEncoderConfig::g3`] and
 /// [`GpsEncoderConfig::geoclip`].
@@ -89,9 +61,9 @@ impl GpsEncoderConfig {
 /// A GPS embedder ready to run on a device: implements [`GpsEmbedder`].
 ///
 /// On the ndarray CPU device, [`GpsEncoder::embed`] evaluates a [`CpuGpsBranch`] copy of the
-/// weights (multi-threaded GEMM, several times faster than burn-ndarray's matrix product on
-/// many cores; it costs a second copy of the weights, 38 MB for GeoCLIP's); on every other
-/// device it runs the burn module.
+/// weights (multi-threaded GEMM, faster than burn-ndarray's matrix product; it costs a
+/// second copy of the weights, 38 MB for GeoCLIP's); on every other device it runs the burn
+/// module.
 ///
 /// ```no_run
 /// # use g3_align::{GpsEncoder, GpsEncoderConfig};

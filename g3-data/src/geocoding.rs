@@ -6,12 +6,13 @@ use std::io::{BufReader, BufWriter};
 use std::path::Path;
 
 use csv::ByteRecord;
-use g3_core::GeoPoint;
-use g3_data::{DescriptionTemplate, LocationLevel, ReverseGeocoder};
+use g3_core::atomic::AtomicFile;
+use g3_core::table::{find_column, header_names, line_of_record, read_point};
+use g3_core::{Error, GeoPoint};
 
-use crate::atomic_file::AtomicFile;
-use crate::error::{Error, Result};
-use crate::table::{find_column, header_names, line_of_record, read_point};
+use crate::description::{DescriptionTemplate, LocationLevel};
+use crate::error::Result;
+use crate::geocoder::ReverseGeocoder;
 
 /// The columns added (or overwritten, when the input has them), in this order: MP16-Pro's
 /// names (city = GeoNames place, county = admin2, state = admin1) and G3's description.

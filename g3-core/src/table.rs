@@ -1,17 +1,18 @@
-//! Reading CSV tables of coordinates: shared by `g3 eval`, `g3 embed-gps` and friends, so
-//! every command reports bad rows the same way (file, line, column).
+//! Reading CSV tables of coordinates: shared by evaluation, geocoding, galleries, feature
+//! caches and the commands, so every reader reports bad rows the same way (file, line,
+//! column).
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
 use csv::ByteRecord;
-use g3_core::GeoPoint;
 
 use crate::error::{Error, Result, RowProblem};
+use crate::point::GeoPoint;
 
 /// The header's column names, trimmed.
-pub(crate) fn header_names(header: &ByteRecord) -> Vec<String> {
+pub fn header_names(header: &ByteRecord) -> Vec<String> {
     header
         .iter()
         .map(|name| String::from_utf8_lossy(name).trim().to_owned())
@@ -19,7 +20,7 @@ pub(crate) fn header_names(header: &ByteRecord) -> Vec<String> {
 }
 
 /// Index of `column` in `names`, or an error listing the header.
-pub(crate) fn find_column(path: &Path, names: &[String], column: &str) -> Result<usize> {
+pub fn find_column(path: &Path, names: &[String], column: &str) -> Result<usize> {
     names
         .iter()
         .position(|name| name == column)
@@ -43,10 +44,7 @@ pub fn read_points_csv(
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = File::open(path).map_err(Error::io(path))?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(BufReader::with_capacity(1 << 20, file));
@@ -62,10 +60,9 @@ pub fn read_points_csv(
         let point =
             read_point(&record, latitude, longitude).map_err(|problem| Error::InvalidRow {
                 path: path.to_path_buf(),
-                line: line_of_record(
-                    path,
-                    record.position().expect("the csv reader sets positions"),
-                ),
+                line: record
+                    .position()
+                    .map_or(0, |position| line_of_record(path, position)),
                 problem,
             })?;
         points.push(point);
@@ -74,7 +71,7 @@ pub fn read_points_csv(
 }
 
 /// The point in the given (index, name) latitude and longitude columns of `record`.
-pub(crate) fn read_point(
+pub fn read_point(
     record: &ByteRecord,
     (latitude_index, latitude_column): (usize, &str),
     (longitude_index, longitude_column): (usize, &str),
@@ -89,7 +86,7 @@ pub(crate) fn read_point(
 }
 
 /// The number in column `index` (named `column` in messages) of `record`.
-pub(crate) fn read_number(
+pub fn read_number(
     record: &ByteRecord,
     index: usize,
     column: &str,
@@ -114,6 +111,6 @@ pub(crate) fn read_number(
 /// The csv crate's byte offsets are exact but its line counter falls behind after blank
 /// lines, so for the few rows that get reported the file is scanned again up to the record.
 /// Falls back to the csv crate's count if the file cannot be read again.
-pub(crate) fn line_of_record(path: &Path, position: &csv::Position) -> u64 {
-    g3_core::line_number_at(path, position.byte()).unwrap_or(position.line())
+pub fn line_of_record(path: &Path, position: &csv::Position) -> u64 {
+    crate::text_file::line_number_at(path, position.byte()).unwrap_or(position.line())
 }

@@ -5,10 +5,11 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use csv::ByteRecord;
-use g3_core::{AccuracyAccumulator, AccuracyReport, AccuracyThresholds, DistanceMetric};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::AtomicFile;
+use crate::accuracy::{AccuracyAccumulator, AccuracyReport, AccuracyThresholds};
+use crate::atomic::AtomicFile;
+use crate::distance::DistanceMetric;
 use crate::error::{Error, Result, RowProblem};
 use crate::table::{find_column, header_names, line_of_record, read_point};
 
@@ -71,8 +72,8 @@ pub struct Evaluation {
     pub report: AccuracyReport,
     /// The first [`Evaluation::SKIPPED_EXAMPLES`] skipped rows, to show the user what went wrong.
     pub skipped_examples: Vec<SkippedRow>,
-    /// Every scored row's error in km, ascending (the cumulative error curve of
-    /// [`write_error_curve_svg`](crate::plot::write_error_curve_svg)).
+    /// Every scored row's error in km, ascending (the cumulative error curve `g3 eval --plot`
+    /// draws).
     pub sorted_distances_km: Vec<f64>,
 }
 
