@@ -1,6 +1,8 @@
 //! CLIP vision tower throughput on one device: images per second of the image-feature
 //! forward pass (ViT-L/14 by default, random weights), pixels already preprocessed, features
-//! copied back to the host after every batch (as `g3 embed-images` does).
+//! copied back to the host after every batch (as `g3 embed-images` does). On the CPU the
+//! default engine is the one `g3 embed-images` uses there, the native tower
+//! (`CpuVisionTower`); `--engine burn` times the burn module instead.
 //!
 //! Each batch size is warmed up first, so GPU shader compilation and kernel autotuning stay
 //! out of the measured loop. Time one batch size per process on GPUs: burn's autotuner
@@ -24,7 +26,7 @@ use burn::prelude::{Device, Tensor, TensorData};
 use burn::tensor::Distribution;
 use clap::{Parser, ValueEnum};
 use g3::align::ComputeDevice;
-use g3::align::clip::{AttentionKernel, ClipConfig, ClipModel};
+use g3::align::clip::{AttentionKernel, ClipConfig, ClipModel, CpuVisionTower};
 
 #[derive(Debug, Parser)]
 struct Arguments {
@@ -41,9 +43,18 @@ struct Arguments {
     #[arg(long, value_enum, default_value_t = KernelArg::Explicit)]
     attention: KernelArg,
     /// Also time the parts of one block at the largest batch (matrix products, attention,
-    /// norms, a whole block), to show where the time goes.
+    /// norms, a whole block), to show where the time goes (burn's parts).
     #[arg(long)]
     profile: bool,
+    /// What runs the tower: native (the CPU inference path, CPU only) or burn.
+    #[arg(long, value_enum, default_value_t = EngineArg::Native)]
+    engine: EngineArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EngineArg {
+    Native,
+    Burn,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -99,6 +110,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         KernelArg::Explicit => AttentionKernel::Explicit,
     });
     let side = config.vision.image_size;
+    let native = match arguments.engine {
+        EngineArg::Native if matches!(arguments.device, DeviceArg::Cpu) => {
+            Some(CpuVisionTower::from_tower(&model.vision_model)?)
+        }
+        EngineArg::Native => None,
+        EngineArg::Burn => None,
+    };
     let mut largest_batch = 1;
     for run in &arguments.runs {
         let (batch, images) = parse_run(run)?;
@@ -114,7 +132,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
         };
         let forward = || -> Result<Vec<f32>, Box<dyn std::error::Error>> {
-            let features = model.image_features(pixels())?;
+            let features = match &native {
+                // As `ImageEncoder` does on the CPU: the native tower, then the projection.
+                Some(tower) => {
+                    let pooled = tower.pooled(&values, batch)?;
+                    model.visual_projection.forward(Tensor::<2>::from_data(
+                        TensorData::new(pooled, [batch, tower.width()]),
+                        &device,
+                    ))
+                }
+                None => model.image_features(pixels())?,
+            };
             let data = features.into_data();
             let values = data
                 .as_slice::<f32>()

@@ -20,6 +20,7 @@ the committed results).
 """
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -62,15 +63,19 @@ def torch_rate(model, batch, images, device, dtype):
     return batches * batch / (time.perf_counter() - started)
 
 
-def g3_rates(binary, device, preset, runs, attention):
+def g3_rates(binary, device, preset, runs, attention, engine, threads):
     """One process per batch size: burn's autotuner caches the kernel it picks per group of
     shapes, and a kernel tuned at batch 1 then runs batch 32 2.2x slower (measured on an
     H200), which a user embedding a dataset at one batch size never sees."""
     rates = {}
     for run in runs:
         command = [str(binary), "--device", device, "--preset", preset, "--runs", run,
-                   "--attention", attention]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                   "--attention", attention, "--engine", engine]
+        environment = dict(os.environ)
+        if threads:
+            environment["RAYON_NUM_THREADS"] = str(threads)
+        output = subprocess.run(command, check=True, capture_output=True, text=True,
+                                env=environment).stdout
         for line in output.splitlines():
             match = re.search(r"batch=(\d+) .*images_per_second=([\d.]+)", line)
             if match:
@@ -87,7 +92,10 @@ def main():
     parser.add_argument("--binary", default=str(ROOT / "target/release/examples/clip_throughput"))
     parser.add_argument("--attention", default="explicit", choices=["fused", "explicit"],
                         help="g3-rs attention kernel")
-    parser.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (0: its default)")
+    parser.add_argument("--engine", default="native", choices=["native", "burn"],
+                        help="g3-rs engine on the CPU: the native tower (what g3 embed-images runs) or burn")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads of both sides (0: each side's default, one per core)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,9 +112,11 @@ def main():
     del model
     if args.torch_device == "cuda":
         torch.cuda.empty_cache()
-    ours = g3_rates(args.binary, args.g3_device, args.preset, [f"{b}:{n}" for b, n in runs], args.attention)
+    ours = g3_rates(args.binary, args.g3_device, args.preset, [f"{b}:{n}" for b, n in runs], args.attention,
+                    args.engine, args.threads)
 
-    print(f"{args.preset}, g3-rs on {args.g3_device} (float32, {args.attention} attention) vs PyTorch {torch.__version__} on "
+    engine = args.engine if args.g3_device == "cpu" else "burn"
+    print(f"{args.preset}, g3-rs on {args.g3_device} ({engine}, float32, {args.attention} attention) vs PyTorch {torch.__version__} on "
           f"{args.torch_device} (eager), images/s; ratio = g3-rs / PyTorch")
     header = "| batch | g3-rs | PyTorch fp32 | ratio fp32 |"
     if torch16:

@@ -55,6 +55,15 @@ impl ComputeDevice {
     }
 }
 
+/// Whether `device` is burn-ndarray's CPU device without autodiff: where the CPU inference
+/// paths ([`CpuVisionTower`](crate::clip::CpuVisionTower), [`CpuGpsBranch`](crate::CpuGpsBranch))
+/// replace burn's modules.
+pub(crate) fn runs_on_ndarray(device: &Device) -> bool {
+    #[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
+    let ndarray = Device::ndarray();
+    !device.is_autodiff() && *device == ndarray
+}
+
 impl std::fmt::Display for ComputeDevice {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str(self.name())

@@ -180,12 +180,18 @@ impl G3Model {
     /// `[batch, 3, side, side]` CLIP-normalised pixels → the three image embeddings.
     pub fn image_embeddings(&self, pixels: Tensor<4>) -> Result<G3ImageEmbeddings, AlignError> {
         let pooled = self.vision_model.forward(pixels)?.pooled;
+        Ok(self.image_embeddings_from_pooled(pooled))
+    }
+
+    /// The three image embeddings from the vision tower's pooled output `[batch, width]`
+    /// (computed elsewhere, by [`CpuVisionTower`](crate::clip::CpuVisionTower) for example).
+    pub fn image_embeddings_from_pooled(&self, pooled: Tensor<2>) -> G3ImageEmbeddings {
         let clip = self.vision_projection.forward(pooled);
-        Ok(G3ImageEmbeddings {
+        G3ImageEmbeddings {
             image_text: l2_normalize(self.vision_projection_else_1.forward(clip.clone())),
             image_gps: l2_normalize(self.vision_projection_else_2.forward(clip.clone())),
             clip: l2_normalize(clip),
-        })
+        }
     }
 
     /// Token ids in rows of `tokens` → `l2n(text_projection_else(text_projection(pooled)))`,

@@ -6,7 +6,9 @@ use g3_core::{Embeddings, ImageEmbedder, ImageInput, StageKind};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::clip::{ClipImageProcessor, ClipModel};
+use std::sync::Arc;
+
+use crate::clip::{ClipImageProcessor, ClipModel, ClipVisionTransformer, CpuVisionTower};
 use crate::error::AlignError;
 use crate::g3::{G3Model, l2_normalize};
 use crate::heads::ProjectionHead;
@@ -82,17 +84,25 @@ impl ImageModel {
     }
 
     fn image_size(&self) -> usize {
+        self.vision_tower().image_size()
+    }
+
+    /// CLIP's vision tower inside the model.
+    pub fn vision_tower(&self) -> &ClipVisionTransformer {
         match self {
-            ImageModel::Clip(clip) | ImageModel::GeoClip { clip, .. } => {
-                clip.vision_model.image_size()
-            }
-            ImageModel::G3(g3) => g3.vision_model.image_size(),
+            ImageModel::Clip(clip) | ImageModel::GeoClip { clip, .. } => &clip.vision_model,
+            ImageModel::G3(g3) => &g3.vision_model,
         }
     }
 }
 
 /// Photos to embeddings: decoding and CLIP preprocessing on every CPU core (rayon), then the
 /// vision tower in batches on the model's device. Implements [`ImageEmbedder`].
+///
+/// On the ndarray CPU device the vision tower runs as a [`CpuVisionTower`] (the weights
+/// copied once into plain memory and multiplied with multi-threaded GEMM; a second copy of
+/// the tower's weights, 1.2 GB for ViT-L/14), and only the projections and heads run in
+/// burn; on every other device the whole model runs in burn.
 #[derive(Debug)]
 pub struct ImageEncoder {
     model: ImageModel,
@@ -101,6 +111,7 @@ pub struct ImageEncoder {
     device: Device,
     batch_size: usize,
     dimension: usize,
+    cpu_tower: Option<Arc<CpuVisionTower>>,
 }
 
 impl ImageEncoder {
@@ -113,6 +124,24 @@ impl ImageEncoder {
         processor: ClipImageProcessor,
         device: Device,
         batch_size: usize,
+    ) -> Result<Self, AlignError> {
+        let cpu_tower = if crate::device::runs_on_ndarray(&device) {
+            Some(Arc::new(CpuVisionTower::from_tower(model.vision_tower())?))
+        } else {
+            None
+        };
+        Self::with_cpu_tower(model, kind, processor, device, batch_size, cpu_tower)
+    }
+
+    /// [`new`](Self::new) with the CPU copy of the tower given (shared between encoders of
+    /// one model), or `None` to run the burn module.
+    pub(crate) fn with_cpu_tower(
+        model: ImageModel,
+        kind: ImageEmbeddingKind,
+        processor: ClipImageProcessor,
+        device: Device,
+        batch_size: usize,
+        cpu_tower: Option<Arc<CpuVisionTower>>,
     ) -> Result<Self, AlignError> {
         if !model.supports(kind) {
             return Err(AlignError::InvalidConfig {
@@ -140,6 +169,7 @@ impl ImageEncoder {
             device,
             batch_size,
             dimension: 0,
+            cpu_tower,
         };
         encoder.dimension = encoder.output_dimension();
         Ok(encoder)
@@ -209,11 +239,29 @@ impl ImageEncoder {
         let mut values = Vec::with_capacity(count * self.dimension);
         for batch in pixels.chunks(self.batch_size * per_image) {
             let images = batch.len() / per_image;
-            let input = Tensor::<4>::from_data(
-                TensorData::new(batch.to_vec(), [images, 3, height as usize, width as usize]),
-                &self.device,
-            );
-            let output = self.forward(input)?.into_data().convert::<f32>();
+            let pooled = match &self.cpu_tower {
+                Some(tower) => {
+                    let pooled = tower.pooled(batch, images)?;
+                    Tensor::<2>::from_data(
+                        TensorData::new(pooled, [images, tower.width()]),
+                        &self.device,
+                    )
+                }
+                None => {
+                    let input = Tensor::<4>::from_data(
+                        TensorData::new(
+                            batch.to_vec(),
+                            [images, 3, height as usize, width as usize],
+                        ),
+                        &self.device,
+                    );
+                    self.model.vision_tower().forward(input)?.pooled
+                }
+            };
+            let output = self
+                .embedding_of_pooled(pooled)
+                .into_data()
+                .convert::<f32>();
             values.extend_from_slice(output.as_slice::<f32>().map_err(|error| {
                 AlignError::TensorRead {
                     message: format!("{error:?}"),
@@ -225,31 +273,32 @@ impl ImageEncoder {
         })
     }
 
-    fn forward(&self, pixels: Tensor<4>) -> Result<Tensor<2>, AlignError> {
-        Ok(match (&self.model, self.kind) {
+    /// The embedding of this encoder's kind from the vision tower's pooled output.
+    fn embedding_of_pooled(&self, pooled: Tensor<2>) -> Tensor<2> {
+        match (&self.model, self.kind) {
             (
                 ImageModel::Clip(clip) | ImageModel::GeoClip { clip, .. },
                 ImageEmbeddingKind::ClipFeatures,
-            ) => clip.image_features(pixels)?,
-            (ImageModel::G3(g3), ImageEmbeddingKind::ClipFeatures) => g3
-                .vision_projection
-                .forward(g3.vision_model.forward(pixels)?.pooled),
+            ) => clip.visual_projection.forward(pooled),
+            (ImageModel::G3(g3), ImageEmbeddingKind::ClipFeatures) => {
+                g3.vision_projection.forward(pooled)
+            }
             (ImageModel::Clip(clip), _)
             | (ImageModel::GeoClip { clip, .. }, ImageEmbeddingKind::Clip) => {
-                l2_normalize(clip.image_features(pixels)?)
+                l2_normalize(clip.visual_projection.forward(pooled))
             }
             (ImageModel::GeoClip { clip, mlp }, _) => {
-                l2_normalize(mlp.forward(clip.image_features(pixels)?))
+                l2_normalize(mlp.forward(clip.visual_projection.forward(pooled)))
             }
             (ImageModel::G3(g3), kind) => {
-                let embeddings = g3.image_embeddings(pixels)?;
+                let embeddings = g3.image_embeddings_from_pooled(pooled);
                 match kind {
                     ImageEmbeddingKind::Database => embeddings.database(),
                     ImageEmbeddingKind::Gps => embeddings.image_gps,
                     _ => embeddings.clip,
                 }
             }
-        })
+        }
     }
 
     /// Embeds images in order; the first undecodable image is an error naming it.

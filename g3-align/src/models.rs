@@ -21,11 +21,14 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use burn::prelude::Device;
 use g3_core::assets::Asset;
 
-use crate::clip::{ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipTokenizer};
+use crate::clip::{
+    ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipTokenizer, CpuVisionTower,
+};
 use crate::error::AlignError;
 use crate::g3::G3Model;
 use crate::gps::GpsEncoder;
@@ -301,12 +304,14 @@ impl ModelSpec {
             processor,
             tokenizer_files,
             device: device.clone(),
+            cpu_tower: OnceLock::new(),
         })
     }
 }
 
 /// A model's weights on a device, from which encoders are made; each encoder shares the
-/// weights rather than loading them again.
+/// weights rather than loading them again (on the CPU, also the copy of the vision tower
+/// its inference path runs).
 #[derive(Debug, Clone)]
 pub struct LoadedModel {
     spec: ModelSpec,
@@ -314,6 +319,7 @@ pub struct LoadedModel {
     processor: ClipImageProcessor,
     tokenizer_files: ClipFiles,
     device: Device,
+    cpu_tower: OnceLock<Arc<CpuVisionTower>>,
 }
 
 impl LoadedModel {
@@ -330,13 +336,27 @@ impl LoadedModel {
         batch_size: usize,
     ) -> Result<ImageEncoder, AlignError> {
         self.spec.check_kind(kind)?;
-        ImageEncoder::new(
+        ImageEncoder::with_cpu_tower(
             self.model.clone(),
             kind,
             self.processor.clone(),
             self.device.clone(),
             batch_size,
+            self.cpu_tower()?,
         )
+    }
+
+    /// The CPU copy of the vision tower on the ndarray device, made on first use and shared
+    /// by every encoder of this model; `None` elsewhere.
+    fn cpu_tower(&self) -> Result<Option<Arc<CpuVisionTower>>, AlignError> {
+        if !crate::device::runs_on_ndarray(&self.device) {
+            return Ok(None);
+        }
+        if let Some(tower) = self.cpu_tower.get() {
+            return Ok(Some(Arc::clone(tower)));
+        }
+        let tower = Arc::new(CpuVisionTower::from_tower(self.model.vision_tower())?);
+        Ok(Some(Arc::clone(self.cpu_tower.get_or_init(|| tower))))
     }
 
     /// A text encoder, `batch_size` texts per forward pass: G3's text embedding for models

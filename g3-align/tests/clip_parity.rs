@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::{Device, Tensor, TensorData};
 use g3_align::clip::{
     AttentionKernel, ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipModel,
+    CpuVisionTower,
 };
 use g3_align::{G3Model, GpsEncoder, l2_normalize, loader};
 use g3_core::GeoPoint;
@@ -135,6 +136,33 @@ fn vision_tower_matches_transformers() {
             "image_embeds.npy",
         );
     }
+}
+
+#[test]
+fn the_native_cpu_vision_tower_matches_transformers() {
+    let device = device();
+    let model = clip_model(&device);
+    let tower = CpuVisionTower::from_tower(&model.vision_model).unwrap();
+    let input = pixels(&device);
+    let count = input.dims()[0];
+    let values = input
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let pooled = Tensor::<2>::from_data(
+        TensorData::new(
+            tower.pooled(&values, count).unwrap(),
+            [count, tower.width()],
+        ),
+        &device,
+    );
+    assert_close("native: vision pooled", pooled.clone(), "vision_pooled.npy");
+    assert_close(
+        "native: image features",
+        model.visual_projection.forward(pooled),
+        "image_embeds.npy",
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::error::AlignError;
 
 mod config;
+mod cpu_vision;
 mod model;
 mod pil_resize;
 mod preprocess;
@@ -13,6 +14,7 @@ mod tokenizer;
 pub use config::{
     ClipConfig, ClipTextConfig, ClipVisionConfig, HiddenActivation, end_of_text_position,
 };
+pub use cpu_vision::CpuVisionTower;
 pub use model::{
     AttentionKernel, ClipAttention, ClipEncoder, ClipEncoderLayer, ClipMlp, ClipModel,
     ClipTextEmbeddings, ClipTextTransformer, ClipVisionEmbeddings, ClipVisionTransformer,

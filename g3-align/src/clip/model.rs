@@ -51,6 +51,11 @@ pub struct ClipAttention {
 }
 
 impl ClipAttention {
+    /// Number of attention heads.
+    pub fn heads(&self) -> usize {
+        self.heads
+    }
+
     fn new(width: usize, heads: usize, device: &Device) -> Self {
         let linear = || LinearConfig::new(width, width).init(device);
         ClipAttention {
@@ -119,6 +124,11 @@ pub struct ClipMlp {
 }
 
 impl ClipMlp {
+    /// The activation between the two layers.
+    pub fn activation(&self) -> HiddenActivation {
+        self.activation
+    }
+
     /// `[..., width]` → `[..., width]`.
     pub fn forward(&self, input: Tensor<3>) -> Tensor<3> {
         let hidden = self.fc1.forward(input);
@@ -232,6 +242,7 @@ pub struct ClipVisionTransformer {
     /// The norm applied to the class token's final state.
     pub post_layernorm: LayerNorm,
     image_size: usize,
+    layer_norm_eps: f64,
 }
 
 /// What a tower returns.
@@ -284,6 +295,7 @@ impl ClipVisionTransformer {
             ),
             post_layernorm: norm(),
             image_size: config.image_size,
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -295,6 +307,11 @@ impl ClipVisionTransformer {
     /// Side of the square input, in pixels.
     pub fn image_size(&self) -> usize {
         self.image_size
+    }
+
+    /// The epsilon of every layer norm of the tower.
+    pub fn layer_norm_epsilon(&self) -> f64 {
+        self.layer_norm_eps
     }
 
     /// `[batch, channels, side, side]` normalised pixels → hidden states and pooled features.

@@ -100,9 +100,7 @@ impl GpsEncoder {
                 reason: "batch_size must be at least 1".to_owned(),
             });
         }
-        #[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
-        let on_ndarray = !device.is_autodiff() && device == Device::ndarray();
-        let cpu_branch = if on_ndarray {
+        let cpu_branch = if crate::device::runs_on_ndarray(&device) {
             Some(CpuGpsBranch::from_branch(&branch)?)
         } else {
             None
