@@ -25,8 +25,8 @@ use std::time::Instant;
 use burn::prelude::{Device, Tensor, TensorData};
 use burn::tensor::Distribution;
 use clap::{Parser, ValueEnum};
-use g3::align::ComputeDevice;
 use g3::align::clip::{AttentionKernel, ClipConfig, ClipModel, CpuVisionTower};
+use g3::align::{ComputeDevice, Precision};
 
 #[derive(Debug, Parser)]
 struct Arguments {
@@ -49,6 +49,9 @@ struct Arguments {
     /// What runs the tower: native (the CPU inference path, CPU only) or burn.
     #[arg(long, value_enum, default_value_t = EngineArg::Native)]
     engine: EngineArg,
+    /// Floating-point format of weights and activations (burn engine): f32, f16 or bf16.
+    #[arg(long, default_value_t = Precision::F32)]
+    precision: Precision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,14 +107,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         PresetArg::VitBase32 => ClipConfig::vit_base_patch32(),
     };
     device.seed(0);
-    let mut model = ClipModel::new(&config, &device);
+    let mut model = arguments
+        .precision
+        .cast_module(ClipModel::new(&config, &device));
     model.set_attention_kernel(match arguments.attention {
         KernelArg::Fused => AttentionKernel::Fused,
         KernelArg::Explicit => AttentionKernel::Explicit,
     });
     let side = config.vision.image_size;
     let native = match arguments.engine {
-        EngineArg::Native if matches!(arguments.device, DeviceArg::Cpu) => {
+        EngineArg::Native
+            if matches!(arguments.device, DeviceArg::Cpu)
+                && arguments.precision == Precision::F32 =>
+        {
             Some(CpuVisionTower::from_tower(&model.vision_model)?)
         }
         EngineArg::Native => None,
@@ -130,6 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 TensorData::new(values.clone(), [batch, 3, side, side]),
                 &device,
             )
+            .cast(arguments.precision.dtype())
         };
         let forward = || -> Result<Vec<f32>, Box<dyn std::error::Error>> {
             let features = match &native {
@@ -143,7 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 None => model.image_features(pixels())?,
             };
-            let data = features.into_data();
+            let data = features.into_data().convert::<f32>();
             let values = data
                 .as_slice::<f32>()
                 .map_err(|error| format!("{error:?}"))?;

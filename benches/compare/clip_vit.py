@@ -10,9 +10,9 @@ runs in float32 and, on CUDA, also in float16; g3-rs in float32.
     cargo build --release --example clip_throughput
     python3 benches/compare/clip_vit.py --runs 1:2,8:8
 
-    # GPU: g3-rs through wgpu, PyTorch on CUDA
-    cargo build --release --features wgpu --example clip_throughput
-    python3 benches/compare/clip_vit.py --torch-device cuda --g3-device wgpu --runs 1:32,32:512,128:1024
+    # GPU: g3-rs through wgpu (SPIR-V with --features vulkan), PyTorch on CUDA
+    cargo build --release --features vulkan --example clip_throughput
+    python3 benches/compare/clip_vit.py --torch-device cuda --g3-device wgpu --g3-precision f16 --runs 32:512,128:1024
 
 Prints one table row per batch size: images/s of each side and the ratio g3-rs / PyTorch.
 Needs torch and transformers (tools/goldens/requirements.txt pins the versions used for
@@ -63,14 +63,14 @@ def torch_rate(model, batch, images, device, dtype):
     return batches * batch / (time.perf_counter() - started)
 
 
-def g3_rates(binary, device, preset, runs, attention, engine, threads):
+def g3_rates(binary, device, preset, runs, attention, engine, threads, precision):
     """One process per batch size: burn's autotuner caches the kernel it picks per group of
     shapes, and a kernel tuned at batch 1 then runs batch 32 2.2x slower (measured on an
     H200), which a user embedding a dataset at one batch size never sees."""
     rates = {}
     for run in runs:
         command = [str(binary), "--device", device, "--preset", preset, "--runs", run,
-                   "--attention", attention, "--engine", engine]
+                   "--attention", attention, "--engine", engine, "--precision", precision]
         environment = dict(os.environ)
         if threads:
             environment["RAYON_NUM_THREADS"] = str(threads)
@@ -94,6 +94,8 @@ def main():
                         help="g3-rs attention kernel")
     parser.add_argument("--engine", default="native", choices=["native", "burn"],
                         help="g3-rs engine on the CPU: the native tower (what g3 embed-images runs) or burn")
+    parser.add_argument("--g3-precision", default="f32", choices=["f32", "f16", "bf16"],
+                        help="g3-rs weights and activations (half precision on GPUs)")
     parser.add_argument("--threads", type=int, default=0,
                         help="threads of both sides (0: each side's default, one per core)")
     args = parser.parse_args()
@@ -113,10 +115,10 @@ def main():
     if args.torch_device == "cuda":
         torch.cuda.empty_cache()
     ours = g3_rates(args.binary, args.g3_device, args.preset, [f"{b}:{n}" for b, n in runs], args.attention,
-                    args.engine, args.threads)
+                    args.engine, args.threads, args.g3_precision)
 
     engine = args.engine if args.g3_device == "cpu" else "burn"
-    print(f"{args.preset}, g3-rs on {args.g3_device} ({engine}, float32, {args.attention} attention) vs PyTorch {torch.__version__} on "
+    print(f"{args.preset}, g3-rs on {args.g3_device} ({engine}, {args.g3_precision}, {args.attention} attention) vs PyTorch {torch.__version__} on "
           f"{args.torch_device} (eager), images/s; ratio = g3-rs / PyTorch")
     header = "| batch | g3-rs | PyTorch fp32 | ratio fp32 |"
     if torch16:

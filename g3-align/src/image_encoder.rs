@@ -12,6 +12,7 @@ use crate::clip::{ClipImageProcessor, ClipModel, ClipVisionTransformer, CpuVisio
 use crate::error::AlignError;
 use crate::g3::{G3Model, l2_normalize};
 use crate::heads::ProjectionHead;
+use crate::precision::Precision;
 
 /// Which embedding of an image to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +88,18 @@ impl ImageModel {
         self.vision_tower().image_size()
     }
 
+    /// The model with every float parameter in `precision`.
+    pub fn cast(self, precision: Precision) -> Self {
+        match self {
+            ImageModel::Clip(clip) => ImageModel::Clip(precision.cast_module(clip)),
+            ImageModel::G3(g3) => ImageModel::G3(precision.cast_module(g3)),
+            ImageModel::GeoClip { clip, mlp } => ImageModel::GeoClip {
+                clip: precision.cast_module(clip),
+                mlp: precision.cast_module(mlp),
+            },
+        }
+    }
+
     /// CLIP's vision tower inside the model.
     pub fn vision_tower(&self) -> &ClipVisionTransformer {
         match self {
@@ -112,6 +125,7 @@ pub struct ImageEncoder {
     batch_size: usize,
     dimension: usize,
     cpu_tower: Option<Arc<CpuVisionTower>>,
+    precision: Precision,
 }
 
 impl ImageEncoder {
@@ -170,6 +184,7 @@ impl ImageEncoder {
             batch_size,
             dimension: 0,
             cpu_tower,
+            precision: Precision::F32,
         };
         encoder.dimension = encoder.output_dimension();
         Ok(encoder)
@@ -193,6 +208,23 @@ impl ImageEncoder {
             }
             (ImageModel::G3(g3), _) => g3.embedding_size(),
         }
+    }
+
+    /// The encoder computing in `precision` (weights and activations; float32 by default).
+    /// Half precision needs a device whose backend has it (a GPU, or the flex CPU backend);
+    /// on the ndarray CPU device it is an error.
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self, AlignError> {
+        precision.check(&self.device)?;
+        if precision != self.precision {
+            self.model = self.model.cast(precision);
+            self.precision = precision;
+        }
+        Ok(self)
+    }
+
+    /// The precision the encoder computes in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// What this encoder computes.
@@ -254,7 +286,8 @@ impl ImageEncoder {
                             [images, 3, height as usize, width as usize],
                         ),
                         &self.device,
-                    );
+                    )
+                    .cast(self.precision.dtype());
                     self.model.vision_tower().forward(input)?.pooled
                 }
             };

@@ -46,6 +46,7 @@ mod image_encoder;
 pub mod loader;
 mod location;
 pub mod models;
+mod precision;
 pub mod pretrained;
 mod text_encoder;
 pub mod training;
@@ -63,4 +64,5 @@ pub use location::{
     LocationEncoderConfig, MercatorProjection, Projection, ProjectionKind,
 };
 pub use models::{ClipFiles, LoadedModel, ModelOptions, ModelSpec};
+pub use precision::Precision;
 pub use text_encoder::{TextEncoder, TextModel};

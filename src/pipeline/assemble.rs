@@ -334,7 +334,10 @@ impl PipelineConfig {
             .to_device()
             .map_err(Error::load("the device"))?;
         let batch = self.models.batch_size.max(1);
-        let mut models = LoadedModels::default();
+        let mut models = LoadedModels {
+            loaded: Vec::new(),
+            precision: self.models.precision,
+        };
 
         let mut builder = Pipeline::builder().settings(self.pool);
         let query = models.encoder(&plan.query, &device, batch, progress)?;
@@ -427,10 +430,10 @@ impl PipelineConfig {
 }
 
 /// Models loaded while assembling, each once: the query encoder and a verifier's encoders
-/// share G3's weights.
-#[derive(Default)]
+/// share G3's weights. Encoders compute in `precision`.
 struct LoadedModels {
     loaded: Vec<LoadedModel>,
+    precision: g3_align::Precision,
 }
 
 impl LoadedModels {
@@ -461,8 +464,10 @@ impl LoadedModels {
         batch: usize,
         progress: &mut dyn FnMut(&str),
     ) -> Result<g3_align::ImageEncoder> {
+        let precision = self.precision;
         self.load(&plan.model, device, progress)?
             .image_encoder(plan.kind, batch)
+            .and_then(|encoder| encoder.with_precision(precision))
             .map_err(Error::load("the image encoder"))
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use g3_align::ComputeDevice;
+use g3_align::{ComputeDevice, Precision};
 use g3_prompt::{DensityPeakGenerator, OpenAiConfig, PromptEnsembleConfig, PromptSpec};
 use g3_verify::KernelDensityVerifier;
 use serde::{Deserialize, Serialize};
@@ -200,6 +200,8 @@ pub struct ModelsConfig {
     pub gallery_cache_dir: Option<PathBuf>,
     /// Images per forward pass of the image encoder.
     pub batch_size: usize,
+    /// The image encoders' floating-point format: `f32` (default), or `f16`/`bf16` on GPUs.
+    pub precision: Precision,
 }
 
 impl Default for ModelsConfig {
@@ -214,6 +216,7 @@ impl Default for ModelsConfig {
             geoclip_gallery: None,
             gallery_cache_dir: None,
             batch_size: 16,
+            precision: Precision::F32,
         }
     }
 }

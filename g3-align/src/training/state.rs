@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::prelude::*;
 use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::Bytes;
 use g3_core::atomic::{AtomicFile, write_atomically};
 use serde::{Deserialize, Serialize};
 
@@ -115,9 +116,9 @@ impl Trainer {
                 ),
             });
         }
-        let mut store = BurnpackStore::from_file(&model_path)
-            .auto_extension(false)
-            .validate(true);
+        // Read whole: a store opened by path may hand out tensors that read the file lazily
+        // (burn's flex backend does), and the next save removes this file.
+        let mut store = BurnpackStore::from_bytes(Some(read_bytes(&model_path)?)).validate(true);
         let mut model = trainer.model.take().expect("just built");
         let result = model
             .load_from(&mut store)
@@ -144,7 +145,7 @@ impl Trainer {
         trainer.optimizer = trainer
             .config
             .optimizer()
-            .load(&optimizer_path)
+            .from_bytes(read_bytes(&optimizer_path)?)
             .map_err(|error| state_error(&optimizer_path, error))?;
         trainer.progress = saved.progress;
         Ok(trainer)
@@ -176,6 +177,16 @@ fn read_progress(directory: &Path) -> Result<SavedProgress, AlignError> {
         });
     }
     Ok(saved)
+}
+
+/// A state file's bytes, in memory.
+fn read_bytes(path: &Path) -> Result<Bytes, AlignError> {
+    std::fs::read(path)
+        .map(Bytes::from_bytes_vec)
+        .map_err(|source| AlignError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn state_error(path: &Path, error: impl std::fmt::Display) -> AlignError {

@@ -12,7 +12,7 @@ use crate::common::{csv_field, resolve_model};
 use crate::terminal;
 use g3::align::{
     AlignError, ClipFiles, ComputeDevice, Device, ImageEmbeddingKind, ImageEncoder, ModelOptions,
-    ModelSpec,
+    ModelSpec, Precision,
 };
 use g3::core::atomic::AtomicFile;
 use g3::{GrowingEmbeddingFile, ImageInput, list_images};
@@ -74,6 +74,11 @@ pub struct EmbedImagesArgs {
     #[arg(long, default_value_t = ComputeDevice::Cpu)]
     device: ComputeDevice,
 
+    /// Floating-point format of the model: f32, or f16/bf16 on a GPU (half the memory
+    /// traffic; tensor cores with --features vulkan). The CPU computes in f32.
+    #[arg(long, default_value_t = Precision::F32)]
+    precision: Precision,
+
     /// Skip images that cannot be read or decoded, listing them in OUTPUT.skipped.csv,
     /// instead of stopping at the first.
     #[arg(long)]
@@ -108,7 +113,9 @@ fn load_encoder(args: &EmbedImagesArgs, device: &Device) -> anyhow::Result<Image
     let model = spec
         .load(device)
         .with_context(|| format!("cannot load {spec}"))?;
-    Ok(model.image_encoder(kind, args.batch)?)
+    Ok(model
+        .image_encoder(kind, args.batch)?
+        .with_precision(args.precision)?)
 }
 
 /// The images of one chunk, read and preprocessed: (file, pixels or why not).

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use g3::align::ComputeDevice;
+use g3::align::{ComputeDevice, Precision};
 use g3::pipeline::{GenerationReport, Pipeline, PipelineConfig, Preset};
 use g3::{ImageInput, Prediction};
 
@@ -29,6 +29,11 @@ pub struct PipelineArgs {
     /// flex) or wgpu (build with --features wgpu).
     #[arg(long)]
     device: Option<ComputeDevice>,
+
+    /// The image encoders' floating-point format, overriding the configuration's: f32, or
+    /// f16/bf16 on a GPU (half the memory traffic; tensor cores with --features vulkan).
+    #[arg(long)]
+    precision: Option<Precision>,
 
     /// Change one setting: a dotted key and a TOML value (`--set models.clip=/models/clip`,
     /// `--set pool.retrieved_candidates=3`). Repeatable; applied after --config/--preset.
@@ -59,6 +64,9 @@ impl PipelineArgs {
         }
         if let Some(device) = self.device {
             config.models.device = device;
+        }
+        if let Some(precision) = self.precision {
+            config.models.precision = precision;
         }
         Ok(config)
     }
