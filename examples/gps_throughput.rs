@@ -35,7 +35,7 @@ struct Arguments {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "1:300,256:8192,16384:32768"
+        default_value = "1:300,21:2100,256:8192,16384:32768"
     )]
     runs: Vec<String>,
     /// Multiplies the number of points of every run whose batch is larger than 1 (a GPU needs

@@ -75,7 +75,7 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.torch_device}; "
           f"g3 device {args.g3_device}")
     print(f"{'batch':>6} {'points':>7} {'PyTorch coords/s':>17} {'g3-rs coords/s':>15} {'g3/PyTorch':>10}")
-    runs = [(1, 300), (256, 8192 * args.scale), (16384, 32768 * args.scale)]
+    runs = [(1, 300), (21, 2100 * args.scale), (256, 8192 * args.scale), (16384, 32768 * args.scale)]
     ours = g3_rates(args.g3, runs, args.g3_device)
     for batch, count in runs:
         reference = torch_rate(model, spiral(count), batch, args.torch_device)

@@ -28,6 +28,17 @@ const MIN_COLUMNS_PER_THREAD: usize = 64;
 /// Most rows in one block: its activations (1024 floats a row) then stay in cache.
 const MAX_ROWS_PER_BLOCK: usize = 256;
 
+/// Up to this many rows, layers multiply with the few-row kernel instead of gemm: a handful
+/// of points (one photo's candidate pool) is bound by reading the weights, which that kernel
+/// streams once, already packed, while gemm packs them again on every call.
+const FEW_ROWS: usize = 32;
+
+/// Columns of a weight block of the few-row kernel: four 16-float vectors.
+const BLOCK_COLUMNS: usize = 64;
+
+/// Rows the few-row kernel multiplies at once: 4 rows × 4 vectors of accumulators.
+const ROW_GROUP: usize = 4;
+
 /// A copy of a [`GpsBranch`]'s parameters in plain memory, evaluated with multi-threaded
 /// GEMM. Build it with [`CpuGpsBranch::from_branch`]; it never changes afterwards.
 #[derive(Debug, Clone)]
@@ -46,12 +57,15 @@ struct CpuCapsule {
 }
 
 /// A Linear layer: `weight` is `[input, output]` row-major (burn's layout, the transpose of
-/// PyTorch's), `bias` has `output` values.
+/// PyTorch's), `bias` has `output` values. `blocks` holds the same weights cut into column
+/// blocks of [`BLOCK_COLUMNS`], each `[input, BLOCK_COLUMNS]` contiguous (the last padded with
+/// zeros), for the few-row path.
 #[derive(Debug, Clone)]
 struct DenseLayer {
     input: usize,
     output: usize,
     weight: Vec<f32>,
+    blocks: Vec<f32>,
     bias: Vec<f32>,
 }
 
@@ -147,7 +161,7 @@ impl CpuCapsule {
     fn from_capsule(capsule: &LocationCapsule) -> Result<Self, AlignError> {
         let GaussianEncoding { b } = &capsule.encoding;
         Ok(CpuCapsule {
-            frequencies: read_values(b.val())?,
+            frequencies: read_weights(b.val())?,
             hidden: capsule
                 .hidden
                 .iter()
@@ -207,15 +221,76 @@ impl DenseLayer {
     fn from_linear(linear: &Linear) -> Result<Self, AlignError> {
         let [input, output] = linear.weight.dims();
         let bias = match &linear.bias {
-            Some(bias) => read_values(bias.val())?,
+            Some(bias) => read_weights(bias.val())?,
             None => vec![0.0; output],
         };
-        Ok(DenseLayer {
+        Ok(DenseLayer::new(
             input,
             output,
-            weight: read_values(linear.weight.val())?,
+            read_weights(linear.weight.val())?,
             bias,
-        })
+        ))
+    }
+
+    /// A layer of `weight` (`[input, output]` row-major) and `bias`, with its packed blocks.
+    fn new(input: usize, output: usize, weight: Vec<f32>, bias: Vec<f32>) -> Self {
+        let block_count = output.div_ceil(BLOCK_COLUMNS);
+        let mut blocks = vec![0.0; block_count * input * BLOCK_COLUMNS];
+        for (row, values) in weight.chunks_exact(output).enumerate() {
+            for (block, columns) in values.chunks(BLOCK_COLUMNS).enumerate() {
+                let start = (block * input + row) * BLOCK_COLUMNS;
+                blocks[start..start + columns.len()].copy_from_slice(columns);
+            }
+        }
+        DenseLayer {
+            input,
+            output,
+            weight,
+            blocks,
+            bias,
+        }
+    }
+
+    /// [`forward`](Self::forward) for up to [`FEW_ROWS`] rows: each column block of the packed
+    /// weights is read once, by one task, for every row.
+    fn forward_few(&self, input: &[f32], rows: usize, result: &mut Vec<f32>, relu: bool) {
+        result.clear();
+        result.resize(rows * self.output, 0.0);
+        let destination = SharedMatrix(result.as_mut_ptr());
+        let block_count = self.output.div_ceil(BLOCK_COLUMNS);
+        (0..block_count).into_par_iter().for_each(|block| {
+            let weights =
+                &self.blocks[block * self.input * BLOCK_COLUMNS..][..self.input * BLOCK_COLUMNS];
+            let first = block * BLOCK_COLUMNS;
+            let width = BLOCK_COLUMNS.min(self.output - first);
+            let mut sums = [[0.0f32; BLOCK_COLUMNS]; ROW_GROUP];
+            for group in (0..rows).step_by(ROW_GROUP) {
+                let count = ROW_GROUP.min(rows - group);
+                kernels::few_rows(
+                    &input[group * self.input..(group + count) * self.input],
+                    weights,
+                    &mut sums,
+                );
+                for (offset, row_sums) in sums.iter().take(count).enumerate() {
+                    let row = group + offset;
+                    let biases = &self.bias[first..first + width];
+                    for (column, (sum, bias)) in row_sums.iter().zip(biases).enumerate() {
+                        let mut value = sum + bias;
+                        // Like PyTorch's relu: negatives become 0, NaN stays NaN.
+                        if relu && value < 0.0 {
+                            value = 0.0;
+                        }
+                        // SAFETY: `row < rows` and `first + column < output`, so the value
+                        // lies inside `result` (rows · output values, sized above); tasks
+                        // write disjoint column blocks, and `result` is not otherwise used
+                        // until every task is done.
+                        unsafe {
+                            *destination.column(row * self.output + first + column) = value;
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// `result = input · W + b` over `rows` rows (replacing what `result` held), then ReLU
@@ -237,6 +312,9 @@ impl DenseLayer {
             rows * self.input,
             "input has the layer's width"
         );
+        if rows <= FEW_ROWS {
+            return self.forward_few(input, rows, result, relu);
+        }
         result.clear();
         result.reserve(rows * self.output);
         for _ in 0..rows {
@@ -323,14 +401,80 @@ impl SharedMatrix {
     }
 }
 
-fn read_values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, AlignError> {
-    tensor
+/// The few-row kernel, compiled per instruction set ([`crate::simd`]).
+mod kernels {
+    use super::{BLOCK_COLUMNS, ROW_GROUP};
+    use crate::simd::dispatch;
+
+    dispatch!(few_rows(input: &[f32], weights: &[f32], sums: &mut [[f32; BLOCK_COLUMNS]; ROW_GROUP]));
+
+    pub(super) mod generic {
+        use super::{BLOCK_COLUMNS, ROW_GROUP};
+
+        /// `sums[r] = input[r] · weights` for the rows of `input` (1 to [`ROW_GROUP`] rows of
+        /// `weights.len() / BLOCK_COLUMNS` values), over one `[input, BLOCK_COLUMNS]` weight
+        /// block; rows past those of `input` are left alone.
+        #[inline(always)]
+        pub(crate) fn few_rows(
+            input: &[f32],
+            weights: &[f32],
+            sums: &mut [[f32; BLOCK_COLUMNS]; ROW_GROUP],
+        ) {
+            let width = weights.len() / BLOCK_COLUMNS;
+            match input.len() / width {
+                1 => rows::<1>(input, weights, sums),
+                2 => rows::<2>(input, weights, sums),
+                3 => rows::<3>(input, weights, sums),
+                _ => rows::<ROW_GROUP>(input, weights, sums),
+            }
+        }
+
+        /// The kernel for `R` rows: `R × 4` vectors of sums stay in registers while the weight
+        /// block streams past once.
+        #[inline(always)]
+        fn rows<const R: usize>(
+            input: &[f32],
+            weights: &[f32],
+            sums: &mut [[f32; BLOCK_COLUMNS]; ROW_GROUP],
+        ) {
+            let width = weights.len() / BLOCK_COLUMNS;
+            let mut totals = [[0.0f32; BLOCK_COLUMNS]; R];
+            for (k, weight_row) in weights.chunks_exact(BLOCK_COLUMNS).enumerate() {
+                for (row, total) in totals.iter_mut().enumerate() {
+                    let x = input[row * width + k];
+                    for (sum, weight) in total.iter_mut().zip(weight_row) {
+                        *sum = x.mul_add(*weight, *sum);
+                    }
+                }
+            }
+            sums[..R].copy_from_slice(&totals);
+        }
+    }
+}
+
+/// A parameter's values on the host, as float32, for the CPU inference paths, with subnormal
+/// values set to zero.
+///
+/// x86 CPUs multiply a subnormal operand through a microcode assist, far slower than a
+/// normal multiply-add, and about 1% of GeoCLIP's location-encoder weights are subnormal:
+/// enough to slow every matrix product they enter by an order of magnitude (in PyTorch as
+/// well; the README has the measurements). A subnormal weight (below 1.2e-38) adds less than
+/// 1e-37 to any product, far below float32's resolution of the sums it enters, so zero leaves
+/// the results as they were.
+pub(crate) fn read_weights<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, AlignError> {
+    let mut values = tensor
         .into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|error| AlignError::TensorRead {
             message: format!("{error:?}"),
-        })
+        })?;
+    for value in &mut values {
+        if value.is_subnormal() {
+            *value = 0.0;
+        }
+    }
+    Ok(values)
 }
 
 #[cfg(test)]
@@ -416,30 +560,39 @@ mod tests {
     }
 
     #[test]
-    fn layers_of_odd_width_split_over_many_threads_stay_in_bounds() {
-        let (input, output, rows) = (3, 4289, 2);
-        let layer = DenseLayer {
+    fn layers_of_odd_width_stay_in_bounds_on_both_paths() {
+        let (input, output) = (3, 4289);
+        let layer = DenseLayer::new(
             input,
             output,
-            weight: (0..input * output).map(|i| (i % 13) as f32 - 6.0).collect(),
-            bias: (0..output).map(|i| (i % 5) as f32).collect(),
-        };
-        let values: Vec<f32> = (0..rows * input).map(|i| i as f32 * 0.5 - 1.0).collect();
-        let mut result = Vec::new();
+            (0..input * output).map(|i| (i % 13) as f32 - 6.0).collect(),
+            (0..output).map(|i| (i % 5) as f32).collect(),
+        );
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(4)
             .build()
             .unwrap();
-        // 67 threads ask for 67 column blocks of 65 columns, one more than the layer holds.
-        pool.install(|| layer.forward(&values, rows, &mut result, false, 67));
-        assert_eq!(result.len(), rows * output);
-        for row in 0..rows {
-            for column in [0, 64, 65, 4288] {
-                let expected = layer.bias[column]
-                    + (0..input)
-                        .map(|k| values[row * input + k] * layer.weight[k * output + column])
-                        .sum::<f32>();
-                assert_eq!(result[row * output + column], expected, "{row}, {column}");
+        // 2 rows take the few-row kernel (67 blocks of 64 columns, the last one partial);
+        // 40 take gemm, where 67 threads ask for 67 column blocks of 65 columns, one more
+        // than the layer holds.
+        for rows in [2, FEW_ROWS + 8] {
+            let values: Vec<f32> = (0..rows * input).map(|i| i as f32 * 0.5 - 1.0).collect();
+            let mut result = Vec::new();
+            pool.install(|| layer.forward(&values, rows, &mut result, true, 67));
+            assert_eq!(result.len(), rows * output);
+            for row in [0, rows - 1] {
+                for column in [0, 63, 64, 65, 4288] {
+                    let expected = (layer.bias[column]
+                        + (0..input)
+                            .map(|k| values[row * input + k] * layer.weight[k * output + column])
+                            .sum::<f32>())
+                    .max(0.0);
+                    let found = result[row * output + column];
+                    assert!(
+                        (found - expected).abs() <= 1e-5 * (1.0 + expected.abs()),
+                        "{rows} rows, row {row}, column {column}: {found} vs {expected}"
+                    );
+                }
             }
         }
     }

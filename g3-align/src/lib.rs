@@ -48,6 +48,7 @@ mod location;
 pub mod models;
 mod precision;
 pub mod pretrained;
+mod simd;
 mod text_encoder;
 pub mod training;
 

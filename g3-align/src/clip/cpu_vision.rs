@@ -13,13 +13,13 @@
 //! forward pass (tested against it and against transformers' float64 outputs).
 
 use burn::nn::{LayerNorm, Linear};
-use burn::prelude::*;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 use super::config::HiddenActivation;
 use super::model::ClipVisionTransformer;
+use crate::cpu_inference::read_weights;
 use crate::error::AlignError;
 
 /// Rows of tokens normalised or activated per parallel task.
@@ -121,7 +121,7 @@ impl CpuVisionTower {
             });
         }
         // [width, channels · patch²] → its transpose, the right-hand side of patches · W.
-        let conv = read_values(patch_conv.weight.val())?;
+        let conv = read_weights(patch_conv.weight.val())?;
         let patch_values = channels * patch * patch;
         let mut patch_weight = vec![0.0; patch_values * width];
         for (output, row) in conv.chunks_exact(patch_values).enumerate() {
@@ -158,8 +158,8 @@ impl CpuVisionTower {
         Ok(CpuVisionTower {
             weights: Weights {
                 patch_weight,
-                class_embedding: read_values(tower.embeddings.class_embedding.val())?,
-                positions: read_values(tower.embeddings.position_embedding.weight.val())?,
+                class_embedding: read_weights(tower.embeddings.class_embedding.val())?,
+                positions: read_weights(tower.embeddings.position_embedding.weight.val())?,
                 pre_norm: Norm::from_layer_norm(&tower.pre_layrnorm, epsilon)?,
                 post_norm: Norm::from_layer_norm(&tower.post_layernorm, epsilon)?,
                 activation: tower
@@ -389,9 +389,9 @@ impl Weights {
 
 impl Norm {
     fn from_layer_norm(norm: &LayerNorm, epsilon: f32) -> Result<Self, AlignError> {
-        let gamma = read_values(norm.gamma.val())?;
+        let gamma = read_weights(norm.gamma.val())?;
         let beta = match &norm.beta {
-            Some(beta) => read_values(beta.val())?,
+            Some(beta) => read_weights(beta.val())?,
             None => vec![0.0; gamma.len()],
         };
         Ok(Norm {
@@ -424,12 +424,12 @@ impl Dense {
                     reason: "fused projections must share their input width".into(),
                 });
             }
-            let values = read_values(linear.weight.val())?;
+            let values = read_weights(linear.weight.val())?;
             for (row, source) in values.chunks_exact(width).enumerate() {
                 weight[row * output + column..][..width].copy_from_slice(source);
             }
             match &linear.bias {
-                Some(linear_bias) => bias.extend(read_values(linear_bias.val())?),
+                Some(linear_bias) => bias.extend(read_weights(linear_bias.val())?),
                 None => bias.extend(std::iter::repeat_n(0.0, width)),
             }
             column += width;
@@ -708,52 +708,14 @@ fn softmax(row: &mut [f32]) {
     kernels::softmax(row);
 }
 
-/// A tensor's values on the host, as float32.
-fn read_values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, AlignError> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|error| AlignError::TensorRead {
-            message: format!("{error:?}"),
-        })
-}
-
 /// Element-wise kernels, each compiled for AVX-512, for AVX2 with FMA and for baseline
 /// x86-64 (chosen once per call by the CPU's features), so the compiler vectorises the
 /// exponentials, sums and products a ViT block spends its non-GEMM time on.
 mod kernels {
+    use crate::simd::dispatch;
+
     /// Independent partial sums per reduction, a multiple of every SIMD width.
     const LANES: usize = 16;
-
-    macro_rules! dispatch {
-        ($name:ident ( $($argument:ident : $type:ty),* ) $(-> $result:ty)?) => {
-            pub(super) fn $name($($argument: $type),*) $(-> $result)? {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    if std::arch::is_x86_feature_detected!("avx512f") {
-                        #[target_feature(enable = "avx512f,avx2,fma")]
-                        unsafe fn wide($($argument: $type),*) $(-> $result)? {
-                            generic::$name($($argument),*)
-                        }
-                        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (AVX-512F implies them).
-                        return unsafe { wide($($argument),*) };
-                    }
-                    if std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                    {
-                        #[target_feature(enable = "avx2,fma")]
-                        unsafe fn narrow($($argument: $type),*) $(-> $result)? {
-                            generic::$name($($argument),*)
-                        }
-                        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                        return unsafe { narrow($($argument),*) };
-                    }
-                }
-                generic::$name($($argument),*)
-            }
-        };
-    }
 
     dispatch!(layer_norm(source: &[f32], target: &mut [f32], gamma: &[f32], beta: &[f32], epsilon: f32));
     dispatch!(quick_gelu(values: &mut [f32]));
@@ -896,6 +858,8 @@ mod kernels {
 
 #[cfg(test)]
 mod tests {
+    use burn::prelude::*;
+
     use super::kernels::generic;
     use super::*;
     use crate::clip::{ClipVisionConfig, ClipVisionTransformer};
@@ -995,7 +959,7 @@ mod tests {
                     TensorData::new(pixels.clone(), [images, 3, 28, 28]),
                     &device(),
                 );
-                let reference = read_values(tower.forward(input).unwrap().pooled).unwrap();
+                let reference = read_weights(tower.forward(input).unwrap().pooled).unwrap();
                 assert_eq!(ours.len(), reference.len());
                 for (index, (a, b)) in ours.iter().zip(&reference).enumerate() {
                     assert!(
