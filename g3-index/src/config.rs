@@ -66,7 +66,7 @@ pub enum StoreKind {
 }
 
 /// The HNSW graph's settings; the defaults are usearch's, except the dissimilar-search beam.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HnswConfig {
     /// Edges per node (HNSW's `M`). More edges: better recall, more memory, slower build.
@@ -79,6 +79,18 @@ pub struct HnswConfig {
     /// far from every entry, where the graph's greedy search finds the extremes poorly with
     /// a normal `ef`; a wider beam buys the recall back (see [`HnswStore`](crate::HnswStore)).
     pub expansion_dissimilar: usize,
+    /// Graph candidates re-ranked by their exact f32 inner product (0, the default: none).
+    /// Only graphs over f16 or i8 vectors re-rank; they then also keep the vectors in f32
+    /// (see [`HnswStore`](crate::HnswStore)).
+    pub rerank: usize,
+    /// i8 graphs only: each component is multiplied by this and rounded to an integer in
+    /// [−127, 127]. `None` when building: 127 over the largest component magnitude of the
+    /// first vectors added, so that the integers span their whole range (embeddings of
+    /// unit length have components of a few hundredths, which a fixed ×127 leaves at a
+    /// handful of levels). The chosen value is kept in the database's manifest; later
+    /// components beyond the range saturate. Databases written before this setting existed
+    /// have none and keep usearch's own conversion (each vector scaled to unit length, ×127).
+    pub i8_scale: Option<f32>,
 }
 
 impl Default for HnswConfig {
@@ -88,12 +100,14 @@ impl Default for HnswConfig {
             expansion_add: 128,
             expansion_search: 64,
             expansion_dissimilar: 256,
+            rerank: 0,
+            i8_scale: None,
         }
     }
 }
 
 /// Everything needed to build a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// Exact or HNSW.

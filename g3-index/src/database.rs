@@ -127,9 +127,14 @@ impl Database {
                 Store::Hnsw(store)
             }
         };
+        let mut config = *config;
+        if let Store::Hnsw(store) = &store {
+            // Adding settles what the config leaves open (the i8 scale).
+            config.hnsw = store.config();
+        }
         Ok(Database {
             store,
-            config: *config,
+            config,
             metadata,
         })
     }
@@ -180,6 +185,17 @@ impl Database {
         }
     }
 
+    /// Changes how many HNSW candidates are re-ranked by their exact f32 score (0: none). An
+    /// error for an HNSW graph built without `rerank` (it keeps no f32 copy); no effect on
+    /// the exact store, whose scores are exact.
+    pub fn set_rerank(&mut self, candidates: usize) -> Result<()> {
+        if let Store::Hnsw(store) = &mut self.store {
+            store.set_rerank(candidates)?;
+            self.config.hnsw = store.config();
+        }
+        Ok(())
+    }
+
     /// Changes the HNSW candidate list size of dissimilar searches (no effect on the exact
     /// store).
     pub fn set_expansion_dissimilar(&mut self, expansion: usize) {
@@ -222,6 +238,10 @@ impl Database {
         match &self.store {
             Store::Exact(store) => write(EXACT_VECTORS, store.vector_bytes())?,
             Store::Hnsw(store) => {
+                // A re-ranking graph's f32 copy sits beside it, in the exact store's format.
+                if let Some(bytes) = store.exact_vector_bytes() {
+                    write(EXACT_VECTORS, bytes)?;
+                }
                 let file_path = staging.path().join(HNSW_VECTORS);
                 store.save(&file_path)?;
                 fs::File::open(&file_path)
@@ -316,7 +336,7 @@ impl Database {
             }
             StoreKind::Hnsw => {
                 let (vectors, digest) = file(HNSW_VECTORS)?;
-                Store::Hnsw(HnswStore::open_mapped(
+                let mut store = HnswStore::open_mapped(
                     &vectors,
                     &digest,
                     dimension,
@@ -324,7 +344,13 @@ impl Database {
                     config.precision,
                     config.hnsw,
                     count,
-                )?)
+                )?;
+                // Attached whenever saved, so that re-ranking can be switched back on.
+                if config.hnsw.rerank > 0 || manifest.files.contains_key(EXACT_VECTORS) {
+                    let (exact, digest) = file(EXACT_VECTORS)?;
+                    store.attach_exact_vectors(Column::map_file(&exact, &digest)?, &exact)?;
+                }
+                Store::Hnsw(store)
             }
         };
         let keys = file(KEYS)?;

@@ -19,9 +19,10 @@ const FILES: [&str; 7] = [
     "text.utf8",
 ];
 
-/// One saved exact and one saved HNSW database, built once for all cases.
-fn originals() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
-    static ORIGINALS: OnceLock<(tempfile::TempDir, [PathBuf; 2])> = OnceLock::new();
+/// One saved exact database, one HNSW database, and one HNSW database that re-ranks from
+/// an f32 copy of its vectors, built once for all cases.
+fn originals() -> &'static (tempfile::TempDir, [PathBuf; 3]) {
+    static ORIGINALS: OnceLock<(tempfile::TempDir, [PathBuf; 3])> = OnceLock::new();
     ORIGINALS.get_or_init(|| {
         let directory = tempfile::tempdir().unwrap();
         let dimension = 16;
@@ -36,6 +37,11 @@ fn originals() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
                 "hnsw",
                 StoreConfig::hnsw(Metric::Cosine, VectorPrecision::F16),
             ),
+            ("hnsw-rerank", {
+                let mut config = StoreConfig::hnsw(Metric::InnerProduct, VectorPrecision::I8);
+                config.hnsw.rerank = 32;
+                config
+            }),
         ] {
             let mut metadata = EntryMetadataBuilder::new(vec!["city".into()]);
             for row in 0..count {
@@ -92,7 +98,7 @@ proptest! {
 
     #[test]
     fn damaged_files_never_crash(
-        which_database in 0usize..2,
+        which_database in 0usize..3,
         which_file in 0usize..FILES.len(),
         position in 0.0f64..1.0,
         bit in 0u8..8,
@@ -131,6 +137,17 @@ fn a_missing_file_is_named() {
     std::fs::remove_file(path.join("keys.u64")).unwrap();
     let message = open_and_use(&path).unwrap_err();
     assert!(message.contains("keys.u64"), "{message}");
+}
+
+#[test]
+fn a_re_ranking_graph_without_its_f32_copy_is_refused_by_name() {
+    let (_, originals) = originals();
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("db");
+    copy_database(&originals[2], &path);
+    std::fs::remove_file(path.join("vectors.f32")).unwrap();
+    let message = open_and_use(&path).unwrap_err();
+    assert!(message.contains("vectors.f32"), "{message}");
 }
 
 proptest! {

@@ -55,6 +55,12 @@ fn all_configs() -> Vec<StoreConfig> {
         ] {
             configs.push(StoreConfig::hnsw(metric, precision));
         }
+        // Quantised graphs re-ranked from their f32 copy, saved beside the graph.
+        for precision in [VectorPrecision::F16, VectorPrecision::I8] {
+            let mut config = StoreConfig::hnsw(metric, precision);
+            config.hnsw.rerank = 40;
+            configs.push(config);
+        }
     }
     configs
 }
@@ -497,4 +503,70 @@ fn an_hnsw_store_filled_in_chunks_becomes_a_database() {
         Database::from_hnsw_store(short, metadata(300)),
         Err(IndexError::CountMismatch { .. })
     ));
+}
+
+#[test]
+fn re_ranking_is_saved_switched_and_refused_without_the_f32_copy() {
+    let dimension = 24;
+    let count = 500;
+    let vectors = unit_vectors(count, dimension, 21);
+    let queries = Embeddings::new(dimension, unit_vectors(5, dimension, 22)).unwrap();
+    let mut config = StoreConfig::hnsw(Metric::InnerProduct, VectorPrecision::I8);
+    config.hnsw.rerank = 40;
+    let database = Database::build(
+        Embeddings::new(dimension, vectors.clone()).unwrap(),
+        metadata(count),
+        &config,
+        &|_| {},
+    )
+    .unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("db");
+    database.save(&path).unwrap();
+    assert!(path.join("vectors.f32").is_file());
+    let mut opened = Database::open(&path).unwrap();
+    assert_eq!(opened.config().hnsw.rerank, 40);
+    // Re-ranked scores are the exact f32 inner products of the stored vectors.
+    let found = opened
+        .search(&queries, 10, SearchDirection::Similar)
+        .unwrap();
+    for (query, neighbours) in queries.as_slice().chunks_exact(dimension).zip(&found) {
+        for neighbour in neighbours {
+            let row = (neighbour.key - 1000) as usize;
+            let exact: f32 = query
+                .iter()
+                .zip(&vectors[row * dimension..][..dimension])
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!((neighbour.similarity - exact).abs() < 1e-5);
+        }
+    }
+    // Switched off, the quantised scores come back; switched on again, the exact ones.
+    opened.set_rerank(0).unwrap();
+    let quantised = opened
+        .search(&queries, 10, SearchDirection::Similar)
+        .unwrap();
+    assert_ne!(quantised, found);
+    opened.set_rerank(40).unwrap();
+    assert_eq!(
+        opened
+            .search(&queries, 10, SearchDirection::Similar)
+            .unwrap(),
+        found
+    );
+
+    // A graph built without re-ranking keeps no copy and says so.
+    let plain = Database::build(
+        Embeddings::new(dimension, vectors).unwrap(),
+        metadata(count),
+        &StoreConfig::hnsw(Metric::InnerProduct, VectorPrecision::I8),
+        &|_| {},
+    )
+    .unwrap();
+    let plain_path = directory.path().join("plain");
+    plain.save(&plain_path).unwrap();
+    assert!(!plain_path.join("vectors.f32").exists());
+    let mut plain = Database::open(&plain_path).unwrap();
+    let message = plain.set_rerank(10).unwrap_err().to_string();
+    assert!(message.contains("no f32 copy"), "{message}");
 }

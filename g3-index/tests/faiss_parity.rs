@@ -146,3 +146,98 @@ fn reads_index_flat_l2_vectors_exactly() {
     assert_eq!(faiss.dimension, 8);
     assert_eq!(faiss.vectors, goldens.l2_vectors.concat());
 }
+
+#[test]
+fn quantised_graphs_re_ranked_score_exactly_like_faiss() {
+    // f16 and i8 graphs with exact re-ranking: the neighbours they return carry faiss's
+    // f32 scores (within 1e-5), in faiss's order, and recall is at least the graph's own.
+    let goldens = goldens();
+    let faiss = read_faiss_flat(&fixture("flat_ip.faissindex")).unwrap();
+    let queries: Vec<f32> = goldens.queries.concat();
+    for precision in [VectorPrecision::F16, VectorPrecision::I8] {
+        let config = HnswConfig {
+            rerank: 64,
+            ..HnswConfig::default()
+        };
+        let mut store =
+            HnswStore::new(faiss.dimension, Metric::InnerProduct, precision, config).unwrap();
+        store.add(&faiss.vectors, &|_| {}).unwrap();
+        assert_eq!(store.exact_vectors(), Some(&faiss.vectors[..]));
+        store.set_expansion_search(200);
+        for (direction, expected) in [
+            (SearchDirection::Similar, &goldens.similar),
+            (SearchDirection::Dissimilar, &goldens.dissimilar),
+        ] {
+            let recall_of = |store: &HnswStore| {
+                let found = store.search_rows(&queries, goldens.k, direction).unwrap();
+                let hits: usize = found
+                    .iter()
+                    .zip(&expected.ids)
+                    .map(|(found, ids)| found.iter().filter(|m| ids.contains(&m.row)).count())
+                    .sum();
+                (
+                    found,
+                    hits as f64 / (goldens.k * goldens.queries.len()) as f64,
+                )
+            };
+            store.set_rerank(0).unwrap();
+            let (_, quantised_recall) = recall_of(&store);
+            store.set_rerank(64).unwrap();
+            let (found, recall) = recall_of(&store);
+            let label = format!("{precision:?} {direction:?}");
+            assert!(recall >= 0.95, "{label}: recall@{} = {recall}", goldens.k);
+            assert!(
+                recall >= quantised_recall,
+                "{label}: {recall} < {quantised_recall}"
+            );
+            for (found, (ids, scores)) in
+                found.iter().zip(expected.ids.iter().zip(&expected.scores))
+            {
+                for pair in found.windows(2) {
+                    match direction {
+                        SearchDirection::Similar => {
+                            assert!(pair[0].similarity >= pair[1].similarity)
+                        }
+                        SearchDirection::Dissimilar => {
+                            assert!(pair[0].similarity <= pair[1].similarity)
+                        }
+                    }
+                }
+                for m in found {
+                    if let Some(position) = ids.iter().position(|&id| id == m.row) {
+                        assert!((m.similarity - scores[position]).abs() < 1e-5, "{label}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn re_ranking_needs_a_quantised_graph_with_its_f32_copy() {
+    let f32_graph = HnswStore::new(
+        8,
+        Metric::InnerProduct,
+        VectorPrecision::F32,
+        HnswConfig {
+            rerank: 16,
+            ..HnswConfig::default()
+        },
+    );
+    let message = f32_graph
+        .err()
+        .expect("an f32 graph cannot re-rank")
+        .to_string();
+    assert!(message.contains("re-ranking"), "{message}");
+    let mut without_copy = HnswStore::new(
+        8,
+        Metric::InnerProduct,
+        VectorPrecision::I8,
+        HnswConfig::default(),
+    )
+    .unwrap();
+    assert!(without_copy.exact_vectors().is_none());
+    let message = without_copy.set_rerank(16).unwrap_err().to_string();
+    assert!(message.contains("no f32 copy"), "{message}");
+    without_copy.set_rerank(0).unwrap();
+}

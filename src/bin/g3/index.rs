@@ -56,6 +56,11 @@ pub struct StoreArgs {
     /// HNSW candidate list size of dissimilar searches (stored as the database's default).
     #[arg(long, default_value_t = HnswConfig::default().expansion_dissimilar)]
     expansion_dissimilar: usize,
+
+    /// Graph candidates re-ranked by their exact f32 score (0: none). Needs --dtype f16 or
+    /// i8; the database then also keeps the vectors in f32 (memory-mapped when searching).
+    #[arg(long, default_value_t = HnswConfig::default().rerank)]
+    rerank: usize,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +148,11 @@ pub struct SearchArgs {
     #[arg(long)]
     expansion_dissimilar: Option<usize>,
 
+    /// HNSW candidates re-ranked exactly for this search (default: the database's; only
+    /// databases built with --rerank keep the f32 vectors it needs).
+    #[arg(long)]
+    rerank: Option<usize>,
+
     /// Output CSV: query, rank, key, score, LAT, LON.
     #[arg(long, value_name = "neighbours.csv")]
     output: PathBuf,
@@ -195,6 +205,8 @@ impl StoreArgs {
                 expansion_add: self.expansion_add,
                 expansion_search: self.expansion_search,
                 expansion_dissimilar: self.expansion_dissimilar,
+                rerank: self.rerank,
+                i8_scale: None,
             },
         }
     }
@@ -256,12 +268,16 @@ pub fn run(command: IndexCommand) -> anyhow::Result<()> {
             if config.kind == StoreKind::Hnsw {
                 println!("precision:    {:?}", config.precision);
                 println!(
-                    "hnsw:         connectivity {}, expansion add {}, expansion search {}, expansion dissimilar {}",
+                    "hnsw:         connectivity {}, expansion add {}, expansion search {}, expansion dissimilar {}, rerank {}",
                     config.hnsw.connectivity,
                     config.hnsw.expansion_add,
                     config.hnsw.expansion_search,
-                    config.hnsw.expansion_dissimilar
+                    config.hnsw.expansion_dissimilar,
+                    config.hnsw.rerank
                 );
+                if let Some(scale) = config.hnsw.i8_scale {
+                    println!("i8 scale:     {scale}");
+                }
             }
             println!(
                 "text columns: {}",
@@ -320,6 +336,11 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
     }
     if let Some(expansion) = args.expansion_dissimilar {
         database.set_expansion_dissimilar(expansion);
+    }
+    if let Some(candidates) = args.rerank {
+        database
+            .set_rerank(candidates)
+            .with_context(|| format!("cannot re-rank with {}", args.db.display()))?;
     }
     let opened = started.elapsed().as_secs_f64();
     let queries = read_embeddings_npy(&args.queries)?;
