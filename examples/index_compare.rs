@@ -4,8 +4,11 @@
 //! Prints one JSON object per store on stdout.
 //!
 //! ```text
-//! cargo run --release --example index_compare -- BASE.npy QUERIES.npy FAISS_IDS.npy [K]
+//! cargo run --release --example index_compare -- BASE.npy QUERIES.npy FAISS_IDS.npy [K] [PRECISIONS]
 //! ```
+//! `PRECISIONS` picks the HNSW graphs to build, comma-separated (default `f32,f16,i8`);
+//! `G3_HNSW_CONNECTIVITY` and `G3_HNSW_EXPANSION_ADD` change their graph settings (default
+//! usearch's 16 and 128).
 //! `FAISS_IDS.npy` holds faiss `IndexFlatIP`'s int64 ids for the queries ([queries, K]); the
 //! exact store's agreement with it is reported.
 
@@ -28,6 +31,15 @@ fn resident_mib() -> f64 {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// A graph setting from the environment (`benches/compare/index.py` passes its options so).
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).map_or(default, |value| {
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a whole number, not {value:?}"))
+    })
 }
 
 fn read_ids(path: &Path) -> Vec<Vec<u64>> {
@@ -86,12 +98,23 @@ fn batched(
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let [base, queries, faiss_ids, rest @ ..] = &arguments[..] else {
-        eprintln!("usage: index_compare BASE.npy QUERIES.npy FAISS_IDS.npy [K]");
+        eprintln!("usage: index_compare BASE.npy QUERIES.npy FAISS_IDS.npy [K] [PRECISIONS]");
         std::process::exit(2);
     };
     let k: usize = rest
         .first()
         .map_or(20, |k| k.parse().expect("K is a number"));
+    let precisions: Vec<VectorPrecision> = rest
+        .get(1)
+        .map_or("f32,f16,i8", String::as_str)
+        .split(',')
+        .map(|name| match name {
+            "f32" => VectorPrecision::F32,
+            "f16" => VectorPrecision::F16,
+            "i8" => VectorPrecision::I8,
+            other => panic!("unknown precision {other:?}: use f32, f16 or i8"),
+        })
+        .collect();
     let base = read_embeddings_npy(Path::new(base)).expect("the base vectors load");
     let queries = read_embeddings_npy(Path::new(queries)).expect("the queries load");
     let faiss_ids = read_ids(Path::new(faiss_ids));
@@ -133,44 +156,64 @@ fn main() {
     );
     drop(exact);
 
-    for precision in [
-        VectorPrecision::F32,
-        VectorPrecision::F16,
-        VectorPrecision::I8,
-    ] {
+    for precision in precisions {
         let before = resident_mib();
         let started = Instant::now();
-        let mut store = HnswStore::new(
-            dimension,
-            Metric::InnerProduct,
-            precision,
-            HnswConfig::default(),
-        )
-        .unwrap();
+        // Quantised graphs keep an f32 copy, so that the same graph is timed with and
+        // without exact re-ranking of the beam's candidates.
+        let config = HnswConfig {
+            rerank: usize::from(precision != VectorPrecision::F32),
+            connectivity: setting("G3_HNSW_CONNECTIVITY", HnswConfig::default().connectivity),
+            expansion_add: setting("G3_HNSW_EXPANSION_ADD", HnswConfig::default().expansion_add),
+            ..HnswConfig::default()
+        };
+        let mut store = HnswStore::new(dimension, Metric::InnerProduct, precision, config).unwrap();
         store.add(base.as_slice(), &|_| {}).unwrap();
         let build = started.elapsed().as_secs_f64();
         let memory = resident_mib() - before;
         let usearch_mib = store.memory_usage() as f64 / (1 << 20) as f64;
-        for expansion in [64, 128, 256] {
-            store.set_expansion_search(expansion);
-            let single = single_query_rate(&store, queries.as_slice(), k, SearchDirection::Similar);
-            let (found, batched_rate) =
-                batched(&store, queries.as_slice(), k, SearchDirection::Similar);
-            println!(
-                "{{\"store\": \"hnsw-{precision:?}\", \"direction\": \"similar\", \"expansion\": {expansion}, \"build_s\": {build:.3}, \"memory_mib\": {memory:.0}, \"usearch_mib\": {usearch_mib:.0}, \"recall\": {:.4}, \"single_qps\": {single:.1}, \"batched_qps\": {batched_rate:.1}}}",
-                recall(&found, &truth),
-            );
-        }
-        for expansion in [256, 1024, 4096] {
-            store.set_expansion_dissimilar(expansion);
-            let single =
-                single_query_rate(&store, queries.as_slice(), k, SearchDirection::Dissimilar);
-            let (found, batched_rate) =
-                batched(&store, queries.as_slice(), k, SearchDirection::Dissimilar);
-            println!(
-                "{{\"store\": \"hnsw-{precision:?}\", \"direction\": \"dissimilar\", \"expansion\": {expansion}, \"build_s\": {build:.3}, \"memory_mib\": {memory:.0}, \"usearch_mib\": {usearch_mib:.0}, \"recall\": {:.4}, \"single_qps\": {single:.1}, \"batched_qps\": {batched_rate:.1}}}",
-                recall(&found, &truth_dissimilar),
-            );
+        let reranks: &[bool] = if precision == VectorPrecision::F32 {
+            &[false]
+        } else {
+            &[false, true]
+        };
+        for &reranked in reranks {
+            let name = if reranked {
+                format!("hnsw-{precision:?}+rerank")
+            } else {
+                format!("hnsw-{precision:?}")
+            };
+            for expansion in [64, 128, 192, 256, 384, 512] {
+                store.set_expansion_search(expansion);
+                store
+                    .set_rerank(if reranked { expansion } else { 0 })
+                    .unwrap();
+                let single =
+                    single_query_rate(&store, queries.as_slice(), k, SearchDirection::Similar);
+                let (found, batched_rate) =
+                    batched(&store, queries.as_slice(), k, SearchDirection::Similar);
+                println!(
+                    "{{\"store\": \"{name}\", \"direction\": \"similar\", \"expansion\": {expansion}, \"build_s\": {build:.3}, \"memory_mib\": {memory:.0}, \"usearch_mib\": {usearch_mib:.0}, \"recall\": {:.4}, \"single_qps\": {single:.1}, \"batched_qps\": {batched_rate:.1}}}",
+                    recall(&found, &truth),
+                );
+            }
+            // usearch's beam is max(expansion_search, requested count): back to the default
+            // similar beam, so that the dissimilar beam alone sets it.
+            store.set_expansion_search(HnswConfig::default().expansion_search);
+            for expansion in [256, 384, 512, 768, 1024] {
+                store.set_expansion_dissimilar(expansion);
+                store
+                    .set_rerank(if reranked { expansion } else { 0 })
+                    .unwrap();
+                let single =
+                    single_query_rate(&store, queries.as_slice(), k, SearchDirection::Dissimilar);
+                let (found, batched_rate) =
+                    batched(&store, queries.as_slice(), k, SearchDirection::Dissimilar);
+                println!(
+                    "{{\"store\": \"{name}\", \"direction\": \"dissimilar\", \"expansion\": {expansion}, \"build_s\": {build:.3}, \"memory_mib\": {memory:.0}, \"usearch_mib\": {usearch_mib:.0}, \"recall\": {:.4}, \"single_qps\": {single:.1}, \"batched_qps\": {batched_rate:.1}}}",
+                    recall(&found, &truth_dissimilar),
+                );
+            }
         }
     }
 }

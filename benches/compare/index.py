@@ -8,7 +8,11 @@ each with 1,000 held-out queries from the same clusters. For every store: build 
 resident memory, recall@20 against exact search, single-query and batched queries per
 second, for similar search and for the reference's dissimilar search (lowest inner product,
 faiss searched with the negated query). faiss: IndexFlatIP (the reference) and
-IndexHNSWFlat (M = 16, efConstruction = 128, the usearch defaults g3-index uses).
+IndexHNSWFlat (by default M = 16, efConstruction = 128, the usearch defaults g3-index uses;
+`--connectivity` and `--expansion-add` change both libraries' graphs alike).
+g3-index: the exact store, HNSW graphs over f32, f16 and i8 vectors, and the f16 and i8
+graphs again with exact re-ranking ("+rerank": the ef candidates of the walk re-scored in
+f32 from the kept vectors).
 
 The vectors model what image embeddings look like rather than isotropic noise: a shared mean
 direction (embeddings fill a cone), 2,000 cluster centres, variation within a cluster along
@@ -19,7 +23,8 @@ approximate index can rank: recall@20 of both HNSW libraries fell to 0.6-0.8 on 
     python3 -m venv /tmp/faissvenv
     /tmp/faissvenv/bin/pip install -r tools/goldens/requirements-faiss.txt
     cargo build --release --example index_compare
-    /tmp/faissvenv/bin/python benches/compare/index.py [--only 200k|1m] [--workdir DIR]
+    /tmp/faissvenv/bin/python benches/compare/index.py [--only 200k|1m] [--precisions f32,f16,i8]
+        [--connectivity 16] [--expansion-add 128] [--workdir DIR]
 
 Both libraries use every core (faiss through OpenMP, g3-index through rayon). "Single-query"
 means one query per call, answered in turn; "batched" means all 1,000 queries in one call.
@@ -83,7 +88,7 @@ def recall(found, truth):
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
 
 
-def run_faiss(base, queries):
+def run_faiss(base, queries, connectivity, expansion_add):
     rows = []
     dimension = base.shape[1]
     before = resident_mib()
@@ -107,13 +112,13 @@ def run_faiss(base, queries):
 
     before = resident_mib()
     started = time.perf_counter()
-    hnsw = faiss.IndexHNSWFlat(dimension, 16, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = 128
+    hnsw = faiss.IndexHNSWFlat(dimension, connectivity, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = expansion_add
     hnsw.add(base)
     build = time.perf_counter() - started
     memory = resident_mib() - before
-    for direction, sign, expansions, expected in (("similar", 1, (64, 128, 256), truth),
-                                                   ("dissimilar", -1, (256, 1024, 4096), truth_dissimilar)):
+    for direction, sign, expansions, expected in (("similar", 1, (64, 128, 192, 256), truth),
+                                                   ("dissimilar", -1, (256, 384, 512, 1024), truth_dissimilar)):
         for expansion in expansions:
             hnsw.hnsw.efSearch = expansion
             signed = np.ascontiguousarray(sign * queries)
@@ -131,13 +136,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["200k", "1m"])
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--precisions", default="f32,f16,i8", help="g3 HNSW graphs to build, comma-separated")
+    parser.add_argument("--connectivity", type=int, default=16, help="HNSW M of both libraries' graphs")
+    parser.add_argument("--expansion-add", type=int, default=128, help="HNSW efConstruction of both libraries' graphs")
     parser.add_argument("--scale", type=float, default=1.0, help="shrink the datasets (for a quick check)")
     arguments = parser.parse_args()
     datasets = [("200k", 200_000, 2304), ("1m", 1_000_000, 768)]
     workdir = arguments.workdir or Path(tempfile.mkdtemp(prefix="g3-index-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     binary = ROOT / "target" / "release" / "examples" / "index_compare"
-    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, {os.cpu_count()} cores")
+    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, {os.cpu_count()} cores; "
+          f"both graphs M = {arguments.connectivity}, efConstruction = {arguments.expansion_add}")
     for name, count, dimension in datasets:
         if arguments.only and arguments.only != name:
             continue
@@ -149,11 +158,12 @@ def main():
         paths = {part: workdir / f"{name}-{part}.npy" for part in ("base", "queries", "faiss-ids")}
         np.save(paths["base"], base)
         np.save(paths["queries"], queries)
-        faiss_rows, truth = run_faiss(base, queries)
+        faiss_rows, truth = run_faiss(base, queries, arguments.connectivity, arguments.expansion_add)
         np.save(paths["faiss-ids"], truth.astype(np.int64))
         del base
-        output = subprocess.run([str(binary), str(paths["base"]), str(paths["queries"]), str(paths["faiss-ids"]), str(K)],
-                                check=True, capture_output=True, text=True).stdout
+        settings = {"G3_HNSW_CONNECTIVITY": str(arguments.connectivity), "G3_HNSW_EXPANSION_ADD": str(arguments.expansion_add)}
+        output = subprocess.run([str(binary), str(paths["base"]), str(paths["queries"]), str(paths["faiss-ids"]), str(K), arguments.precisions],
+                                check=True, capture_output=True, text=True, env={**os.environ, **settings}).stdout
         ours = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
         exact = {row["direction"]: row for row in ours if row["store"] == "exact"}
         flat = {row["direction"]: row for row in faiss_rows if row["store"] == "faiss IndexFlatIP"}
@@ -168,6 +178,18 @@ def main():
             print(f"\nexact store ÷ faiss IndexFlatIP, {direction}: single {exact[direction]['single_qps'] / flat[direction]['single_qps']:.2f}×, "
                   f"batched {exact[direction]['batched_qps'] / flat[direction]['batched_qps']:.2f}×")
         print(f"exact store ids agree with faiss on {exact['similar']['agreement_with_faiss'] * 100:.3f}% of neighbours")
+        print("\nfaiss IndexHNSWFlat against the fastest g3 graph at equal or higher recall@20 (single-query q/s):\n")
+        print("| direction | faiss ef | faiss recall | faiss q/s | g3 store | g3 ef | g3 recall | g3 q/s | g3 ÷ faiss |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for peer in (row for row in faiss_rows if row["store"] == "faiss IndexHNSWFlat"):
+            rivals = [row for row in ours if row["store"].startswith("hnsw") and row["direction"] == peer["direction"]
+                      and row["recall"] >= peer["recall"]]
+            if not rivals:
+                print(f"| {peer['direction']} | {peer['expansion']} | {peer['recall']:.4f} | {peer['single_qps']:.1f} | none reaches this recall | | | | |")
+                continue
+            best = max(rivals, key=lambda row: row["single_qps"])
+            print(f"| {peer['direction']} | {peer['expansion']} | {peer['recall']:.4f} | {peer['single_qps']:.1f} | {best['store']} | "
+                  f"{best['expansion']} | {best['recall']:.4f} | {best['single_qps']:.1f} | {best['single_qps'] / peer['single_qps']:.2f}× |")
         sys.stdout.flush()
         for path in paths.values():
             path.unlink()
