@@ -286,8 +286,13 @@ impl Pipeline {
                 _ => Ok(vec![Vec::new(); images.len()]),
             }
         };
-        let similar = search(needed.similar, SearchDirection::Similar)?;
-        let dissimilar = search(needed.dissimilar, SearchDirection::Dissimilar)?;
+        // The two searches are independent: one photo's searches each run on one thread, so
+        // side by side they take the time of the longer one.
+        let (similar, dissimilar) = rayon::join(
+            || search(needed.similar, SearchDirection::Similar),
+            || search(needed.dissimilar, SearchDirection::Dissimilar),
+        );
+        let (similar, dissimilar) = (similar?, dissimilar?);
 
         // Generation and the pools, up to `concurrent_queries` queries at once.
         let pools = self.for_each_concurrently(images.len(), |index| {
