@@ -203,6 +203,90 @@ fn built_hnsw_database_retrieves_faiss_neighbours() {
 }
 
 #[test]
+fn re_ranked_i8_database_scores_like_faiss_and_refuses_re_ranking_without_its_copy() {
+    let goldens = goldens();
+    let directory = tempfile::tempdir().unwrap();
+    let path = |name: &str| -> String { directory.path().join(name).to_str().unwrap().to_owned() };
+    let faiss = g3::index::read_faiss_flat(Path::new(&fixture("flat_ip.faissindex"))).unwrap();
+    let rows: Vec<Vec<f32>> = faiss
+        .vectors
+        .chunks_exact(goldens.dimension)
+        .map(<[f32]>::to_vec)
+        .collect();
+    write_npy(Path::new(&path("emb.npy")), &rows);
+    write_npy(Path::new(&path("queries.npy")), &goldens.queries);
+    let build = |output: &str, rerank: &str| {
+        succeed(g3(&[
+            "index",
+            "build",
+            "--embeddings",
+            &path("emb.npy"),
+            "--metadata",
+            &fixture("flat_ip_metadata.csv"),
+            "--output",
+            &path(output),
+            "--dtype",
+            "i8",
+            "--rerank",
+            rerank,
+            "--text-columns",
+            "",
+        ]))
+    };
+    build("db", "64");
+    let info = g3(&["index", "info", "--db", &path("db")]);
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(info.contains("rerank 64"), "{info}");
+    assert!(info.contains("i8 scale:"), "{info}");
+    succeed(g3(&[
+        "index",
+        "search",
+        "--db",
+        &path("db"),
+        "--queries",
+        &path("queries.npy"),
+        "--k",
+        "10",
+        "--expansion-search",
+        "200",
+        "--output",
+        &path("neighbours.csv"),
+    ]));
+    // Re-ranked scores are faiss's exact inner products, wherever the id is faiss's too.
+    let found = read_neighbors(Path::new(&path("neighbours.csv")));
+    let mut hits = 0;
+    for &(query, _, key, score, _, _) in &found {
+        if let Some(rank) = goldens.similar.ids[query].iter().position(|&id| id == key) {
+            hits += 1;
+            assert!((score - goldens.similar.scores[query][rank]).abs() <= 1e-5);
+        }
+    }
+    assert!(
+        hits as f64 >= 0.95 * found.len() as f64,
+        "{hits}/{}",
+        found.len()
+    );
+
+    // Without the f32 copy, asking to re-rank is an error that says why.
+    build("plain", "0");
+    let output = g3(&[
+        "index",
+        "search",
+        "--db",
+        &path("plain"),
+        "--queries",
+        &path("queries.npy"),
+        "--rerank",
+        "32",
+        "--output",
+        &path("out.csv"),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no f32 copy"), "{stderr}");
+}
+
+#[test]
 fn bad_inputs_fail_with_messages_naming_them() {
     let goldens = goldens();
     let directory = tempfile::tempdir().unwrap();
