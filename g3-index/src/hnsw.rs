@@ -241,8 +241,11 @@ impl HnswStore {
             return Ok(());
         }
         let first_row = self.len();
-        // Cosine graphs hold unit vectors: the i8 scale and the f32 copy are taken from them.
-        let vectors: std::borrow::Cow<[f32]> = if self.metric == Metric::Cosine {
+        // Cosine graphs hold unit vectors: the i8 scale and the f32 copy are taken from them
+        // (f32 and f16 graphs without a copy get the vectors as given; usearch normalises).
+        let normalize = self.metric == Metric::Cosine
+            && (self.precision == VectorPrecision::I8 || self.exact.is_some());
+        let vectors: std::borrow::Cow<[f32]> = if normalize {
             let mut owned = vectors.to_vec();
             normalize_rows(&mut owned, self.dimension);
             std::borrow::Cow::Owned(owned)
