@@ -156,6 +156,32 @@ fn main() {
     );
     drop(exact);
 
+    // The exact store in half precision: its speed, and its recall against the f32 one.
+    let before = resident_mib();
+    let started = Instant::now();
+    let mut exact_f16 =
+        ExactStore::with_precision(dimension, Metric::InnerProduct, VectorPrecision::F16).unwrap();
+    exact_f16.add(base.as_slice()).unwrap();
+    let build = started.elapsed().as_secs_f64();
+    let memory = resident_mib() - before;
+    for (direction, truth) in [
+        (SearchDirection::Similar, &truth),
+        (SearchDirection::Dissimilar, &truth_dissimilar),
+    ] {
+        let single = single_query_rate(&exact_f16, single_queries, k, direction);
+        let (found, batched_rate) = batched(&exact_f16, queries.as_slice(), k, direction);
+        println!(
+            "{{\"store\": \"exact-F16\", \"direction\": \"{}\", \"build_s\": {build:.3}, \"memory_mib\": {memory:.0}, \"recall\": {:.4}, \"single_qps\": {single:.2}, \"batched_qps\": {batched_rate:.2}}}",
+            if direction == SearchDirection::Similar {
+                "similar"
+            } else {
+                "dissimilar"
+            },
+            recall(&found, truth),
+        );
+    }
+    drop(exact_f16);
+
     for precision in precisions {
         let before = resident_mib();
         let started = Instant::now();

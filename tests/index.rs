@@ -287,6 +287,54 @@ fn re_ranked_i8_database_scores_like_faiss_and_refuses_re_ranking_without_its_co
 }
 
 #[test]
+fn faiss_index_imported_as_an_exact_f16_store_scores_within_1e_3() {
+    let goldens = goldens();
+    let directory = tempfile::tempdir().unwrap();
+    let path = |name: &str| -> String { directory.path().join(name).to_str().unwrap().to_owned() };
+    write_npy(Path::new(&path("queries.npy")), &goldens.queries);
+    succeed(g3(&[
+        "index",
+        "import-faiss",
+        "--faiss",
+        &fixture("flat_ip.faissindex"),
+        "--metadata",
+        &fixture("flat_ip_metadata.csv"),
+        "--output",
+        &path("db"),
+        "--kind",
+        "exact",
+        "--dtype",
+        "f16",
+    ]));
+    assert!(Path::new(&path("db")).join("vectors.f16").is_file());
+    succeed(g3(&[
+        "index",
+        "search",
+        "--db",
+        &path("db"),
+        "--queries",
+        &path("queries.npy"),
+        "--k",
+        "10",
+        "--output",
+        &path("neighbours.csv"),
+    ]));
+    let found = read_neighbors(Path::new(&path("neighbours.csv")));
+    assert_eq!(found.len(), goldens.queries.len() * 10);
+    let mut same = 0;
+    for &(query, rank, key, score, _, _) in &found {
+        // Rank by rank, the score is faiss's within 1e-3 (entries closer than that may swap).
+        assert!((score - goldens.similar.scores[query][rank]).abs() <= 1e-3);
+        same += usize::from(key == goldens.similar.ids[query][rank]);
+    }
+    assert!(
+        same as f64 >= 0.95 * found.len() as f64,
+        "{same}/{}",
+        found.len()
+    );
+}
+
+#[test]
 fn bad_inputs_fail_with_messages_naming_them() {
     let goldens = goldens();
     let directory = tempfile::tempdir().unwrap();

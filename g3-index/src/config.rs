@@ -28,8 +28,8 @@ impl Metric {
     }
 }
 
-/// How an HNSW store keeps its vectors. The exact store always keeps f32 (it is the
-/// ground truth).
+/// How a store keeps its vectors: an HNSW graph in any of these, the exact store in f32
+/// (the ground truth) or f16 (half the memory, scores within about 1e-3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VectorPrecision {
@@ -114,7 +114,7 @@ pub struct StoreConfig {
     pub kind: StoreKind,
     /// Inner product or cosine.
     pub metric: Metric,
-    /// Storage precision (HNSW only; the exact store keeps f32).
+    /// Storage precision (the exact store: f32 or f16).
     pub precision: VectorPrecision,
     /// Graph settings (HNSW only).
     pub hnsw: HnswConfig,

@@ -39,11 +39,20 @@ const FORMAT_NAME: &str = "g3-index";
 pub const FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
 const EXACT_VECTORS: &str = "vectors.f32";
+const EXACT_VECTORS_F16: &str = "vectors.f16";
 const HNSW_VECTORS: &str = "vectors.usearch";
 const KEYS: &str = "keys.u64";
 const LOCATIONS: &str = "locations.f64";
 const TEXT_OFFSETS: &str = "text_offsets.u64";
 const TEXT: &str = "text.utf8";
+
+/// The exact store's vectors file for its precision.
+fn exact_file(precision: crate::VectorPrecision) -> &'static str {
+    match precision {
+        crate::VectorPrecision::F16 => EXACT_VECTORS_F16,
+        _ => EXACT_VECTORS,
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,15 +117,18 @@ impl Database {
         let dimension = vectors.dimension();
         let store = match config.kind {
             StoreKind::Exact => {
-                if config.precision != crate::VectorPrecision::F32 {
-                    return Err(IndexError::InvalidConfig(format!(
-                        "the exact store keeps f32 vectors (it is the ground truth); {:?} storage is for HNSW",
-                        config.precision
-                    )));
-                }
                 let count = vectors.len();
-                let store =
-                    ExactStore::from_vectors(dimension, config.metric, vectors.into_values())?;
+                let store = match config.precision {
+                    crate::VectorPrecision::F32 => {
+                        ExactStore::from_vectors(dimension, config.metric, vectors.into_values())?
+                    }
+                    precision => {
+                        let mut store =
+                            ExactStore::with_precision(dimension, config.metric, precision)?;
+                        store.add(vectors.as_slice())?;
+                        store
+                    }
+                };
                 on_added(count);
                 Store::Exact(store)
             }
@@ -236,7 +248,7 @@ impl Database {
         write(TEXT_OFFSETS, columns.text_offsets)?;
         write(TEXT, columns.text)?;
         match &self.store {
-            Store::Exact(store) => write(EXACT_VECTORS, store.vector_bytes())?,
+            Store::Exact(store) => write(exact_file(store.precision()), store.vector_bytes())?,
             Store::Hnsw(store) => {
                 // A re-ranking graph's f32 copy sits beside it, in the exact store's format.
                 if let Some(bytes) = store.exact_vector_bytes() {
@@ -325,12 +337,13 @@ impl Database {
         let config = manifest.store;
         let store = match config.kind {
             StoreKind::Exact => {
-                let (vectors, digest) = file(EXACT_VECTORS)?;
+                let (vectors, digest) = file(exact_file(config.precision))?;
                 Store::Exact(ExactStore::open_mapped(
                     &vectors,
                     &digest,
                     dimension,
                     config.metric,
+                    config.precision,
                     count,
                 )?)
             }

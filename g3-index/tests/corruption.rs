@@ -9,20 +9,21 @@ use g3_core::{Embeddings, GeoPoint, SearchDirection, VectorStore};
 use g3_index::{Database, EntryMetadataBuilder, Metric, StoreConfig, VectorPrecision};
 use proptest::prelude::*;
 
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     "manifest.json",
     "vectors.usearch",
     "vectors.f32",
+    "vectors.f16",
     "keys.u64",
     "locations.f64",
     "text_offsets.u64",
     "text.utf8",
 ];
 
-/// One saved exact database, one HNSW database, and one HNSW database that re-ranks from
-/// an f32 copy of its vectors, built once for all cases.
-fn originals() -> &'static (tempfile::TempDir, [PathBuf; 3]) {
-    static ORIGINALS: OnceLock<(tempfile::TempDir, [PathBuf; 3])> = OnceLock::new();
+/// One saved exact database (f32 and f16), one HNSW database, and one HNSW database that
+/// re-ranks from an f32 copy of its vectors, built once for all cases.
+fn originals() -> &'static (tempfile::TempDir, [PathBuf; 4]) {
+    static ORIGINALS: OnceLock<(tempfile::TempDir, [PathBuf; 4])> = OnceLock::new();
     ORIGINALS.get_or_init(|| {
         let directory = tempfile::tempdir().unwrap();
         let dimension = 16;
@@ -36,6 +37,13 @@ fn originals() -> &'static (tempfile::TempDir, [PathBuf; 3]) {
             (
                 "hnsw",
                 StoreConfig::hnsw(Metric::Cosine, VectorPrecision::F16),
+            ),
+            (
+                "exact-f16",
+                StoreConfig {
+                    precision: VectorPrecision::F16,
+                    ..StoreConfig::exact(Metric::InnerProduct)
+                },
             ),
             ("hnsw-rerank", {
                 let mut config = StoreConfig::hnsw(Metric::InnerProduct, VectorPrecision::I8);
@@ -98,7 +106,7 @@ proptest! {
 
     #[test]
     fn damaged_files_never_crash(
-        which_database in 0usize..3,
+        which_database in 0usize..4,
         which_file in 0usize..FILES.len(),
         position in 0.0f64..1.0,
         bit in 0u8..8,
@@ -144,7 +152,7 @@ fn a_re_ranking_graph_without_its_f32_copy_is_refused_by_name() {
     let (_, originals) = originals();
     let scratch = tempfile::tempdir().unwrap();
     let path = scratch.path().join("db");
-    copy_database(&originals[2], &path);
+    copy_database(&originals[3], &path);
     std::fs::remove_file(path.join("vectors.f32")).unwrap();
     let message = open_and_use(&path).unwrap_err();
     assert!(message.contains("vectors.f32"), "{message}");

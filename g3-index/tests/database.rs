@@ -48,6 +48,11 @@ fn all_configs() -> Vec<StoreConfig> {
         StoreConfig::exact(Metric::Cosine),
     ];
     for metric in [Metric::InnerProduct, Metric::Cosine] {
+        // The exact store in half precision.
+        configs.push(StoreConfig {
+            precision: VectorPrecision::F16,
+            ..StoreConfig::exact(metric)
+        });
         for precision in [
             VectorPrecision::F32,
             VectorPrecision::F16,

@@ -241,3 +241,73 @@ fn re_ranking_needs_a_quantised_graph_with_its_f32_copy() {
     assert!(message.contains("no f32 copy"), "{message}");
     without_copy.set_rerank(0).unwrap();
 }
+
+#[test]
+fn exact_f16_store_scores_within_1e_3_of_faiss() {
+    // Half-precision storage: every score within 1e-3 of the f32 inner product, and every
+    // entry faiss ranks clearly inside the top k (by more than 2e-3) is found.
+    let goldens = goldens();
+    let faiss = read_faiss_flat(&fixture("flat_ip.faissindex")).unwrap();
+    let mut store =
+        ExactStore::with_precision(faiss.dimension, Metric::InnerProduct, VectorPrecision::F16)
+            .unwrap();
+    store.add(&faiss.vectors).unwrap();
+    assert_eq!(store.precision(), VectorPrecision::F16);
+    assert!(store.vectors().is_none());
+    let queries: Vec<f32> = goldens.queries.concat();
+    let dimension = faiss.dimension;
+    for (direction, expected) in [
+        (SearchDirection::Similar, &goldens.similar),
+        (SearchDirection::Dissimilar, &goldens.dissimilar),
+    ] {
+        // Both search paths: one query at a time, and the batched matrix product.
+        let batched = store.search_rows(&queries, goldens.k, direction).unwrap();
+        let single: Vec<_> = queries
+            .chunks_exact(dimension)
+            .map(|query| {
+                store
+                    .search_rows(query, goldens.k, direction)
+                    .unwrap()
+                    .remove(0)
+            })
+            .collect();
+        for found in [&batched, &single] {
+            for ((found, query), (ids, scores)) in found
+                .iter()
+                .zip(queries.chunks_exact(dimension))
+                .zip(expected.ids.iter().zip(&expected.scores))
+            {
+                assert_eq!(found.len(), goldens.k);
+                for m in found {
+                    let exact = dot(query, &faiss.vectors[m.row * dimension..][..dimension]);
+                    assert!((m.similarity - exact).abs() < 1e-3, "{direction:?}");
+                }
+                let kth = scores[goldens.k - 1];
+                for (id, score) in ids.iter().zip(scores) {
+                    let clearly_inside = match direction {
+                        SearchDirection::Similar => *score > kth + 2e-3,
+                        SearchDirection::Dissimilar => *score < kth - 2e-3,
+                    };
+                    if clearly_inside {
+                        assert!(
+                            found.iter().any(|m| m.row == *id),
+                            "{direction:?}: {id} missing"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let i8_store = ExactStore::with_precision(8, Metric::InnerProduct, VectorPrecision::I8);
+    assert!(
+        i8_store
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("i8 storage is for HNSW")
+    );
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
