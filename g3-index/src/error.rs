@@ -75,6 +75,20 @@ pub enum IndexError {
         value: f32,
     },
 
+    /// A component beyond f16's range (±65504) for f16 storage, where it would become
+    /// infinite and every score with it NaN.
+    #[error(
+        "vector row {row}, component {component} is {value}: f16 storage holds components up to ±65504 (scale the vectors or use f32)"
+    )]
+    OutOfF16Range {
+        /// Row in the batch given.
+        row: usize,
+        /// Column of the offending value.
+        component: usize,
+        /// The value itself.
+        value: f32,
+    },
+
     /// Two entries with the same key; keys must identify entries.
     #[error("key {key} appears at rows {first_row} and {second_row}; keys must be unique")]
     DuplicateKey {

@@ -11,7 +11,9 @@ use crate::column::Column;
 use crate::config::{Metric, VectorPrecision};
 use crate::dot::dot;
 use crate::error::{IndexError, Result};
-use crate::store::{RowMatch, VectorIndex, check_batch, normalize_rows, prepare_queries};
+use crate::store::{
+    RowMatch, VectorIndex, check_batch, check_f16_range, normalize_rows, prepare_queries,
+};
 use crate::top_k::TopK;
 
 /// Entries scored per task: large enough that a task's work dwarfs scheduling, small enough
@@ -129,6 +131,7 @@ impl ExactStore {
                 if self.metric == Metric::Cosine {
                     normalize_rows(&mut rows, self.dimension);
                 }
+                check_f16_range(&rows, self.dimension)?;
                 let start = stored.len();
                 stored.resize(start + rows.len(), f16::ZERO);
                 stored[start..].convert_from_f32_slice(&rows);

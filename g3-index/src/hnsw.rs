@@ -11,7 +11,9 @@ use crate::column::{Column, map_verified};
 use crate::config::{HnswConfig, Metric, VectorPrecision};
 use crate::dot::dot;
 use crate::error::{IndexError, Result};
-use crate::store::{RowMatch, VectorIndex, check_batch, normalize_rows, prepare_queries};
+use crate::store::{
+    RowMatch, VectorIndex, check_batch, check_f16_range, normalize_rows, prepare_queries,
+};
 
 /// An approximate store: usearch's HNSW graph over f32, f16 or i8 vectors.
 ///
@@ -237,6 +239,7 @@ impl HnswStore {
         if self.precision == VectorPrecision::I8 {
             check_i8_range(vectors, self.dimension)?;
         }
+
         if count == 0 {
             return Ok(());
         }
@@ -252,6 +255,10 @@ impl HnswStore {
         } else {
             std::borrow::Cow::Borrowed(vectors)
         };
+        // What usearch stores in f16 must be finite there.
+        if self.precision == VectorPrecision::F16 {
+            check_f16_range(&vectors, self.dimension)?;
+        }
         if self.precision == VectorPrecision::I8 && self.config.i8_scale.is_none() {
             self.config.i8_scale = Some(i8_scale_for(&vectors));
         }

@@ -105,3 +105,18 @@ pub(crate) fn prepare_queries<'q>(
         }
     })
 }
+
+/// Refuses components that f16 storage would turn into infinities.
+pub(crate) fn check_f16_range(vectors: &[f32], dimension: usize) -> Result<()> {
+    let largest = f32::from(half::f16::MAX);
+    for (row, vector) in vectors.chunks_exact(dimension).enumerate() {
+        if let Some(component) = vector.iter().position(|v| v.abs() > largest) {
+            return Err(IndexError::OutOfF16Range {
+                row,
+                component,
+                value: vector[component],
+            });
+        }
+    }
+    Ok(())
+}

@@ -202,6 +202,37 @@ fn bad_vectors_are_errors_that_name_the_row() {
         "{error}"
     );
 
+    // Beyond f16's range: refused by both f16 stores, never stored as infinity.
+    for config in [
+        StoreConfig::hnsw(Metric::InnerProduct, VectorPrecision::F16),
+        StoreConfig {
+            precision: VectorPrecision::F16,
+            ..StoreConfig::exact(Metric::InnerProduct)
+        },
+    ] {
+        let mut values = unit_vectors(5, 4, 3);
+        values[3 * 4 + 1] = -1.0e5;
+        let error = Database::build(
+            Embeddings::new(4, values).unwrap(),
+            metadata(5),
+            &config,
+            &|_| {},
+        )
+        .err()
+        .unwrap();
+        assert!(
+            matches!(
+                error,
+                IndexError::OutOfF16Range {
+                    row: 3,
+                    component: 1,
+                    ..
+                }
+            ),
+            "{config:?}: {error}"
+        );
+    }
+
     let mut values = unit_vectors(5, 4, 3);
     values[4..8].fill(0.0);
     let error = Database::build(
