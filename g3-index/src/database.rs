@@ -174,6 +174,28 @@ impl Database {
         })
     }
 
+    /// A database from an exact store the caller filled (with [`ExactStore::add`] in chunks)
+    /// and its metadata, row for row.
+    pub fn from_exact_store(store: ExactStore, metadata: EntryMetadata) -> Result<Self> {
+        if store.len() != metadata.len() {
+            return Err(IndexError::CountMismatch {
+                vectors: store.len(),
+                metadata: metadata.len(),
+            });
+        }
+        let config = StoreConfig {
+            kind: StoreKind::Exact,
+            metric: store.metric(),
+            precision: store.precision(),
+            ..StoreConfig::default()
+        };
+        Ok(Database {
+            store: Store::Exact(store),
+            config,
+            metadata,
+        })
+    }
+
     /// The store settings.
     pub fn config(&self) -> &StoreConfig {
         &self.config

@@ -60,7 +60,7 @@ pub use config::{HnswConfig, Metric, StoreConfig, StoreKind, VectorPrecision};
 pub use database::{Database, FORMAT_VERSION};
 pub use error::{IndexError, Result};
 pub use exact::ExactStore;
-pub use faiss::{FaissFlatIndex, FaissMetric, read_faiss_flat};
+pub use faiss::{FaissFlatIndex, FaissFlatReader, FaissMetric, read_faiss_flat};
 pub use hnsw::HnswStore;
 pub use metadata::{EntryMetadata, EntryMetadataBuilder, MetadataCsvOptions};
 pub use retrieval::{

@@ -311,3 +311,22 @@ fn exact_f16_store_scores_within_1e_3_of_faiss() {
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(a, b)| a * b).sum()
 }
+
+#[test]
+fn the_faiss_reader_streams_the_same_vectors_in_chunks() {
+    let whole = read_faiss_flat(&fixture("flat_ip.faissindex")).unwrap();
+    let mut reader = g3_index::FaissFlatReader::open(&fixture("flat_ip.faissindex")).unwrap();
+    assert_eq!(reader.len(), whole.len());
+    assert_eq!(reader.dimension(), whole.dimension);
+    assert_eq!(reader.metric(), FaissMetric::InnerProduct);
+    let mut streamed = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = reader.next_rows(7).unwrap() {
+        assert!(chunk.len() <= 7 * whole.dimension);
+        streamed.extend_from_slice(&chunk);
+        chunks += 1;
+    }
+    assert_eq!(chunks, whole.len().div_ceil(7));
+    assert_eq!(streamed, whole.vectors);
+    assert!(reader.next_rows(7).unwrap().is_none());
+}
