@@ -363,14 +363,25 @@ fn import_faiss(args: ImportFaissArgs) -> anyhow::Result<()> {
         }
     };
     let l2 = reader.metric() == FaissMetric::L2;
+    // Store errors count rows within the chunk they were given.
+    let chunk_context = |first_row: usize| {
+        format!(
+            "cannot import {}: in the chunk starting at vector {first_row} (the row below counts from there)",
+            args.faiss.display()
+        )
+    };
     let database = match config.kind {
         StoreKind::Exact => {
             let mut store = ExactStore::with_precision(dimension, config.metric, config.precision)?;
+            let mut first_row = 0;
             while let Some(chunk) = reader.next_rows(IMPORT_CHUNK_ROWS)? {
                 if l2 {
                     check(&chunk);
                 }
-                store.add(&chunk)?;
+                store
+                    .add(&chunk)
+                    .with_context(|| chunk_context(first_row))?;
+                first_row += chunk.len() / dimension;
                 progress.inc((chunk.len() / dimension) as u64);
             }
             Database::from_exact_store(store, metadata)?
@@ -378,11 +389,15 @@ fn import_faiss(args: ImportFaissArgs) -> anyhow::Result<()> {
         StoreKind::Hnsw => {
             let mut store =
                 HnswStore::new(dimension, config.metric, config.precision, config.hnsw)?;
+            let mut first_row = 0;
             while let Some(chunk) = reader.next_rows(IMPORT_CHUNK_ROWS)? {
                 if l2 {
                     check(&chunk);
                 }
-                store.add(&chunk, &|_| {})?;
+                store
+                    .add(&chunk, &|_| {})
+                    .with_context(|| chunk_context(first_row))?;
+                first_row += chunk.len() / dimension;
                 progress.inc((chunk.len() / dimension) as u64);
             }
             Database::from_hnsw_store(store, metadata)?
