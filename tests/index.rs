@@ -79,6 +79,40 @@ fn read_neighbors(path: &Path) -> Vec<(usize, usize, u64, f32, f64, f64)> {
         .collect()
 }
 
+/// The faiss fixture's vectors as `emb.npy` and the golden queries as `queries.npy` in
+/// `directory`.
+fn write_fixture_inputs(directory: &Path, goldens: &Goldens) {
+    let faiss = g3::index::read_faiss_flat(Path::new(&fixture("flat_ip.faissindex"))).unwrap();
+    let rows: Vec<Vec<f32>> = faiss
+        .vectors
+        .chunks_exact(goldens.dimension)
+        .map(<[f32]>::to_vec)
+        .collect();
+    write_npy(&directory.join("emb.npy"), &rows);
+    write_npy(&directory.join("queries.npy"), &goldens.queries);
+}
+
+/// `g3 index search` of `directory/db` for the 10 most similar to `queries.npy` with a wide
+/// beam, read back from `neighbours.csv`.
+fn search_top_10(directory: &Path) -> Vec<(usize, usize, u64, f32, f64, f64)> {
+    let path = |name: &str| -> String { directory.join(name).to_str().unwrap().to_owned() };
+    succeed(g3(&[
+        "index",
+        "search",
+        "--db",
+        &path("db"),
+        "--queries",
+        &path("queries.npy"),
+        "--k",
+        "10",
+        "--expansion-search",
+        "200",
+        "--output",
+        &path("neighbours.csv"),
+    ]));
+    read_neighbors(Path::new(&path("neighbours.csv")))
+}
+
 fn assert_matches_faiss(rows: &[(usize, usize, u64, f32, f64, f64)], answers: &Answers) {
     let k = answers.ids[0].len();
     assert_eq!(rows.len(), answers.ids.len() * k);
@@ -153,15 +187,7 @@ fn built_hnsw_database_retrieves_faiss_neighbours() {
     let goldens = goldens();
     let directory = tempfile::tempdir().unwrap();
     let path = |name: &str| -> String { directory.path().join(name).to_str().unwrap().to_owned() };
-    // The fixture's vectors, as an embeddings file.
-    let faiss = g3::index::read_faiss_flat(Path::new(&fixture("flat_ip.faissindex"))).unwrap();
-    let rows: Vec<Vec<f32>> = faiss
-        .vectors
-        .chunks_exact(goldens.dimension)
-        .map(<[f32]>::to_vec)
-        .collect();
-    write_npy(Path::new(&path("emb.npy")), &rows);
-    write_npy(Path::new(&path("queries.npy")), &goldens.queries);
+    write_fixture_inputs(directory.path(), &goldens);
     succeed(g3(&[
         "index",
         "build",
@@ -176,21 +202,7 @@ fn built_hnsw_database_retrieves_faiss_neighbours() {
         "--text-columns",
         "",
     ]));
-    succeed(g3(&[
-        "index",
-        "search",
-        "--db",
-        &path("db"),
-        "--queries",
-        &path("queries.npy"),
-        "--k",
-        "10",
-        "--expansion-search",
-        "200",
-        "--output",
-        &path("neighbours.csv"),
-    ]));
-    let found = read_neighbors(Path::new(&path("neighbours.csv")));
+    let found = search_top_10(directory.path());
     let hits = found
         .iter()
         .filter(|(query, _, key, _, _, _)| goldens.similar.ids[*query].contains(key))
@@ -207,14 +219,7 @@ fn re_ranked_i8_database_scores_like_faiss_and_refuses_re_ranking_without_its_co
     let goldens = goldens();
     let directory = tempfile::tempdir().unwrap();
     let path = |name: &str| -> String { directory.path().join(name).to_str().unwrap().to_owned() };
-    let faiss = g3::index::read_faiss_flat(Path::new(&fixture("flat_ip.faissindex"))).unwrap();
-    let rows: Vec<Vec<f32>> = faiss
-        .vectors
-        .chunks_exact(goldens.dimension)
-        .map(<[f32]>::to_vec)
-        .collect();
-    write_npy(Path::new(&path("emb.npy")), &rows);
-    write_npy(Path::new(&path("queries.npy")), &goldens.queries);
+    write_fixture_inputs(directory.path(), &goldens);
     let build = |output: &str, rerank: &str| {
         succeed(g3(&[
             "index",
@@ -238,22 +243,8 @@ fn re_ranked_i8_database_scores_like_faiss_and_refuses_re_ranking_without_its_co
     let info = String::from_utf8_lossy(&info.stdout).into_owned();
     assert!(info.contains("rerank 64"), "{info}");
     assert!(info.contains("i8 scale:"), "{info}");
-    succeed(g3(&[
-        "index",
-        "search",
-        "--db",
-        &path("db"),
-        "--queries",
-        &path("queries.npy"),
-        "--k",
-        "10",
-        "--expansion-search",
-        "200",
-        "--output",
-        &path("neighbours.csv"),
-    ]));
     // Re-ranked scores are faiss's exact inner products, wherever the id is faiss's too.
-    let found = read_neighbors(Path::new(&path("neighbours.csv")));
+    let found = search_top_10(directory.path());
     let mut hits = 0;
     for &(query, _, key, score, _, _) in &found {
         if let Some(rank) = goldens.similar.ids[query].iter().position(|&id| id == key) {
