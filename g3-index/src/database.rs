@@ -155,42 +155,38 @@ impl Database {
     /// for collections that do not fit in memory as one `f32` matrix) and its metadata, row
     /// for row.
     pub fn from_hnsw_store(store: HnswStore, metadata: EntryMetadata) -> Result<Self> {
-        if store.len() != metadata.len() {
-            return Err(IndexError::CountMismatch {
-                vectors: store.len(),
-                metadata: metadata.len(),
-            });
-        }
         let config = StoreConfig {
             kind: StoreKind::Hnsw,
             metric: store.metric(),
             precision: store.precision(),
             hnsw: store.config(),
         };
-        Ok(Database {
-            store: Store::Hnsw(store),
-            config,
-            metadata,
-        })
+        Database::from_store(Store::Hnsw(store), config, metadata)
     }
 
     /// A database from an exact store the caller filled (with [`ExactStore::add`] in chunks)
     /// and its metadata, row for row.
     pub fn from_exact_store(store: ExactStore, metadata: EntryMetadata) -> Result<Self> {
-        if store.len() != metadata.len() {
-            return Err(IndexError::CountMismatch {
-                vectors: store.len(),
-                metadata: metadata.len(),
-            });
-        }
         let config = StoreConfig {
             kind: StoreKind::Exact,
             metric: store.metric(),
             precision: store.precision(),
             ..StoreConfig::default()
         };
+        Database::from_store(Store::Exact(store), config, metadata)
+    }
+
+    /// A filled store and its metadata, which must agree row for row.
+    fn from_store(store: Store, config: StoreConfig, metadata: EntryMetadata) -> Result<Self> {
+        let vectors = store.index().len();
+        if vectors != metadata.len() {
+            return Err(IndexError::CountMismatch {
+                vectors,
+                metadata: metadata.len(),
+            });
+        }
         Ok(Database {
-            store: Store::Exact(store),
+            store,
             config,
             metadata,
         })

@@ -352,69 +352,47 @@ fn import_faiss(args: ImportFaissArgs) -> anyhow::Result<()> {
         count as u64,
         "{spinner} importing vectors {bar:30} {pos}/{len} ({per_sec}, {eta} left)",
     );
-    let mut warned = false;
-    let mut check = |chunk: &[f32]| {
-        if reader_is_l2_not_unit(&mut warned, chunk, dimension) {
-            eprintln!(
-                "warning: {} is an IndexFlatL2 whose vectors are not unit length; this database ranks by {}, which orders them differently from L2 distance",
-                args.faiss.display(),
-                config.metric.short_name()
-            );
-        }
-    };
-    let l2 = reader.metric() == FaissMetric::L2;
-    // Store errors count rows within the chunk they were given.
-    let chunk_context = |first_row: usize| {
-        format!(
-            "cannot import {}: in the chunk starting at vector {first_row} (the row below counts from there)",
-            args.faiss.display()
-        )
-    };
-    let database = match config.kind {
-        StoreKind::Exact => {
-            let mut store = ExactStore::with_precision(dimension, config.metric, config.precision)?;
+    // Reads every chunk into `add`; store errors count rows within the chunk they were
+    // given, so the error says where that chunk starts.
+    let faiss_path = args.faiss.display().to_string();
+    let mut add_chunks =
+        |add: &mut dyn FnMut(&[f32]) -> g3::index::Result<()>| -> anyhow::Result<()> {
+            let mut warn_l2 = reader.metric() == FaissMetric::L2;
             let mut first_row = 0;
             while let Some(chunk) = reader.next_rows(IMPORT_CHUNK_ROWS)? {
-                if l2 {
-                    check(&chunk);
+                if warn_l2 && !all_unit_length(&chunk, dimension) {
+                    eprintln!(
+                        "warning: {faiss_path} is an IndexFlatL2 whose vectors are not unit length; this database ranks by {}, which orders them differently from L2 distance",
+                        config.metric.short_name()
+                    );
+                    warn_l2 = false;
                 }
-                store
-                    .add(&chunk)
-                    .with_context(|| chunk_context(first_row))?;
+                add(&chunk).with_context(|| {
+                    format!(
+                        "cannot import {faiss_path}: in the chunk starting at vector {first_row} (the row below counts from there)"
+                    )
+                })?;
                 first_row += chunk.len() / dimension;
                 progress.inc((chunk.len() / dimension) as u64);
             }
+            Ok(())
+        };
+    let database = match config.kind {
+        StoreKind::Exact => {
+            let mut store = ExactStore::with_precision(dimension, config.metric, config.precision)?;
+            add_chunks(&mut |chunk| store.add(chunk))?;
             Database::from_exact_store(store, metadata)?
         }
         StoreKind::Hnsw => {
             let mut store =
                 HnswStore::new(dimension, config.metric, config.precision, config.hnsw)?;
-            let mut first_row = 0;
-            while let Some(chunk) = reader.next_rows(IMPORT_CHUNK_ROWS)? {
-                if l2 {
-                    check(&chunk);
-                }
-                store
-                    .add(&chunk, &|_| {})
-                    .with_context(|| chunk_context(first_row))?;
-                first_row += chunk.len() / dimension;
-                progress.inc((chunk.len() / dimension) as u64);
-            }
+            add_chunks(&mut |chunk| store.add(chunk, &|_| {}))?;
             Database::from_hnsw_store(store, metadata)?
         }
     };
     progress.finish_and_clear();
     let built = started.elapsed().as_secs_f64();
     save_and_report(&database, &args.output, started, built)
-}
-
-/// True the first time a chunk of an L2 index holds a vector that is not unit length.
-fn reader_is_l2_not_unit(warned: &mut bool, chunk: &[f32], dimension: usize) -> bool {
-    if *warned || all_unit_length(chunk, dimension) {
-        return false;
-    }
-    *warned = true;
-    true
 }
 
 fn search(args: SearchArgs) -> anyhow::Result<()> {
