@@ -127,10 +127,13 @@ impl ExactStore {
                 }
             }
             StoredVectors::F16(Column::Owned(stored)) => {
-                let mut rows = vectors.to_vec();
-                if self.metric == Metric::Cosine {
+                let rows: std::borrow::Cow<[f32]> = if self.metric == Metric::Cosine {
+                    let mut rows = vectors.to_vec();
                     normalize_rows(&mut rows, self.dimension);
-                }
+                    std::borrow::Cow::Owned(rows)
+                } else {
+                    std::borrow::Cow::Borrowed(vectors)
+                };
                 check_f16_range(&rows, self.dimension)?;
                 let start = stored.len();
                 stored.resize(start + rows.len(), f16::ZERO);
