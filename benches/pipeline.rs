@@ -228,6 +228,23 @@ fn pipeline_overhead(criterion: &mut Criterion) {
             );
         })
     });
+    // Each direction alone: one photo's two searches run side by side in the pipeline, so
+    // the slower one (the dissimilar search's wider beam) sets their cost.
+    for (name, direction) in [
+        ("hnsw_search_15_similar", SearchDirection::Similar),
+        ("hnsw_search_15_dissimilar", SearchDirection::Dissimilar),
+    ] {
+        let mut next = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let query =
+                    Embeddings::new(DIMENSION, query_embeddings.row(next % QUERIES).to_vec())
+                        .expect("one row");
+                next += 1;
+                black_box(database.search(&query, 15, direction).unwrap());
+            })
+        });
+    }
     let candidates: Vec<GeoPoint> = (0..21).map(location).collect();
     group.bench_function("gps_encoder_21_candidates", |b| {
         b.iter(|| black_box(g3::core::GpsEmbedder::embed_locations(&gps, &candidates).unwrap()))
