@@ -402,7 +402,7 @@ impl HubClient {
             if have > 0 {
                 request = request.header("Range", &format!("bytes={have}-"));
             }
-            let attempt = request.call().map_err(|error| Box::new(error));
+            let attempt = request.call().map_err(Box::new);
             let response = match attempt {
                 Ok(response) => response,
                 Err(error) => {
