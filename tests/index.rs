@@ -180,6 +180,24 @@ fn imported_faiss_index_answers_like_faiss() {
     let info = String::from_utf8_lossy(&info.stdout).into_owned();
     assert!(info.contains("entries:      1000"), "{info}");
     assert!(info.contains("text columns: IMG_ID"), "{info}");
+
+    // `verify` hashes every file; a damaged one fails it by name.
+    let stderr = succeed(g3(&["index", "verify", "--db", db_text]));
+    assert!(
+        stderr.contains("5 files") && stderr.contains("every digest matches"),
+        "{stderr}"
+    );
+    let locations = db.join("locations.f64");
+    let mut bytes = std::fs::read(&locations).unwrap();
+    bytes[8] ^= 1;
+    std::fs::write(&locations, bytes).unwrap();
+    let output = g3(&["index", "verify", "--db", db_text]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("failed verification") && stderr.contains("locations.f64"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -28,9 +28,11 @@ impl<T: Pod> Column<T> {
         bytemuck::cast_slice(self.as_slice())
     }
 
-    /// Maps `path`, checks that it holds a whole number of `T` and that its blake3 digest is
-    /// `expected_digest`, all before any value is read through it.
-    pub(crate) fn map_file(path: &Path, expected_digest: &str) -> Result<Self> {
+    /// Maps `path`, checks that it holds a whole number of `T` and, unless `expected_digest`
+    /// is `None` (the file was verified before and has not changed since, see
+    /// `crate::verification`), that its blake3 digest is `expected_digest`, all before any
+    /// value is read through it.
+    pub(crate) fn map_file(path: &Path, expected_digest: Option<&str>) -> Result<Self> {
         let map = map_verified(path, expected_digest)?;
         let width = std::mem::size_of::<T>();
         if map.len() % width != 0 {
@@ -52,11 +54,12 @@ impl<T: Pod> Column<T> {
     }
 }
 
-/// Maps a whole file read-only and verifies its blake3 digest against the manifest's.
+/// Maps a whole file read-only and verifies its blake3 digest against the manifest's (unless
+/// `expected_digest` is `None`: verified earlier and unchanged since).
 ///
 /// The digest is computed over the very mapping that is handed back, so what was verified
 /// is what is used.
-pub(crate) fn map_verified(path: &Path, expected_digest: &str) -> Result<Mmap> {
+pub(crate) fn map_verified(path: &Path, expected_digest: Option<&str>) -> Result<Mmap> {
     let file = File::open(path).map_err(IndexError::io(path))?;
     let length = file.metadata().map_err(IndexError::io(path))?.len();
     // SAFETY: the map is read-only. Like every memory map, it assumes nobody truncates or
@@ -69,6 +72,9 @@ pub(crate) fn map_verified(path: &Path, expected_digest: &str) -> Result<Mmap> {
             "the file changed while it was being mapped",
         ));
     }
+    let Some(expected_digest) = expected_digest else {
+        return Ok(map);
+    };
     let digest = digest_bytes(&map);
     if digest != expected_digest {
         return Err(IndexError::corrupt(

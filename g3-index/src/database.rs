@@ -5,49 +5,55 @@
 //! | file | content |
 //! |---|---|
 //! | `manifest.json` | format name and version, store settings, count, dimension, text column names, and the size and blake3 digest of every other file |
-//! | `vectors.f32` | exact store: the vectors, row-major little-endian f32 |
+//! | `vectors.f32` | exact store: the vectors, row-major little-endian f32 (also an HNSW graph's re-ranking copy) |
+//! | `vectors.f16` | exact store in half precision: the vectors, row-major little-endian f16 |
 //! | `vectors.usearch` | HNSW store: usearch's own serialisation |
 //! | `keys.u64` | one little-endian u64 key per row |
 //! | `locations.f64` | `[lat_deg, lon_deg]` per row, little-endian f64 |
 //! | `text_offsets.u64`, `text.utf8` | the text fields: row-major cell boundaries into one UTF-8 blob |
+//! | `verified.json` | the verification stamp: each file's size, times and inode when its digest last matched |
 //!
-//! Saving writes a fresh directory next to the target and renames it into place, so a crash
-//! never leaves a half-written database. Opening reads the manifest, then memory-maps each
-//! file and verifies its digest before anything else reads it: usearch trusts its files
-//! completely (a flipped byte in a graph can crash a search), so nothing reaches it unverified.
+//! Saving (or a [`DatabaseWriter`](crate::DatabaseWriter)) writes a fresh directory next to
+//! the target, hashing each file as it is written, and renames it into place, so a crash
+//! never leaves a half-written database. Opening reads the manifest, checks every file's size
+//! and the stores' headers, and memory-maps the files; a file the stamp does not vouch for
+//! (changed, copied or replaced since it was verified) is hashed against the manifest before
+//! anything reads it: usearch trusts its files completely (a flipped byte in a graph can
+//! crash a search), so nothing reaches it unverified. [`Database::verify`] hashes everything
+//! on demand.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use g3_core::atomic::sync_directory;
 use g3_core::{Embeddings, RetrievedNeighbor, SearchDirection, VectorStore};
 use serde::{Deserialize, Serialize};
 
-use crate::column::{Column, digest_bytes, digest_file};
+use crate::column::Column;
 use crate::config::{StoreConfig, StoreKind};
 use crate::error::{IndexError, Result};
 use crate::exact::ExactStore;
 use crate::hnsw::HnswStore;
 use crate::metadata::EntryMetadata;
+use crate::staging::StagedDatabase;
 use crate::store::VectorIndex;
+use crate::verification::Stamp;
 
 /// The value of `format` in every manifest.
 const FORMAT_NAME: &str = "g3-index";
 /// The manifest and file layout version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
-const MANIFEST: &str = "manifest.json";
-const EXACT_VECTORS: &str = "vectors.f32";
+pub(crate) const MANIFEST: &str = "manifest.json";
+pub(crate) const EXACT_VECTORS: &str = "vectors.f32";
 const EXACT_VECTORS_F16: &str = "vectors.f16";
-const HNSW_VECTORS: &str = "vectors.usearch";
-const KEYS: &str = "keys.u64";
-const LOCATIONS: &str = "locations.f64";
-const TEXT_OFFSETS: &str = "text_offsets.u64";
-const TEXT: &str = "text.utf8";
+pub(crate) const HNSW_VECTORS: &str = "vectors.usearch";
+pub(crate) const KEYS: &str = "keys.u64";
+pub(crate) const LOCATIONS: &str = "locations.f64";
+pub(crate) const TEXT_OFFSETS: &str = "text_offsets.u64";
+pub(crate) const TEXT: &str = "text.utf8";
 
 /// The exact store's vectors file for its precision.
-fn exact_file(precision: crate::VectorPrecision) -> &'static str {
+pub(crate) fn exact_file(precision: crate::VectorPrecision) -> &'static str {
     match precision {
         crate::VectorPrecision::F16 => EXACT_VECTORS_F16,
         _ => EXACT_VECTORS,
@@ -56,21 +62,60 @@ fn exact_file(precision: crate::VectorPrecision) -> &'static str {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Manifest {
+pub(crate) struct Manifest {
     format: String,
     version: u32,
     count: usize,
     dimension: usize,
     store: StoreConfig,
     text_columns: Vec<String>,
-    files: BTreeMap<String, FileRecord>,
+    pub(crate) files: BTreeMap<String, FileRecord>,
+}
+
+impl Manifest {
+    /// The manifest of a database of `count` rows of `dimension` (its files are recorded
+    /// as they are written).
+    pub(crate) fn new(
+        count: usize,
+        dimension: usize,
+        store: StoreConfig,
+        text_columns: Vec<String>,
+    ) -> Self {
+        Manifest {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            count,
+            dimension,
+            store,
+            text_columns,
+            files: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileRecord {
-    bytes: u64,
-    blake3: String,
+pub(crate) struct FileRecord {
+    pub(crate) bytes: u64,
+    pub(crate) blake3: String,
+}
+
+/// How much an open checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// Hash the files the verification stamp does not vouch for.
+    Unstamped,
+    /// Hash every file and rewrite the stamp.
+    All,
+}
+
+/// What [`Database::verify`] checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    /// Files hashed.
+    pub files: usize,
+    /// Bytes hashed.
+    pub bytes: u64,
 }
 
 enum Store {
@@ -239,80 +284,58 @@ impl Database {
     /// directory beside it, which replaces `path` only once complete. An existing `path`
     /// must be a database or an empty directory.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let parent = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if path.exists() && !is_replaceable(path) {
-            return Err(IndexError::InvalidConfig(format!(
-                "{} exists and is not a g3 database or an empty directory; refusing to replace it",
-                path.display()
-            )));
-        }
-        let staging = tempfile::Builder::new()
-            .prefix(".g3-index-")
-            .tempdir_in(&parent)
-            .map_err(IndexError::io(&parent))?;
-        let mut files = BTreeMap::new();
+        let mut staged = StagedDatabase::create(path)?;
         let columns = self.metadata.columns();
-        let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
-            let file_path = staging.path().join(name);
-            write_synced(&file_path, bytes)?;
-            files.insert(name.to_string(), record_of(bytes));
-            Ok(())
-        };
-        write(KEYS, columns.keys)?;
-        write(LOCATIONS, columns.locations)?;
-        write(TEXT_OFFSETS, columns.text_offsets)?;
-        write(TEXT, columns.text)?;
+        staged.write(KEYS, columns.keys)?;
+        staged.write(LOCATIONS, columns.locations)?;
+        staged.write(TEXT_OFFSETS, columns.text_offsets)?;
+        staged.write(TEXT, columns.text)?;
         match &self.store {
-            Store::Exact(store) => write(exact_file(store.precision()), store.vector_bytes())?,
+            Store::Exact(store) => {
+                staged.write(exact_file(store.precision()), store.vector_bytes())?
+            }
             Store::Hnsw(store) => {
                 // A re-ranking graph's f32 copy sits beside it, in the exact store's format.
                 if let Some(bytes) = store.exact_vector_bytes() {
-                    write(EXACT_VECTORS, bytes)?;
+                    staged.write(EXACT_VECTORS, bytes)?;
                 }
-                let file_path = staging.path().join(HNSW_VECTORS);
-                store.save(&file_path)?;
-                fs::File::open(&file_path)
-                    .and_then(|file| file.sync_all())
-                    .map_err(IndexError::io(&file_path))?;
-                let (bytes, blake3) = digest_file(&file_path)?;
-                files.insert(HNSW_VECTORS.to_string(), FileRecord { bytes, blake3 });
+                store.save(&staged.path(HNSW_VECTORS))?;
+                staged.add_written(HNSW_VECTORS)?;
             }
         }
-        let manifest = Manifest {
-            format: FORMAT_NAME.into(),
-            version: FORMAT_VERSION,
-            count: self.metadata.len(),
-            dimension: self.index().dimension(),
-            store: self.config,
-            text_columns: self.metadata.text_columns().to_vec(),
-            files,
-        };
-        let text = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
-        write_synced(&staging.path().join(MANIFEST), &text)?;
-
-        // The files' directory entries, then the rename, are made durable as atomic files
-        // are (`g3_core::atomic`).
-        sync_directory(staging.path()).map_err(IndexError::io(staging.path()))?;
-        let staged = staging.keep();
-        let result = replace_directory(&staged, path)
-            .and_then(|()| sync_directory(&parent).map_err(IndexError::io(&parent)));
-        if result.is_err() {
-            let _ = fs::remove_dir_all(&staged);
-        }
-        result
+        staged.commit(Manifest::new(
+            self.metadata.len(),
+            self.index().dimension(),
+            self.config,
+            self.metadata.text_columns().to_vec(),
+        ))
     }
 
-    /// Opens a database saved by [`save`](Self::save). The files are memory-mapped (so
-    /// opening costs one checksum pass, not a copy) and each is verified against the
-    /// manifest before use. A truncated or corrupted file, a manifest of another format
-    /// version, or files that disagree with the manifest are errors naming the file.
+    /// Opens a database saved by [`save`](Self::save) or a [`DatabaseWriter`]. The files are
+    /// memory-mapped, not read: opening checks the manifest, every file's size, the stores'
+    /// headers and the verification stamp (a `stat` per file, see [`verify`](Self::verify)),
+    /// and hashes only files changed since they were last verified. A truncated, corrupted
+    /// or replaced file, a manifest of another format version, or files that disagree with
+    /// the manifest are errors naming the file.
+    ///
+    /// [`DatabaseWriter`]: crate::DatabaseWriter
     pub fn open(path: &Path) -> Result<Self> {
+        Ok(Database::open_with(path, Checks::Unstamped)?.0)
+    }
+
+    /// Hashes every file of the database at `path` against its manifest, checks that the
+    /// columns agree, and records the verified state in its stamp (`verified.json`), so
+    /// that later opens check sizes and file-system state instead of every byte. Writing a
+    /// database verifies it already; this is for databases copied or touched since.
+    pub fn verify(path: &Path) -> Result<Verification> {
+        let (_, verification) = Database::open_with(path, Checks::All)?;
+        Ok(verification)
+    }
+
+    fn open_with(path: &Path, checks: Checks) -> Result<(Self, Verification)> {
         let manifest_path = path.join(MANIFEST);
-        let text = fs::read(&manifest_path).map_err(IndexError::io(&manifest_path))?;
-        let manifest: Manifest = serde_json::from_slice(&text).map_err(|error| {
+        let manifest_text = fs::read(&manifest_path).map_err(IndexError::io(&manifest_path))?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_text).map_err(|error| {
             IndexError::corrupt(&manifest_path, format!("not a g3-index manifest: {error}"))
         })?;
         if manifest.format != FORMAT_NAME {
@@ -331,7 +354,13 @@ impl Database {
         if manifest.dimension == 0 {
             return Err(IndexError::corrupt(&manifest_path, "dimension 0"));
         }
-        let file = |name: &str| -> Result<(PathBuf, String)> {
+        let stamp = match checks {
+            Checks::Unstamped => Stamp::read(path, &manifest_text),
+            Checks::All => None,
+        };
+        let hashed = std::cell::Cell::new(Verification { files: 0, bytes: 0 });
+        // The file's path, and its digest to check (`None`: the stamp vouches for it).
+        let file = |name: &str| -> Result<(PathBuf, Option<String>)> {
             let record = manifest.files.get(name).ok_or_else(|| {
                 IndexError::corrupt(&manifest_path, format!("lists no file {name}"))
             })?;
@@ -348,7 +377,18 @@ impl Database {
                     ),
                 ));
             }
-            Ok((file_path, record.blake3.clone()))
+            if stamp
+                .as_ref()
+                .is_some_and(|stamp| stamp.vouches_for(path, name))
+            {
+                return Ok((file_path, None));
+            }
+            let so_far = hashed.get();
+            hashed.set(Verification {
+                files: so_far.files + 1,
+                bytes: so_far.bytes + bytes,
+            });
+            Ok((file_path, Some(record.blake3.clone())))
         };
         let count = manifest.count;
         let dimension = manifest.dimension;
@@ -358,7 +398,7 @@ impl Database {
                 let (vectors, digest) = file(exact_file(config.precision))?;
                 Store::Exact(ExactStore::open_mapped(
                     &vectors,
-                    &digest,
+                    digest.as_deref(),
                     dimension,
                     config.metric,
                     config.precision,
@@ -369,7 +409,7 @@ impl Database {
                 let (vectors, digest) = file(HNSW_VECTORS)?;
                 let mut store = HnswStore::open_mapped(
                     &vectors,
-                    &digest,
+                    digest.as_deref(),
                     dimension,
                     config.metric,
                     config.precision,
@@ -379,7 +419,10 @@ impl Database {
                 // Attached whenever saved, so that re-ranking can be switched back on.
                 if config.hnsw.rerank > 0 || manifest.files.contains_key(EXACT_VECTORS) {
                     let (exact, digest) = file(EXACT_VECTORS)?;
-                    store.attach_exact_vectors(Column::map_file(&exact, &digest)?, &exact)?;
+                    store.attach_exact_vectors(
+                        Column::map_file(&exact, digest.as_deref())?,
+                        &exact,
+                    )?;
                 }
                 Store::Hnsw(store)
             }
@@ -388,22 +431,52 @@ impl Database {
         let locations = file(LOCATIONS)?;
         let text_offsets = file(TEXT_OFFSETS)?;
         let text = file(TEXT)?;
+        // The columns' contents were checked when their digests were; a column hashed now
+        // is checked again.
+        let check_contents = [&keys, &locations, &text_offsets, &text]
+            .iter()
+            .any(|(_, digest)| digest.is_some());
         let metadata = EntryMetadata::from_mapped(
             count,
-            manifest.text_columns,
-            (Column::map_file(&keys.0, &keys.1)?, &keys.0),
-            (Column::map_file(&locations.0, &locations.1)?, &locations.0),
+            manifest.text_columns.clone(),
+            (Column::map_file(&keys.0, keys.1.as_deref())?, &keys.0),
             (
-                Column::map_file(&text_offsets.0, &text_offsets.1)?,
+                Column::map_file(&locations.0, locations.1.as_deref())?,
+                &locations.0,
+            ),
+            (
+                Column::map_file(&text_offsets.0, text_offsets.1.as_deref())?,
                 &text_offsets.0,
             ),
-            (Column::map_file(&text.0, &text.1)?, &text.0),
+            (Column::map_file(&text.0, text.1.as_deref())?, &text.0),
+            check_contents,
         )?;
-        Ok(Database {
-            store,
-            config,
-            metadata,
-        })
+        let verification = hashed.get();
+        if verification.files > 0 {
+            // Everything is verified now: later opens need not hash it again.
+            let stamped = Stamp::of_files(
+                path,
+                &manifest_text,
+                manifest.files.keys().map(String::as_str),
+            )
+            .and_then(|stamp| stamp.write(path));
+            if let (Err(error), Checks::All) = (stamped, checks) {
+                return Err(IndexError::Io {
+                    path: path.join(crate::verification::STAMP),
+                    source: error,
+                });
+            }
+            // An ordinary open of a read-only database goes on without the stamp: the next
+            // open hashes again, nothing is trusted that was not checked.
+        }
+        Ok((
+            Database {
+                store,
+                config,
+                metadata,
+            },
+            verification,
+        ))
     }
 
     /// [`VectorIndex::search_rows`] with keys and locations attached.
@@ -459,21 +532,8 @@ impl VectorStore for Database {
     }
 }
 
-fn record_of(bytes: &[u8]) -> FileRecord {
-    FileRecord {
-        bytes: bytes.len() as u64,
-        blake3: digest_bytes(bytes),
-    }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = fs::File::create(path).map_err(IndexError::io(path))?;
-    file.write_all(bytes).map_err(IndexError::io(path))?;
-    file.sync_all().map_err(IndexError::io(path))
-}
-
 /// A database directory (it has a manifest) or an empty directory may be replaced.
-fn is_replaceable(path: &Path) -> bool {
+pub(crate) fn is_replaceable(path: &Path) -> bool {
     path.join(MANIFEST).is_file()
         || fs::read_dir(path)
             .map(|mut entries| entries.next().is_none())
@@ -482,7 +542,7 @@ fn is_replaceable(path: &Path) -> bool {
 
 /// Moves `staged` to `target`; an existing `target` is moved aside first and deleted only
 /// after the new directory is in place.
-fn replace_directory(staged: &Path, target: &Path) -> Result<()> {
+pub(crate) fn replace_directory(staged: &Path, target: &Path) -> Result<()> {
     if !target.exists() {
         return fs::rename(staged, target).map_err(IndexError::io(target));
     }
@@ -497,4 +557,48 @@ fn replace_directory(staged: &Path, target: &Path) -> Result<()> {
         });
     }
     fs::remove_dir_all(&aside).map_err(IndexError::io(&aside))
+}
+
+#[cfg(test)]
+mod tests {
+    use g3_core::GeoPoint;
+
+    use super::*;
+    use crate::config::Metric;
+
+    #[test]
+    fn a_stamped_database_opens_without_hashing_and_a_touched_file_is_hashed_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("db");
+        let locations = [
+            GeoPoint::new(1.0, 2.0).unwrap(),
+            GeoPoint::new(3.0, 4.0).unwrap(),
+        ];
+        Database::build(
+            Embeddings::new(2, vec![1.0, 0.0, 0.0, 1.0]).unwrap(),
+            EntryMetadata::from_locations(&locations),
+            &StoreConfig::exact(Metric::InnerProduct),
+            &|_| {},
+        )
+        .unwrap()
+        .save(&path)
+        .unwrap();
+        let hashed = |path: &Path| Database::open_with(path, Checks::Unstamped).unwrap().1;
+        assert_eq!(hashed(&path).files, 0, "writing stamped every file");
+
+        // Rewritten with the same bytes: hashed on the next open, stamped again after.
+        let keys = path.join(KEYS);
+        let bytes = fs::read(&keys).unwrap();
+        fs::remove_file(&keys).unwrap();
+        fs::write(&keys, &bytes).unwrap();
+        assert_eq!(
+            hashed(&path),
+            Verification {
+                files: 1,
+                bytes: 16
+            }
+        );
+        assert_eq!(hashed(&path).files, 0);
+        assert_eq!(Database::verify(&path).unwrap().files, 5);
+    }
 }

@@ -238,7 +238,7 @@ impl ExactStore {
     /// digest; the vectors stay memory-mapped.
     pub(crate) fn open_mapped(
         path: &Path,
-        digest: &str,
+        digest: Option<&str>,
         dimension: usize,
         metric: Metric,
         precision: VectorPrecision,
@@ -387,7 +387,7 @@ impl VectorIndex for ExactStore {
 }
 
 /// Rows are numbered with `u32` while searching (half the memory per kept result).
-fn check_row_limit(rows: usize) -> Result<()> {
+pub(crate) fn check_row_limit(rows: usize) -> Result<()> {
     if rows > u32::MAX as usize {
         return Err(IndexError::InvalidConfig(format!(
             "{rows} rows: the exact store holds at most {} (split the database)",

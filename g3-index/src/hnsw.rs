@@ -306,7 +306,7 @@ impl HnswStore {
     /// checks usearch's own header against what the manifest promises.
     pub(crate) fn open_mapped(
         path: &Path,
-        digest: &str,
+        digest: Option<&str>,
         dimension: usize,
         metric: Metric,
         precision: VectorPrecision,

@@ -13,7 +13,9 @@
 //!
 //! A [`Database`] adds a key, a location and text fields to every row, implements
 //! [`g3_core::VectorStore`], and saves to a checksummed directory that opens by memory
-//! mapping. [`read_faiss_flat`] imports the flat faiss indexes the G3 authors publish.
+//! mapping, without reading the vectors. [`DatabaseWriter`] writes one a chunk at a time, in
+//! bounded memory; with [`FaissFlatReader`] and [`MetadataCsvReader`] it imports the flat
+//! faiss index the G3 authors publish (38 GB) without holding it.
 //! [`retrieval_distances`] measures how far retrieved images are from the query's true
 //! location (the paper's Table 3, `g3 retrieval-stats`), and [`write_neighbors_csv`] writes
 //! search results for `g3 index search`.
@@ -53,17 +55,21 @@ mod faiss;
 mod hnsw;
 mod metadata;
 mod retrieval;
+mod staging;
 mod store;
 mod top_k;
+mod verification;
+mod writer;
 
 pub use config::{HnswConfig, Metric, StoreConfig, StoreKind, VectorPrecision};
-pub use database::{Database, FORMAT_VERSION};
+pub use database::{Database, FORMAT_VERSION, Verification};
 pub use error::{IndexError, Result};
 pub use exact::ExactStore;
 pub use faiss::{FaissFlatIndex, FaissFlatReader, FaissMetric, read_faiss_flat};
 pub use hnsw::HnswStore;
-pub use metadata::{EntryMetadata, EntryMetadataBuilder, MetadataCsvOptions};
+pub use metadata::{EntryMetadata, EntryMetadataBuilder, MetadataCsvOptions, MetadataCsvReader};
 pub use retrieval::{
     NEIGHBOR_COLUMNS, RetrievalDistances, retrieval_distances, write_neighbors_csv,
 };
 pub use store::{RowMatch, VectorIndex};
+pub use writer::DatabaseWriter;

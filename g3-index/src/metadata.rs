@@ -1,6 +1,6 @@
 //! [`EntryMetadata`]: what the database knows about each entry besides its vector.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use g3_core::{GeoPoint, LineCounter};
 
@@ -121,106 +121,12 @@ impl EntryMetadata {
     }
 
     /// Reads a metadata CSV with a header row (UTF-8, optional BOM, `,` separated); a bad row
-    /// is an error naming its line and column.
+    /// is an error naming its line and column. (For CSVs too large to hold, stream them with
+    /// [`MetadataCsvReader`] into a [`DatabaseWriter`](crate::DatabaseWriter).)
     pub fn from_csv(path: &Path, options: &MetadataCsvOptions) -> Result<Self> {
-        let bad = |line: Option<u64>, message: String| IndexError::BadInput {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
-        let mut reader = csv::ReaderBuilder::new()
-            .from_path(path)
-            .map_err(|error| bad(None, error.to_string()))?;
-        let headers = reader
-            .headers()
-            .map_err(|error| bad(Some(1), error.to_string()))?
-            .clone();
-        let header_names: Vec<String> = headers
-            .iter()
-            .enumerate()
-            .map(|(index, name)| {
-                if index == 0 {
-                    name.trim_start_matches('\u{feff}').to_string()
-                } else {
-                    name.to_string()
-                }
-            })
-            .collect();
-        let find = |name: &str| {
-            header_names.iter().position(|h| h == name).ok_or_else(|| {
-                bad(
-                    Some(1),
-                    format!("no column {name:?} (the header has {header_names:?})"),
-                )
-            })
-        };
-        let lat_index = find(&options.lat_column)?;
-        let lon_index = find(&options.lon_column)?;
-        let key_index = options.key_column.as_deref().map(find).transpose()?;
-        let text_indices: Vec<usize> = match &options.text_columns {
-            Some(names) => names.iter().map(|n| find(n)).collect::<Result<_>>()?,
-            None => (0..header_names.len())
-                .filter(|i| *i != lat_index && *i != lon_index && Some(*i) != key_index)
-                .collect(),
-        };
-        let text_names = text_indices
-            .iter()
-            .map(|&i| header_names[i].clone())
-            .collect();
-        let mut builder = EntryMetadataBuilder::new(text_names);
-        let mut lines = LineCounter::open(path).map_err(IndexError::io(path))?;
-        let mut record = csv::StringRecord::new();
-        let mut row = 0u64;
-        loop {
-            let more = reader.read_record(&mut record);
-            let byte = record.position().map(|p| p.byte()).unwrap_or(0);
-            let line_of = |lines: &mut LineCounter| lines.line_at(byte).ok();
-            match more {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(error) => {
-                    let line = error.position().and_then(|p| lines.line_at(p.byte()).ok());
-                    return Err(bad(line, error.to_string()));
-                }
-            }
-            let field = |index: usize, name: &str, lines: &mut LineCounter| {
-                record
-                    .get(index)
-                    .ok_or_else(|| bad(line_of(lines), format!("the row has no {name:?} field")))
-            };
-            let number = |index: usize, name: &str, lines: &mut LineCounter| -> Result<f64> {
-                let text = field(index, name, lines)?;
-                text.trim()
-                    .parse::<f64>()
-                    .map_err(|_| bad(line_of(lines), format!("{name} {text:?} is not a number")))
-            };
-            let lat = number(lat_index, &options.lat_column, &mut lines)?;
-            let lon = number(lon_index, &options.lon_column, &mut lines)?;
-            let location = GeoPoint::new(lat, lon).map_err(|error| {
-                bad(
-                    line_of(&mut lines),
-                    format!("{}/{}: {error}", options.lat_column, options.lon_column),
-                )
-            })?;
-            let key = match (key_index, &options.key_column) {
-                (Some(index), Some(name)) => {
-                    let text = field(index, name, &mut lines)?;
-                    text.trim().parse::<u64>().map_err(|_| {
-                        bad(
-                            line_of(&mut lines),
-                            format!("key {name} {text:?} is not an unsigned integer"),
-                        )
-                    })?
-                }
-                _ => row,
-            };
-            let texts: Vec<&str> = text_indices
-                .iter()
-                .map(|&index| record.get(index).unwrap_or(""))
-                .collect();
-            builder.push(key, location, &texts)?;
-            row += 1;
-        }
+        let mut reader = MetadataCsvReader::open(path, options)?;
+        let mut builder = EntryMetadataBuilder::new(reader.text_columns().to_vec());
+        reader.for_each_entry(|key, location, texts| builder.push(key, location, texts))?;
         builder.build()
     }
 
@@ -284,6 +190,7 @@ impl EntryMetadata {
         locations: (Column<f64>, &Path),
         text_offsets: (Column<u64>, &Path),
         text: (Column<u8>, &Path),
+        check_contents: bool,
     ) -> Result<Self> {
         let expect_len = |found: usize, expected: usize, path: &Path| {
             if found == expected {
@@ -301,6 +208,16 @@ impl EntryMetadata {
         };
         let location_values = count.checked_mul(2).ok_or_else(|| overflow(locations.1))?;
         expect_len(locations.0.as_slice().len(), location_values, locations.1)?;
+        if !check_contents {
+            // Lengths above; the contents were checked when the stamp was made.
+            return Ok(EntryMetadata {
+                keys: keys.0,
+                locations: locations.0,
+                text_columns,
+                text_offsets: text_offsets.0,
+                text: text.0,
+            });
+        }
         for (row, pair) in locations.0.as_slice().chunks_exact(2).enumerate() {
             GeoPoint::new(pair[0], pair[1])
                 .map_err(|error| IndexError::corrupt(locations.1, format!("row {row}: {error}")))?;
@@ -337,6 +254,157 @@ impl EntryMetadata {
             text_offsets: text_offsets.0,
             text: text.0,
         })
+    }
+}
+
+/// Reads a metadata CSV (header row; UTF-8, optional BOM, `,` separated) one entry at a
+/// time, so that millions of rows never sit in memory at once. A bad row is an error naming
+/// its line and column.
+pub struct MetadataCsvReader {
+    path: PathBuf,
+    options: MetadataCsvOptions,
+    reader: csv::Reader<std::fs::File>,
+    lines: LineCounter,
+    lat_index: usize,
+    lon_index: usize,
+    key_index: Option<usize>,
+    text_indices: Vec<usize>,
+    text_columns: Vec<String>,
+}
+
+impl MetadataCsvReader {
+    /// Opens `path` and finds the columns `options` names in its header.
+    pub fn open(path: &Path, options: &MetadataCsvOptions) -> Result<Self> {
+        let bad = |line: Option<u64>, message: String| IndexError::BadInput {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .from_path(path)
+            .map_err(|error| bad(None, error.to_string()))?;
+        let headers = reader
+            .headers()
+            .map_err(|error| bad(Some(1), error.to_string()))?
+            .clone();
+        let header_names: Vec<String> = headers
+            .iter()
+            .enumerate()
+            .map(|(index, name)| {
+                if index == 0 {
+                    name.trim_start_matches('\u{feff}').to_string()
+                } else {
+                    name.to_string()
+                }
+            })
+            .collect();
+        let find = |name: &str| {
+            header_names.iter().position(|h| h == name).ok_or_else(|| {
+                bad(
+                    Some(1),
+                    format!("no column {name:?} (the header has {header_names:?})"),
+                )
+            })
+        };
+        let lat_index = find(&options.lat_column)?;
+        let lon_index = find(&options.lon_column)?;
+        let key_index = options.key_column.as_deref().map(find).transpose()?;
+        let text_indices: Vec<usize> = match &options.text_columns {
+            Some(names) => names.iter().map(|n| find(n)).collect::<Result<_>>()?,
+            None => (0..header_names.len())
+                .filter(|i| *i != lat_index && *i != lon_index && Some(*i) != key_index)
+                .collect(),
+        };
+        let text_columns = text_indices
+            .iter()
+            .map(|&i| header_names[i].clone())
+            .collect();
+        Ok(MetadataCsvReader {
+            path: path.to_path_buf(),
+            options: options.clone(),
+            reader,
+            lines: LineCounter::open(path).map_err(IndexError::io(path))?,
+            lat_index,
+            lon_index,
+            key_index,
+            text_indices,
+            text_columns,
+        })
+    }
+
+    /// The text fields each entry carries, in order.
+    pub fn text_columns(&self) -> &[String] {
+        &self.text_columns
+    }
+
+    /// Calls `entry(key, location, texts)` for every row, in order, and returns how many
+    /// there were. Keys come from the key column, else count rows from 0.
+    pub fn for_each_entry(
+        &mut self,
+        mut entry: impl FnMut(u64, GeoPoint, &[&str]) -> Result<()>,
+    ) -> Result<u64> {
+        let path = self.path.clone();
+        let options = &self.options;
+        let bad = |line: Option<u64>, message: String| IndexError::BadInput {
+            path: path.clone(),
+            line,
+            message,
+        };
+        let lines = &mut self.lines;
+        let mut record = csv::StringRecord::new();
+        let mut row = 0u64;
+        loop {
+            let more = self.reader.read_record(&mut record);
+            let byte = record.position().map(|p| p.byte()).unwrap_or(0);
+            let line_of = |lines: &mut LineCounter| lines.line_at(byte).ok();
+            match more {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(error) => {
+                    let line = error.position().and_then(|p| lines.line_at(p.byte()).ok());
+                    return Err(bad(line, error.to_string()));
+                }
+            }
+            let field = |index: usize, name: &str, lines: &mut LineCounter| {
+                record
+                    .get(index)
+                    .ok_or_else(|| bad(line_of(lines), format!("the row has no {name:?} field")))
+            };
+            let number = |index: usize, name: &str, lines: &mut LineCounter| -> Result<f64> {
+                let text = field(index, name, lines)?;
+                text.trim()
+                    .parse::<f64>()
+                    .map_err(|_| bad(line_of(lines), format!("{name} {text:?} is not a number")))
+            };
+            let lat = number(self.lat_index, &options.lat_column, lines)?;
+            let lon = number(self.lon_index, &options.lon_column, lines)?;
+            let location = GeoPoint::new(lat, lon).map_err(|error| {
+                bad(
+                    line_of(lines),
+                    format!("{}/{}: {error}", options.lat_column, options.lon_column),
+                )
+            })?;
+            let key = match (self.key_index, &options.key_column) {
+                (Some(index), Some(name)) => {
+                    let text = field(index, name, lines)?;
+                    text.trim().parse::<u64>().map_err(|_| {
+                        bad(
+                            line_of(lines),
+                            format!("key {name} {text:?} is not an unsigned integer"),
+                        )
+                    })?
+                }
+                _ => row,
+            };
+            let texts: Vec<&str> = self
+                .text_indices
+                .iter()
+                .map(|&index| record.get(index).unwrap_or(""))
+                .collect();
+            entry(key, location, &texts)?;
+            row += 1;
+        }
+        Ok(row)
     }
 }
 

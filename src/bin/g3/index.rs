@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use g3::core::{Embeddings, SearchDirection};
 use g3::index::{
-    Database, EntryMetadata, ExactStore, FaissFlatReader, FaissMetric, HnswConfig, HnswStore,
-    MetadataCsvOptions, Metric, StoreConfig, StoreKind, VectorPrecision,
+    Database, DatabaseWriter, EntryMetadata, FaissFlatReader, FaissMetric, HnswConfig,
+    MetadataCsvOptions, MetadataCsvReader, Metric, StoreConfig, StoreKind, VectorPrecision,
 };
 use g3::{read_embeddings_npy, write_neighbors_csv};
 use indicatif::ProgressBar;
@@ -25,6 +25,10 @@ pub enum IndexCommand {
     ImportFaiss(ImportFaissArgs),
     /// Print a database's settings, size and text columns.
     Info(InfoArgs),
+    /// Hash every file of a database against its manifest and record the verified state, so
+    /// that later opens need not read it (databases are verified when written; this is for
+    /// one copied, moved between disks or suspected damaged).
+    Verify(InfoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -214,8 +218,8 @@ impl StoreArgs {
 }
 
 impl MetadataArgs {
-    fn read(&self) -> anyhow::Result<EntryMetadata> {
-        let options = MetadataCsvOptions {
+    fn options(&self) -> MetadataCsvOptions {
+        MetadataCsvOptions {
             lat_column: self.lat_column.clone(),
             lon_column: self.lon_column.clone(),
             key_column: self.key_column.clone(),
@@ -223,7 +227,11 @@ impl MetadataArgs {
                 .text_columns
                 .as_ref()
                 .map(|columns| columns.iter().filter(|c| !c.is_empty()).cloned().collect()),
-        };
+        }
+    }
+
+    fn read(&self) -> anyhow::Result<EntryMetadata> {
+        let options = self.options();
         let spinner = spinner(format!("reading {}", self.metadata.display()));
         let metadata = EntryMetadata::from_csv(&self.metadata, &options)?;
         spinner.finish_and_clear();
@@ -242,6 +250,22 @@ pub fn run(command: IndexCommand) -> anyhow::Result<()> {
         }
         IndexCommand::ImportFaiss(args) => import_faiss(args),
         IndexCommand::Search(args) => search(args),
+        IndexCommand::Verify(args) => {
+            let started = Instant::now();
+            let spinner = spinner(format!("verifying {}", args.db.display()));
+            let verification = Database::verify(&args.db).with_context(|| {
+                format!("the database {} failed verification", args.db.display())
+            })?;
+            spinner.finish_and_clear();
+            eprintln!(
+                "{}: {} files, {:.2} GB, every digest matches its manifest (checked in {:.1} s); later opens trust this state until a file changes",
+                args.db.display(),
+                verification.files,
+                verification.bytes as f64 / 1e9,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         IndexCommand::Info(args) => {
             let database = Database::open(&args.db)
                 .with_context(|| format!("cannot open the database {}", args.db.display()))?;
@@ -332,67 +356,105 @@ fn save_and_report(
 /// (16,384 × 2304 floats, 150 MB, for G3's index) instead of the whole file.
 const IMPORT_CHUNK_ROWS: usize = 1 << 14;
 
-/// `import-faiss`: the faiss file streamed into the store a chunk at a time, so that the
-/// peak memory is the store itself (half of the file for exact f16, the graph for HNSW)
-/// plus one chunk, never the file and the store together.
+/// `import-faiss`: see [`import_faiss_index`].
 fn import_faiss(args: ImportFaissArgs) -> anyhow::Result<()> {
+    import_faiss_index(
+        &args.faiss,
+        &args.metadata.options(),
+        &args.metadata.metadata,
+        &args.store.config(),
+        &args.output,
+    )
+}
+
+/// Streams a faiss flat index and its metadata CSV into a database at `output`: the CSV
+/// entry by entry, then the vectors a chunk at a time, straight to disk for an exact store
+/// (memory: one chunk plus 8 bytes per key, whatever the index size) or into the graph for
+/// HNSW (memory: the graph). The database appears at `output` only once complete.
+pub fn import_faiss_index(
+    faiss: &Path,
+    options: &MetadataCsvOptions,
+    metadata: &Path,
+    config: &StoreConfig,
+    output: &Path,
+) -> anyhow::Result<()> {
     let started = Instant::now();
-    let config = args.store.config();
-    let mut reader = FaissFlatReader::open(&args.faiss)?;
-    let metadata = args.metadata.read()?;
+    let mut reader = FaissFlatReader::open(faiss)?;
     let (count, dimension) = (reader.len(), reader.dimension());
-    if metadata.len() != count {
-        return Err(g3::index::IndexError::CountMismatch {
-            vectors: count,
-            metadata: metadata.len(),
-        }
-        .into());
-    }
+    let mut csv = MetadataCsvReader::open(metadata, options)?;
+    let mut writer = DatabaseWriter::create(output, dimension, config, csv.text_columns().to_vec())
+        .with_context(|| format!("cannot write the database {}", output.display()))?;
+
     let progress = terminal::progress_bar(
         count as u64,
-        "{spinner} importing vectors {bar:30} {pos}/{len} ({per_sec}, {eta} left)",
+        "{spinner} reading metadata {bar:30} {pos}/{len} rows ({per_sec}, {eta} left)",
     );
-    // Reads every chunk into `add`; store errors count rows within the chunk they were
-    // given, so the error says where that chunk starts.
-    let faiss_path = args.faiss.display().to_string();
-    let mut add_chunks =
-        |add: &mut dyn FnMut(&[f32]) -> g3::index::Result<()>| -> anyhow::Result<()> {
-            let mut warn_l2 = reader.metric() == FaissMetric::L2;
-            let mut first_row = 0;
-            while let Some(chunk) = reader.next_rows(IMPORT_CHUNK_ROWS)? {
-                if warn_l2 && !all_unit_length(&chunk, dimension) {
-                    eprintln!(
-                        "warning: {faiss_path} is an IndexFlatL2 whose vectors are not unit length; this database ranks by {}, which orders them differently from L2 distance",
-                        config.metric.short_name()
-                    );
-                    warn_l2 = false;
-                }
-                add(&chunk).with_context(|| {
-                    format!(
-                        "cannot import {faiss_path}: in the chunk starting at vector {first_row} (the row below counts from there)"
-                    )
-                })?;
-                first_row += chunk.len() / dimension;
-                progress.inc((chunk.len() / dimension) as u64);
-            }
-            Ok(())
-        };
-    let database = match config.kind {
-        StoreKind::Exact => {
-            let mut store = ExactStore::with_precision(dimension, config.metric, config.precision)?;
-            add_chunks(&mut |chunk| store.add(chunk))?;
-            Database::from_exact_store(store, metadata)?
-        }
-        StoreKind::Hnsw => {
-            let mut store =
-                HnswStore::new(dimension, config.metric, config.precision, config.hnsw)?;
-            add_chunks(&mut |chunk| store.add(chunk, &|_| {}))?;
-            Database::from_hnsw_store(store, metadata)?
-        }
-    };
+    csv.for_each_entry(|key, location, texts| {
+        progress.inc(1);
+        writer.add_entry(key, location, texts)
+    })?;
     progress.finish_and_clear();
-    let built = started.elapsed().as_secs_f64();
-    save_and_report(&database, &args.output, started, built)
+    // Checked before the long part: the CSV must describe the index row for row.
+    if writer.entries_added() != count {
+        return Err(g3::index::IndexError::CountMismatch {
+            vectors: count,
+            metadata: writer.entries_added(),
+        })
+        .with_context(|| {
+            format!(
+                "{} does not describe {} row for row",
+                metadata.display(),
+                faiss.display()
+            )
+        });
+    }
+
+    let progress = terminal::progress_bar(
+        (count * dimension * 4) as u64,
+        "{spinner} importing vectors {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+    );
+    let faiss_path = faiss.display().to_string();
+    let mut warn_l2 = reader.metric() == FaissMetric::L2;
+    let mut first_row = 0;
+    while let Some(chunk) = reader.next_rows(IMPORT_CHUNK_ROWS)? {
+        if warn_l2 && !all_unit_length(&chunk, dimension) {
+            eprintln!(
+                "warning: {faiss_path} is an IndexFlatL2 whose vectors are not unit length; this database ranks by {}, which orders them differently from L2 distance",
+                config.metric.short_name()
+            );
+            warn_l2 = false;
+        }
+        // Store errors count rows within the chunk they were given: say where it starts.
+        writer.add_vectors(&chunk).with_context(|| {
+            format!(
+                "cannot import {faiss_path}: in the chunk starting at vector {first_row} (the row below counts from there)"
+            )
+        })?;
+        first_row += chunk.len() / dimension;
+        progress.inc((chunk.len() * 4) as u64);
+    }
+    progress.finish_and_clear();
+    let imported = started.elapsed().as_secs_f64();
+    let spinner = spinner(format!("writing {}", output.display()));
+    writer
+        .finish()
+        .with_context(|| format!("cannot write the database {}", output.display()))?;
+    spinner.finish_and_clear();
+    let store = format!(
+        "{} ({})",
+        match config.kind {
+            StoreKind::Exact => "an exact store",
+            StoreKind::Hnsw => "an HNSW store",
+        },
+        format!("{:?}", config.precision).to_lowercase()
+    );
+    eprintln!(
+        "{count} vectors of dimension {dimension} in {store}, metric {}: imported in {imported:.1} s, written to {} in {:.1} s",
+        config.metric.short_name(),
+        output.display(),
+        started.elapsed().as_secs_f64() - imported
+    );
+    Ok(())
 }
 
 fn search(args: SearchArgs) -> anyhow::Result<()> {
