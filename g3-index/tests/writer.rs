@@ -109,11 +109,26 @@ fn a_streamed_database_is_the_database_built_in_memory() {
         assert_eq!(stream.metadata().text(3, "city"), Some("Zürich"));
         assert_eq!(stream.metadata().key(7), 507);
         for direction in [SearchDirection::Similar, SearchDirection::Dissimilar] {
-            assert_eq!(
+            let (expected, found) = (
                 memory.search(&queries, 10, direction).unwrap(),
                 stream.search(&queries, 10, direction).unwrap(),
-                "{config:?} {direction:?}"
             );
+            if config.kind == StoreKind::Exact {
+                assert_eq!(expected, found, "{config:?} {direction:?}");
+                continue;
+            }
+            // Graphs built in parallel differ run to run: the same neighbours, nearly all.
+            let shared: usize = expected
+                .iter()
+                .zip(&found)
+                .map(|(expected, found)| {
+                    found
+                        .iter()
+                        .filter(|neighbor| expected.iter().any(|e| e.key == neighbor.key))
+                        .count()
+                })
+                .sum();
+            assert!(shared >= 45, "{shared} of 50 shared, {direction:?}");
         }
     }
 }
