@@ -12,6 +12,7 @@
 //! | [`prompt`] | `g3-prompt` | prompt ensembles, LMM clients, answer parsing (Geo-diversification) |
 //! | [`verify`] | `g3-verify` | choosing among candidates (Geo-verification) |
 //! | [`data`] | `g3-data` | datasets, image sources, reverse geocoding |
+//! | [`hub`] | `g3-hub` | files from the HF hub, in the standard HF cache |
 //!
 //! The facade itself holds the [`pipeline`] that composes the stages (with its TOML
 //! configuration and the paper's presets), the resumable [`results`] file of `g3 run`, the
@@ -38,6 +39,7 @@
 mod error;
 pub mod pipeline;
 pub mod plot;
+pub mod published;
 pub mod results;
 
 pub use error::{Error, Result};
@@ -56,6 +58,7 @@ pub use g3_core::{
 pub use g3_data as data;
 pub use g3_data::geocoding;
 pub use g3_data::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
+pub use g3_hub as hub;
 pub use g3_index as index;
 pub use g3_index::{
     NEIGHBOR_COLUMNS, RetrievalDistances, retrieval_distances, write_neighbors_csv,

@@ -238,12 +238,8 @@ impl HubClient {
             repo: repo.to_string(),
             file: file.to_owned(),
             why: why.to_owned(),
-            help: format!(
-                "Download {} on a machine with the network and put it at {} (or run the same fetch there with the same HF cache, {})",
-                self.file_url(repo, repo.revision(), file),
-                self.settings.cache.manual_location(repo, file).display(),
-                self.settings.cache.root().display()
-            ),
+            url: self.file_url(repo, repo.revision(), file),
+            destination: self.settings.cache.manual_location(repo, file),
         }
     }
 
@@ -264,14 +260,15 @@ impl HubClient {
             let response = self
                 .authorized(self.metadata_agent.head(&url))
                 .call()
-                .map_err(|error| HubError::NotCached {
-                    repo: repo.to_string(),
-                    file: file.to_owned(),
-                    why: format!(
-                        "the hub at {} cannot be reached ({error})",
-                        self.settings.endpoint
-                    ),
-                    help: String::new(),
+                .map_err(|error| {
+                    self.not_cached(
+                        repo,
+                        file,
+                        &format!(
+                            "the hub at {} cannot be reached ({error})",
+                            self.settings.endpoint
+                        ),
+                    )
                 })?;
             let status = response.status().as_u16();
             if (300..400).contains(&status)

@@ -10,12 +10,18 @@ pub enum HubError {
     InvalidRepo(String),
 
     /// Offline (asked for, or the hub unreachable) and the file is not in the cache.
-    #[error("{file} of {repo} is not in the HF cache and {why}. {help}")]
+    #[error(
+        "{file} of {repo} is not in the HF cache and {why}. Download {url} on a machine with the network and put it at {}",
+        destination.display()
+    )]
     NotCached {
         repo: String,
         file: String,
         why: String,
-        help: String,
+        /// Where the file can be downloaded.
+        url: String,
+        /// Where to put it by hand so that the cache finds it.
+        destination: PathBuf,
     },
 
     /// The hub refused without (or with a wrong) token.

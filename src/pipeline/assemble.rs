@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use g3_align::models::{ClipFiles, LoadedModel, ModelSpec};
-use g3_align::pretrained::{ModelSource, g3_model_cache, hf_hub_cache, hf_hub_snapshot};
+use g3_align::pretrained::ModelSource;
 use g3_align::{Device, GpsEncoder, GpsEncoderConfig, ImageEmbeddingKind};
 use g3_core::assets::{Asset, cache_dir};
 use g3_core::{Embeddings, GeoPoint};
+use g3_hub::{HubCache, Repo};
 use g3_index::Database;
 use g3_prompt::{
     OpenAiGenerator, RagPromptEnsemble, ReferenceAnswerParser, ResponseCache, RobustAnswerParser,
@@ -22,6 +23,7 @@ use super::config::{
 };
 use super::{Pipeline, PipelineBuilder};
 use crate::error::{Error, MissingFile, Result};
+use crate::published;
 
 /// Which model embeds query photos, and which embedding of it.
 struct EncoderPlan {
@@ -97,23 +99,29 @@ impl PipelineConfig {
             ));
         }
         let mut missing = Vec::new();
-        let clip_directory = match ModelSource::resolve(&self.models.clip) {
+        let hub_cache = HubCache::from_env();
+        let clip_directory = match ModelSource::resolve_in(&self.models.clip, &hub_cache) {
             Ok(ModelSource::HfDirectory(directory)) => Some(directory),
             _ => None,
         };
-        let missing_clip = |why: &str| {
-            MissingFile {
+        let missing_clip = |why: &str| MissingFile {
             what: format!("CLIP model {} ({why})", self.models.clip),
             looked_for: format!(
-                "a directory of that name, the local HF hub cache ({}) and the g3 model cache ({})",
-                hf_hub_cache().display(),
-                cache_dir().join("huggingface").display()
+                "a directory of that name, and its snapshot in the HF cache ({})",
+                hub_cache.root().display(),
             ),
-            how_to_get: "copy config.json, model.safetensors and preprocessor_config.json of openai/clip-vit-large-patch14 into a directory and set models.clip to it (`--set models.clip=DIR`; or build g3 with the `download` feature where the HF hub is reachable)".into(),
-        }
+            how_to_get: format!(
+                "`g3 fetch clip` (1.7 GB); without a network, copy config.json, model.safetensors, preprocessor_config.json and tokenizer.json of {} into a directory and set models.clip to it (`--set models.clip=DIR`)",
+                published::CLIP_REPO
+            ),
         };
         let g3 = if self.needs_g3_model() {
-            self.g3_model(clip_directory.as_deref(), &mut missing, &missing_clip)
+            self.g3_model(
+                clip_directory.as_deref(),
+                &hub_cache,
+                &mut missing,
+                &missing_clip,
+            )
         } else {
             None
         };
@@ -214,17 +222,27 @@ impl PipelineConfig {
             VerifierConfig::First => Some(VerifierPlan::First),
         };
         let database = if self.needs_database() {
+            // G3's published index, imported by `g3 fetch g3`, holds G3's database embeddings:
+            // the default for G3 only.
+            let published = (self.query_embedding == QueryEmbeddingKind::G3Database)
+                .then(|| published::published_database(&hub_cache, &self.models.g3_checkpoint))
+                .flatten();
             let how_to_get = format!(
-                "embed the database images with `g3 embed-images --kind {}` and build it with `g3 index build` (G3's is MP16-Pro, 4.12M images), then set database in the config or pass --db",
+                "{}embed the database images with `g3 embed-images --kind {}` and build it with `g3 index build`, then set database in the config or pass --db",
+                if self.query_embedding == QueryEmbeddingKind::G3Database {
+                    "`g3 fetch g3` (G3's published index and MP16-Pro's metadata, about 40 GB, imported once), or "
+                } else {
+                    ""
+                },
                 match self.query_embedding {
                     QueryEmbeddingKind::G3Database => "database",
                     QueryEmbeddingKind::Clip => "clip",
                     QueryEmbeddingKind::GeoClip => "geoclip",
                 }
             );
-            match &self.database {
-                Some(path) if path.exists() => Some(Some(path.clone())),
-                Some(path) => {
+            match (&self.database, published) {
+                (Some(path), _) if path.exists() => Some(Some(path.clone())),
+                (Some(path), _) => {
                     missing.push(MissingFile {
                         what: "the vector database".into(),
                         looked_for: path.display().to_string(),
@@ -232,10 +250,20 @@ impl PipelineConfig {
                     });
                     None
                 }
-                None => {
+                (None, Some(published)) => Some(Some(published)),
+                (None, None) => {
+                    let mut looked_for = "the config's database key and --db".to_owned();
+                    if self.query_embedding == QueryEmbeddingKind::G3Database {
+                        looked_for.push_str(&format!(
+                            ", and {} in the snapshot of {} in the HF cache ({})",
+                            published::DATABASE_DIRECTORY,
+                            self.models.g3_checkpoint,
+                            hub_cache.root().display()
+                        ));
+                    }
                     missing.push(MissingFile {
                         what: "the vector database (none configured)".into(),
-                        looked_for: "the config's database key and --db".into(),
+                        looked_for,
                         how_to_get,
                     });
                     None
@@ -263,6 +291,7 @@ impl PipelineConfig {
     fn g3_model(
         &self,
         clip_directory: Option<&Path>,
+        hub_cache: &HubCache,
         missing: &mut Vec<MissingFile>,
         missing_clip: &dyn Fn(&str) -> MissingFile,
     ) -> Option<ModelSpec> {
@@ -286,7 +315,7 @@ impl PipelineConfig {
                     clip_directory: clip_directory.to_path_buf(),
                 });
         }
-        match find_g3_checkpoint(&self.models.g3_checkpoint) {
+        match find_g3_checkpoint(&self.models.g3_checkpoint, hub_cache) {
             Some(checkpoint) => Some(ModelSpec::G3Checkpoint {
                 checkpoint,
                 clip: clip_directory
@@ -294,22 +323,23 @@ impl PipelineConfig {
                     .unwrap_or_default(),
             }),
             None => {
-                let looked_in = match self.models.g3_checkpoint.split_once('/') {
-                    Some((owner, repository))
-                        if !Path::new(&self.models.g3_checkpoint).exists() =>
-                    {
-                        format!(
-                            ", and g3.pth in its snapshot in the local HF hub cache ({}) or in {}",
-                            hf_hub_cache().display(),
-                            g3_model_cache(owner, repository).display()
-                        )
-                    }
-                    _ => String::new(),
+                let name = &self.models.g3_checkpoint;
+                let in_cache = if Repo::model(name).is_ok() && !Path::new(name).exists() {
+                    format!(
+                        ", and {} in its snapshot in the HF cache ({})",
+                        published::G3_CHECKPOINT_FILE,
+                        hub_cache.root().display()
+                    )
+                } else {
+                    String::new()
                 };
                 missing.push(MissingFile {
                     what: "G3 checkpoint g3.pth (models.g3_checkpoint)".into(),
-                    looked_for: format!("{:?} as a file{looked_in}", self.models.g3_checkpoint),
-                    how_to_get: "download g3.pth from the HF repository Jia-py/G3-checkpoint and set models.g3_checkpoint to its path (`--set models.g3_checkpoint=FILE`; or train heads with `g3 train` and set models.aligned_heads)".into(),
+                    looked_for: format!("{name:?} as a file{in_cache}"),
+                    how_to_get: format!(
+                        "`g3 fetch g3`; without a network, download g3.pth of the HF repository {} and set models.g3_checkpoint to its path (`--set models.g3_checkpoint=FILE`), or train heads with `g3 train` and set models.aligned_heads",
+                        published::G3_CHECKPOINT_REPO
+                    ),
                 });
                 None
             }
@@ -502,21 +532,13 @@ fn load_geoclip_gps(
     GpsEncoder::load(path, GpsEncoderConfig::geoclip(), device).map_err(Error::load_path(path))
 }
 
-/// `g3_checkpoint` as a file, or `g3.pth` in a repo id's local snapshot.
-fn find_g3_checkpoint(name: &str) -> Option<PathBuf> {
+/// `g3_checkpoint` as a file, or `g3.pth` in a repo id's snapshot in the HF cache.
+fn find_g3_checkpoint(name: &str, hub_cache: &HubCache) -> Option<PathBuf> {
     let path = Path::new(name);
     if path.is_file() {
         return Some(path.to_path_buf());
     }
-    let (owner, repository) = name.split_once('/')?;
-    [
-        hf_hub_snapshot(owner, repository),
-        Some(g3_model_cache(owner, repository)),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|directory| directory.join("g3.pth"))
-    .find(|path| path.is_file())
+    hub_cache.cached_file(&Repo::model(name).ok()?, published::G3_CHECKPOINT_FILE)
 }
 
 /// Where the gallery embeddings of `gallery` under `weights` are cached: a file in

@@ -5,33 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use g3::align::pretrained::ModelSource;
 
-/// Finds a model locally; with the `download` feature, fetches an HF repo id that is not
-/// cached (from `$HF_ENDPOINT`, with `$HF_TOKEN` if set), with a progress bar.
+/// Finds a model locally: a directory, a file, or an HF repo id in the HF cache (`g3 fetch`).
 pub fn resolve_model(name: &str) -> anyhow::Result<ModelSource> {
-    #[cfg(feature = "download")]
-    {
-        use g3::align::pretrained::DEFAULT_HF_ENDPOINT;
-        let endpoint =
-            std::env::var("HF_ENDPOINT").unwrap_or_else(|_| DEFAULT_HF_ENDPOINT.to_owned());
-        let token = std::env::var("HF_TOKEN").ok();
-        let progress = crate::terminal::progress_bar(
-            0,
-            "{spinner} downloading {msg} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        );
-        let source = ModelSource::resolve_or_download(
-            name,
-            &endpoint,
-            token.as_deref(),
-            &mut |file, done, total| {
-                progress.set_message(file.to_owned());
-                progress.set_length(total.unwrap_or(done));
-                progress.set_position(done);
-            },
-        );
-        progress.finish_and_clear();
-        Ok(source?)
-    }
-    #[cfg(not(feature = "download"))]
     Ok(ModelSource::resolve(name)?)
 }
 

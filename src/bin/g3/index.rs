@@ -171,13 +171,13 @@ pub struct InfoArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum KindArg {
+pub enum KindArg {
     Hnsw,
     Exact,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum DtypeArg {
+pub enum DtypeArg {
     F32,
     F16,
     I8,
@@ -189,22 +189,34 @@ enum MetricArg {
     Cos,
 }
 
+impl From<KindArg> for StoreKind {
+    fn from(kind: KindArg) -> Self {
+        match kind {
+            KindArg::Hnsw => StoreKind::Hnsw,
+            KindArg::Exact => StoreKind::Exact,
+        }
+    }
+}
+
+impl From<DtypeArg> for VectorPrecision {
+    fn from(dtype: DtypeArg) -> Self {
+        match dtype {
+            DtypeArg::F32 => VectorPrecision::F32,
+            DtypeArg::F16 => VectorPrecision::F16,
+            DtypeArg::I8 => VectorPrecision::I8,
+        }
+    }
+}
+
 impl StoreArgs {
     fn config(&self) -> StoreConfig {
         StoreConfig {
-            kind: match self.kind {
-                KindArg::Hnsw => StoreKind::Hnsw,
-                KindArg::Exact => StoreKind::Exact,
-            },
+            kind: self.kind.into(),
             metric: match self.metric {
                 MetricArg::Ip => Metric::InnerProduct,
                 MetricArg::Cos => Metric::Cosine,
             },
-            precision: match self.dtype {
-                DtypeArg::F32 => VectorPrecision::F32,
-                DtypeArg::F16 => VectorPrecision::F16,
-                DtypeArg::I8 => VectorPrecision::I8,
-            },
+            precision: self.dtype.into(),
             hnsw: HnswConfig {
                 connectivity: self.connectivity,
                 expansion_add: self.expansion_add,

@@ -5,6 +5,7 @@ mod common;
 mod embed_gps;
 mod embed_images;
 mod eval;
+mod fetch;
 mod geocode;
 mod index;
 mod locate;
@@ -48,6 +49,9 @@ enum Command {
     CacheFeatures(cache_features::CacheFeaturesArgs),
     /// Score a predictions CSV: geodesic error per row and accuracy at distance thresholds.
     Eval(eval::EvalArgs),
+    /// Fetch what G3 runs on: `g3` (G3's checkpoint and index, imported into a database),
+    /// `clip` (CLIP ViT-L/14) or `geoclip` (what PyPI packages ship), into the HF cache.
+    Fetch(fetch::FetchArgs),
     /// Embed GPS coordinates with GeoCLIP's or G3's location encoder.
     EmbedGps(embed_gps::EmbedGpsArgs),
     /// Embed photos with CLIP, G3 or GeoCLIP (a folder or a CSV list, in order).
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::EmbedGps(args) => embed_gps::run(args),
         Command::EmbedImages(args) => embed_images::run(args),
+        Command::Fetch(args) => fetch::run(args),
         Command::Geocode(args) => geocode::run(args),
         Command::Index(command) => index::run(command),
         Command::Locate(args) => locate::run(args),
