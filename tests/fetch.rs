@@ -164,6 +164,17 @@ fn without_the_files_locate_names_the_places_searched_and_the_fetch_command() {
     assert!(stderr.contains("index/g3-database"), "{stderr}");
     assert!(!stderr.contains("download` feature"), "{stderr}");
 
+    // The help shows the photos as required.
+    let help = g3(&directory.path().join("hf"), "http://127.0.0.1:9")
+        .args(["locate", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("Usage: g3 locate [OPTIONS] <IMAGE>..."),
+        "{help}"
+    );
+
     // Offline, the fetch itself says what to download and where to put it.
     let output = g3(&directory.path().join("hf"), "http://127.0.0.1:9")
         .args(["fetch", "g3", "--offline"])

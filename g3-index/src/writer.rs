@@ -6,6 +6,7 @@ use std::path::Path;
 use g3_core::GeoPoint;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+use rayon::prelude::*;
 
 use crate::config::{Metric, StoreConfig, StoreKind, VectorPrecision};
 use crate::database::{
@@ -17,6 +18,9 @@ use crate::hnsw::HnswStore;
 use crate::metadata::check_unique_keys;
 use crate::staging::{HashedFile, StagedDatabase};
 use crate::store::{check_batch, check_f16_range, normalize_rows};
+
+/// Values checked or converted per rayon task.
+const PARALLEL_BLOCK: usize = 1 << 16;
 
 /// Writes a [`Database`](crate::Database) directory as vectors and entries arrive, in any
 /// interleaving: row `i`'s vector is the `i`-th vector added, its metadata the `i`-th entry.
@@ -115,7 +119,24 @@ impl DatabaseWriter {
     /// vector under the cosine metric, a value f16 or i8 cannot hold; the row in the error
     /// counts from the start of this batch.
     pub fn add_vectors(&mut self, vectors: &[f32]) -> Result<()> {
-        let rows = check_batch("vector", vectors, self.dimension, self.config.metric)?;
+        let to_f16 =
+            self.config.kind == StoreKind::Exact && self.config.precision == VectorPrecision::F16;
+        // One parallel pass for the common case; the sequential checks below find and name
+        // the first bad value when there is one (and the zero rows cosine refuses).
+        let largest = if to_f16 {
+            f32::from(f16::MAX)
+        } else {
+            f32::INFINITY
+        };
+        let plainly_valid = vectors.len().is_multiple_of(self.dimension)
+            && vectors
+                .par_chunks(PARALLEL_BLOCK)
+                .all(|block| block.iter().all(|v| v.is_finite() && v.abs() <= largest));
+        let rows = if plainly_valid && self.config.metric == Metric::InnerProduct {
+            vectors.len() / self.dimension
+        } else {
+            check_batch("vector", vectors, self.dimension, self.config.metric)?
+        };
         check_row_limit(self.rows + rows)?;
         match &mut self.vectors {
             VectorSink::Exact {
@@ -133,10 +154,14 @@ impl DatabaseWriter {
                 };
                 match self.config.precision {
                     VectorPrecision::F16 => {
-                        check_f16_range(rows_to_store, self.dimension)?;
+                        if !plainly_valid || self.config.metric == Metric::Cosine {
+                            check_f16_range(rows_to_store, self.dimension)?;
+                        }
                         half.clear();
                         half.resize(rows_to_store.len(), f16::ZERO);
-                        half.convert_from_f32_slice(rows_to_store);
+                        half.par_chunks_mut(PARALLEL_BLOCK)
+                            .zip(rows_to_store.par_chunks(PARALLEL_BLOCK))
+                            .for_each(|(half, single)| half.convert_from_f32_slice(single));
                         file.write(bytemuck::cast_slice(half))?;
                     }
                     _ => file.write(bytemuck::cast_slice(rows_to_store))?,

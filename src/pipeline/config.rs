@@ -172,8 +172,8 @@ pub enum QueryEmbeddingKind {
     GeoClip,
 }
 
-/// Where the models come from. Names are local paths or HF repo ids found in the local HF
-/// hub cache; nothing is downloaded.
+/// Where the models come from. Names are local paths or HF repo ids found in the standard HF
+/// cache (where `g3 fetch` puts them); building a pipeline downloads nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
@@ -185,7 +185,7 @@ pub struct ModelsConfig {
     /// settings otherwise).
     pub clip: String,
     /// G3's checkpoint (`g3.pth`, which holds the CLIP towers and the heads): a file, or the
-    /// HF repo id whose snapshot in the local hub cache holds `g3.pth`.
+    /// HF repo id whose snapshot in the HF cache holds `g3.pth` (`g3 fetch g3`).
     pub g3_checkpoint: String,
     /// A `g3 train` checkpoint to use instead of `g3_checkpoint`, with `clip`'s weights.
     pub aligned_heads: Option<PathBuf>,
@@ -334,7 +334,8 @@ pub struct PipelineConfig {
     /// The embedding searched in the database (and given to the gallery).
     pub query_embedding: QueryEmbeddingKind,
     /// The database built from the same embedding (`g3 index build`); needed unless only a
-    /// gallery fills the pool.
+    /// gallery fills the pool. Unset with G3's database embedding: the database `g3 fetch g3`
+    /// imported from the published index, in the snapshot of `models.g3_checkpoint`.
     pub database: Option<PathBuf>,
     /// Seed of everything random (the random verifier).
     pub seed: u64,

@@ -14,8 +14,11 @@ use crate::pipeline_args::{PipelineArgs, build_pipeline, locate_batch, print_gen
 use crate::terminal;
 
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "g3 locate [OPTIONS] <IMAGE>...\n       g3 locate --print-config [OPTIONS]"
+)]
 pub struct LocateArgs {
-    /// The photos (JPEG, PNG, WebP, GIF).
+    /// The photos (JPEG, PNG, WebP, GIF); required, except with --print-config.
     #[arg(value_name = "IMAGE", required_unless_present = "print_config")]
     images: Vec<PathBuf>,
 
