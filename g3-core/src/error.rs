@@ -101,7 +101,7 @@ pub enum Error {
 
     /// A file of the asset cache (pretrained weights, a gallery) is not there.
     #[error(
-        "missing asset {}: run scripts/fetch-assets.sh to fetch it (set G3_CACHE_DIR to use another cache directory)",
+        "missing asset {}: run `g3 fetch geoclip` or scripts/fetch-assets.sh to fetch it (set G3_CACHE_DIR to use another cache directory)",
         path.display()
     )]
     MissingAsset {

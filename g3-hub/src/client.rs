@@ -118,6 +118,8 @@ pub struct HubClient {
 impl HubClient {
     /// A client with `settings`.
     pub fn new(settings: HubSettings) -> Self {
+        // No limit on receiving a body: ureq's is a budget for the whole body, which a 38 GB
+        // file outlasts. A stalled download is stopped with Ctrl-C and resumed by the next run.
         let agent = |redirects| {
             Agent::new_with_config(
                 Agent::config_builder()
@@ -129,7 +131,6 @@ impl HubClient {
                     .user_agent(concat!("g3-rs/", env!("CARGO_PKG_VERSION")))
                     .timeout_connect(Some(Duration::from_secs(30)))
                     .timeout_recv_response(Some(Duration::from_secs(60)))
-                    .timeout_recv_body(Some(Duration::from_secs(60)))
                     .build(),
             )
         };

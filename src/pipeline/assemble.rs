@@ -517,7 +517,7 @@ fn find_asset(
         what: what.into(),
         looked_for: path.display().to_string(),
         how_to_get:
-            "run scripts/fetch-assets.sh (it fetches GeoCLIP's files from the Python package index)"
+            "`g3 fetch geoclip` (or scripts/fetch-assets.sh): GeoCLIP's files from the Python package index"
                 .into(),
     });
     None
