@@ -94,7 +94,7 @@ fn embeds_a_directory_in_file_name_order_with_a_row_sidecar() {
     );
     let rows = std::fs::read_to_string(directory.path().join("emb.rows.csv")).unwrap();
     let lines: Vec<&str> = rows.lines().collect();
-    assert_eq!(lines[0], "row,file");
+    assert_eq!(lines[0], "row,file,id");
     assert_eq!(lines.len(), names.len() + 1);
     assert!(
         lines[1].starts_with("0,") && lines[1].ends_with(&names[0]),

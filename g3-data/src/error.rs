@@ -40,6 +40,16 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// Two archive members have the same id: which one is meant cannot be told.
+    #[error(
+        "image id {image_id} is held by more than one archive member ({places}): ids must be unique, remove or rename the duplicates"
+    )]
+    DuplicateImageId {
+        /// The id.
+        image_id: String,
+        /// Where each member lies.
+        places: String,
+    },
     /// An image could not be decoded (corrupt, unsupported, or over the size limits).
     #[error("{image_id}: {message}")]
     Decode {

@@ -50,6 +50,23 @@ pub fn list_images(input: &Path, root: Option<&Path>) -> Result<Vec<PathBuf>> {
         files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         return Ok(files);
     }
+    let base = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| input.parent().unwrap_or(Path::new(".")).to_path_buf());
+    Ok(list_image_names(input)?
+        .into_iter()
+        .map(|name| base.join(name))
+        .collect())
+}
+
+/// The image of each row of a CSV list, as written: the first of [`IMAGE_COLUMNS`] the header
+/// has (a path, or an id to look up in an archive). An empty value is an error naming its
+/// line.
+pub fn list_image_names(input: &Path) -> Result<Vec<String>> {
+    let io_error = |source| Error::Io {
+        path: input.to_path_buf(),
+        source,
+    };
     let file = File::open(input).map_err(io_error)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -67,10 +84,7 @@ pub fn list_images(input: &Path, root: Option<&Path>) -> Result<Vec<PathBuf>> {
             column: IMAGE_COLUMNS.join(" or "),
             found: names.clone(),
         })?;
-    let base = root
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| input.parent().unwrap_or(Path::new(".")).to_path_buf());
-    let mut files = Vec::new();
+    let mut values = Vec::new();
     for record in reader.records() {
         let record = record.map_err(csv_error)?;
         let line = record.position().map_or(0, |position| position.line());
@@ -85,9 +99,9 @@ pub fn list_images(input: &Path, root: Option<&Path>) -> Result<Vec<PathBuf>> {
             }
             .into());
         }
-        files.push(base.join(value));
+        values.push(value.to_owned());
     }
-    Ok(files)
+    Ok(values)
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Where photos come from: a folder (IM2GPS3K, YFCC4K) or tar shards (MP16-Pro's 4.12M
 //! images), behind one trait, with parallel decoding under memory limits.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -96,69 +95,154 @@ struct ShardEntry {
     size: u64,
 }
 
-/// Images inside uncompressed tar shards, read at random by id.
+/// Images inside uncompressed tar archives (one large tar, as MP16-Pro publishes
+/// `mp-16-images.tar`, or WebDataset-style shards), read at random by id.
 ///
-/// Scanning 4.12M tar headers takes minutes, so the index (member name → shard, offset,
-/// size) is built once and saved next to the shards; it is rebuilt when a shard's size
-/// changes. Reads use positioned I/O, so any number of threads read at once without locks.
-/// A member's id is its file name inside the tar (MP16-Pro's ids after `/` → `_`).
+/// A member's id is its file name, as the reference keys `a/b/IMG_ID` members by their third
+/// component; only members with an image extension count (a WebDataset shard's `.json` and
+/// `.txt` members are left out). Scanning 4.12M tar headers takes minutes, so the index
+/// (id → shard, offset, size) is built once and saved next to the archives; it is rebuilt
+/// when an archive's size or modification time changes. An id held by two members is no
+/// guess: asking for it is an error naming where both lie. Reads use positioned I/O, so any
+/// number of threads read at once without locks.
 #[derive(Debug)]
 pub struct TarShardImageSource {
     shards: Vec<File>,
     shard_paths: Vec<PathBuf>,
     shard_sizes: Vec<u64>,
-    entries: HashMap<String, ShardEntry>,
+    /// Every image member, in archive order.
+    members: Vec<(Box<str>, ShardEntry)>,
+    /// Positions in `members`, sorted by id (duplicates adjacent).
+    by_id: Vec<u32>,
+    /// Ids held by more than one member.
+    duplicates: std::collections::HashSet<Box<str>>,
 }
 
 /// First line of an index file; the format may change with the version.
-const INDEX_MAGIC: &str = "g3-tar-index v1";
+const INDEX_MAGIC: &str = "g3-tar-index v2";
+
+/// An archive as the index records it: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShardStamp {
+    size: u64,
+    modified_ns: i128,
+}
 
 impl TarShardImageSource {
     /// Opens the shards, loading the index at `index_path` when it matches them and
     /// building (and saving, through a temporary file) a new one otherwise.
     pub fn open(shards: &[PathBuf], index_path: &Path) -> Result<Self> {
-        let sizes: Vec<u64> = shards
+        let stamps: Vec<ShardStamp> = shards
             .iter()
             .map(|path| {
-                std::fs::metadata(path)
-                    .map(|metadata| metadata.len())
-                    .map_err(|error| DataError::io(path, error))
+                let metadata =
+                    std::fs::metadata(path).map_err(|error| DataError::io(path, error))?;
+                let modified_ns = metadata
+                    .modified()
+                    .ok()
+                    .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |elapsed| elapsed.as_nanos() as i128);
+                Ok(ShardStamp {
+                    size: metadata.len(),
+                    modified_ns,
+                })
             })
             .collect::<Result<_>>()?;
-        let entries = match load_index(index_path, shards, &sizes) {
-            Some(entries) => entries,
+        let members = match load_index(index_path, shards, &stamps) {
+            Some(members) => members,
             None => {
-                let entries = build_index(shards)?;
-                save_index(index_path, shards, &sizes, &entries)?;
-                entries
+                let members = build_index(shards)?;
+                save_index(index_path, shards, &stamps, &members)?;
+                members
             }
         };
         let files = shards
             .iter()
             .map(|path| File::open(path).map_err(|error| DataError::io(path, error)))
             .collect::<Result<_>>()?;
+        let mut by_id: Vec<u32> = (0..members.len() as u32).collect();
+        by_id.par_sort_unstable_by(|&a, &b| members[a as usize].0.cmp(&members[b as usize].0));
+        let duplicates = by_id
+            .windows(2)
+            .filter(|pair| members[pair[0] as usize].0 == members[pair[1] as usize].0)
+            .map(|pair| members[pair[0] as usize].0.clone())
+            .collect();
         Ok(TarShardImageSource {
             shards: files,
             shard_paths: shards.to_vec(),
-            shard_sizes: sizes,
-            entries,
+            shard_sizes: stamps.iter().map(|stamp| stamp.size).collect(),
+            members,
+            by_id,
+            duplicates,
         })
     }
 
-    /// How many images the shards hold.
+    /// Opens `shards` with their index beside the first one (`<first shard>.g3-index`).
+    pub fn open_beside(shards: &[PathBuf]) -> Result<Self> {
+        let first = shards.first().ok_or_else(|| {
+            DataError::io(
+                "--archive",
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "no tar archive given"),
+            )
+        })?;
+        let mut index = first.as_os_str().to_owned();
+        index.push(".g3-index");
+        TarShardImageSource::open(shards, Path::new(&index))
+    }
+
+    /// How many image members the shards hold.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.members.len()
     }
 
     /// Whether the shards hold no image.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.members.is_empty()
+    }
+
+    /// Every member's id, in archive order (duplicates as often as they appear).
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|(id, _)| &**id)
+    }
+
+    /// An error naming every member that holds `image_id` when more than one does.
+    pub fn check_unambiguous(&self, image_id: &str) -> Result<()> {
+        self.entry(image_id).map(drop)
+    }
+
+    /// Where the member `image_id` lies; an error for an id held by several members.
+    fn entry(&self, image_id: &str) -> Result<Option<ShardEntry>> {
+        let Ok(position) = self
+            .by_id
+            .binary_search_by(|&member| (*self.members[member as usize].0).cmp(image_id))
+        else {
+            return Ok(None);
+        };
+        if self.duplicates.contains(image_id) {
+            let places: Vec<String> = self
+                .members
+                .iter()
+                .filter(|(id, _)| &**id == image_id)
+                .map(|(_, entry)| {
+                    format!(
+                        "{} at byte {}",
+                        self.shard_paths[entry.shard as usize].display(),
+                        entry.offset
+                    )
+                })
+                .collect();
+            return Err(DataError::DuplicateImageId {
+                image_id: image_id.to_owned(),
+                places: places.join(", "),
+            });
+        }
+        Ok(Some(self.members[self.by_id[position] as usize].1))
     }
 }
 
 impl ImageSource for TarShardImageSource {
     fn get(&self, image_id: &str) -> Result<ImageInput> {
-        let entry = self.entries.get(image_id).ok_or_else(|| {
+        let entry = self.entry(image_id)?.ok_or_else(|| {
             DataError::io(
                 image_id,
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such image in the shards"),
@@ -183,107 +267,133 @@ impl ImageSource for TarShardImageSource {
     }
 
     fn contains(&self, image_id: &str) -> bool {
-        self.entries.contains_key(image_id)
+        self.by_id
+            .binary_search_by(|&member| (*self.members[member as usize].0).cmp(image_id))
+            .is_ok()
     }
 }
 
+/// The id of an image member (its file name), `None` for other members.
 fn member_id(path: &Path) -> Option<String> {
-    Some(path.file_name()?.to_string_lossy().into_owned())
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let is_image = Path::new(&name)
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| {
+            crate::image_list::IMAGE_EXTENSIONS
+                .iter()
+                .any(|known| extension.eq_ignore_ascii_case(known))
+        });
+    is_image.then_some(name)
 }
 
-fn build_index(shards: &[PathBuf]) -> Result<HashMap<String, ShardEntry>> {
-    let mut entries = HashMap::new();
+fn build_index(shards: &[PathBuf]) -> Result<Vec<(Box<str>, ShardEntry)>> {
+    let mut members = Vec::new();
     for (shard, path) in shards.iter().enumerate() {
         let file = File::open(path).map_err(|error| DataError::io(path, error))?;
         let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
-        let members = archive
+        let entries = archive
             .entries()
             .map_err(|error| DataError::io(path, error))?;
-        for member in members {
+        for member in entries {
             let member = member.map_err(|error| DataError::io(path, error))?;
             if member.header().entry_type() != tar::EntryType::Regular {
                 continue;
             }
             let name = member.path().map_err(|error| DataError::io(path, error))?;
             let Some(id) = member_id(&name) else { continue };
-            entries.insert(
-                id,
+            members.push((
+                id.into_boxed_str(),
                 ShardEntry {
                     shard: shard as u32,
                     offset: member.raw_file_position(),
                     size: member.size(),
                 },
-            );
+            ));
         }
     }
-    Ok(entries)
+    Ok(members)
 }
 
-/// The saved index: the magic line, one `shard\tsize\tpath` line per shard, a blank line,
-/// then `id\tshard\toffset\tsize` per image. `None` when missing, unreadable or stale.
+/// The saved index: the magic line, one `shard\tsize\tmodified_ns\tpath` line per shard, a
+/// blank line, then `id\tshard\toffset\tsize` per image in archive order. `None` when
+/// missing, unreadable or stale.
 fn load_index(
     index_path: &Path,
     shards: &[PathBuf],
-    sizes: &[u64],
-) -> Option<HashMap<String, ShardEntry>> {
+    stamps: &[ShardStamp],
+) -> Option<Vec<(Box<str>, ShardEntry)>> {
     let mut lines = BufReader::new(File::open(index_path).ok()?).lines();
     if lines.next()?.ok()? != INDEX_MAGIC {
         return None;
     }
-    for (shard, size) in shards.iter().zip(sizes) {
+    for (shard, stamp) in shards.iter().zip(stamps) {
         let line = lines.next()?.ok()?;
-        let mut fields = line.splitn(3, '\t');
-        let (_, recorded_size, recorded_path) = (fields.next()?, fields.next()?, fields.next()?);
-        if recorded_size.parse::<u64>().ok()? != *size || recorded_path != shard.to_string_lossy() {
+        let mut fields = line.splitn(4, '\t');
+        let (_, size, modified, path) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        if size.parse::<u64>().ok()? != stamp.size
+            || modified.parse::<i128>().ok()? != stamp.modified_ns
+            || path != shard.to_string_lossy()
+        {
             return None;
         }
     }
     if !lines.next()?.ok()?.is_empty() {
         return None;
     }
-    let mut entries = HashMap::new();
+    let mut members = Vec::new();
     for line in lines {
         let line = line.ok()?;
         let mut fields = line.rsplitn(4, '\t');
         let size: u64 = fields.next()?.parse().ok()?;
         let offset: u64 = fields.next()?.parse().ok()?;
         let shard: u32 = fields.next()?.parse().ok()?;
-        let id = fields.next()?.to_string();
+        let id = fields.next()?;
         // An entry outside its shard means the index is damaged: rebuild rather than trust it.
-        let shard_size = *sizes.get(shard as usize)?;
+        let shard_size = stamps.get(shard as usize)?.size;
         if offset > shard_size || size > shard_size - offset {
             return None;
         }
-        entries.insert(
-            id,
+        members.push((
+            id.into(),
             ShardEntry {
                 shard,
                 offset,
                 size,
             },
-        );
+        ));
     }
-    Some(entries)
+    Some(members)
 }
 
 fn save_index(
     index_path: &Path,
     shards: &[PathBuf],
-    sizes: &[u64],
-    entries: &HashMap<String, ShardEntry>,
+    stamps: &[ShardStamp],
+    members: &[(Box<str>, ShardEntry)],
 ) -> Result<()> {
     let io = |error| DataError::io(index_path, error);
     let temporary = g3_core::atomic::AtomicFile::create(index_path)?;
     {
         let mut out = BufWriter::new(temporary.file());
         writeln!(out, "{INDEX_MAGIC}").map_err(io)?;
-        for (shard, (path, size)) in shards.iter().zip(sizes).enumerate() {
-            writeln!(out, "{shard}\t{size}\t{}", path.to_string_lossy()).map_err(io)?;
+        for (shard, (path, stamp)) in shards.iter().zip(stamps).enumerate() {
+            writeln!(
+                out,
+                "{shard}\t{}\t{}\t{}",
+                stamp.size,
+                stamp.modified_ns,
+                path.to_string_lossy()
+            )
+            .map_err(io)?;
         }
         writeln!(out).map_err(io)?;
-        let mut sorted: Vec<(&String, &ShardEntry)> = entries.iter().collect();
-        sorted.sort_by_key(|(_, entry)| (entry.shard, entry.offset));
-        for (id, entry) in sorted {
+        for (id, entry) in members {
             writeln!(
                 out,
                 "{id}\t{}\t{}\t{}",

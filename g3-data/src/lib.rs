@@ -17,7 +17,10 @@
 //! - [`list_images`]: the photos of a folder or a CSV list, in order (the `g3 embed-*`
 //!   inputs); [`ImageSource`]: photos by id from a folder ([`FolderImageSource`]) or from MP16-Pro's
 //!   tar shards ([`TarShardImageSource`], with a saved index for random access);
-//!   [`decode_images`] decodes on all cores under [`DecodeLimits`].
+//!   [`decode_images`] decodes on all cores under [`DecodeLimits`]. [`PhotoSet`]: the photos
+//!   of any of those inputs, in order, with ids; [`WorkShard`]: one deterministic slice of a
+//!   job, from `--shard I/N` or the scheduler's environment (Slurm arrays, Kubernetes
+//!   Indexed Jobs).
 //!
 //! ```
 //! use g3_core::GeoPoint;
@@ -46,6 +49,7 @@ pub mod geocoding;
 mod image_list;
 mod images;
 mod metadata;
+mod photos;
 
 pub use description::{DescriptionTemplate, LocationLevel, LocationNames};
 pub use error::{DataError, Result};
@@ -53,8 +57,9 @@ pub use geocoder::{
     COUNTRY_TABLE_ASSET, Country, CountryTable, GAZETTEER_ASSET, NearestPlaceMetric, Place,
     PlaceMatch, ReverseGeocoder, read_gazetteer,
 };
-pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_images};
+pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_image_names, list_images};
 pub use images::{
     DecodeLimits, FolderImageSource, ImageSource, TarShardImageSource, decode_image, decode_images,
 };
 pub use metadata::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};
+pub use photos::{PhotoSet, WorkShard};

@@ -176,3 +176,57 @@ fn a_truncated_shard_is_an_error_not_a_crash() {
         }
     }
 }
+
+#[test]
+fn archives_keep_image_members_only_and_refuse_ambiguous_ids() {
+    let directory = tempfile::tempdir().unwrap();
+    let (a, b) = (png(2, 3, 10), png(4, 1, 20));
+    let shards = vec![
+        directory.path().join("shard-0.tar"),
+        directory.path().join("shard-1.tar"),
+    ];
+    // WebDataset-style: a sample's photo beside its JSON; `a/b/IMG_ID` names; one id twice.
+    write_shard(
+        &shards[0],
+        &[
+            ("0a/1b/000001.jpg", &a),
+            ("0a/1b/000001.json", b"{}"),
+            ("0a/1b/000002.png", &b),
+        ],
+    );
+    write_shard(&shards[1], &[("9z/9y/000002.png", &a)]);
+    let source = TarShardImageSource::open_beside(&shards).unwrap();
+    assert!(directory.path().join("shard-0.tar.g3-index").is_file());
+    assert_eq!(
+        source.ids().collect::<Vec<_>>(),
+        ["000001.jpg", "000002.png", "000002.png"]
+    );
+    assert!(!source.contains("000001.json"));
+    assert_eq!(source.get("000001.jpg").unwrap().encoded(), a.as_slice());
+    let error = source.get("000002.png").unwrap_err().to_string();
+    assert!(error.contains("more than one archive member"), "{error}");
+    assert!(
+        error.contains("shard-0.tar at byte") && error.contains("shard-1.tar at byte"),
+        "{error}"
+    );
+
+    // A photo set of the whole archive refuses the ambiguous id before any work; a list
+    // without it is fine, and `a/b/IMG_ID` values are looked up by `IMG_ID`.
+    let error = g3_data::PhotoSet::open(None, None, &shards)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("000002.png"), "{error}");
+    let list = directory.path().join("list.csv");
+    std::fs::write(&list, "IMG_ID,LAT,LON\n0a/1b/000001.jpg,1,2\n").unwrap();
+    let photos = g3_data::PhotoSet::open(Some(&list), None, &shards).unwrap();
+    assert_eq!(photos.len(), 1);
+    assert_eq!(photos.id(0), "000001.jpg");
+    assert_eq!(photos.read(0).unwrap().encoded(), a.as_slice());
+
+    // A rewritten archive of the same size (same members, other bytes) is indexed again.
+    write_shard(&shards[1], &[("9z/9y/000003.png", &a)]);
+    let reopened = TarShardImageSource::open_beside(&shards).unwrap();
+    assert!(reopened.contains("000003.png"));
+    assert!(reopened.get("000002.png").is_ok());
+}

@@ -10,10 +10,10 @@ use g3::index::{
     Database, DatabaseWriter, EntryMetadata, FaissFlatReader, FaissMetric, HnswConfig,
     MetadataCsvOptions, MetadataCsvReader, Metric, StoreConfig, StoreKind, VectorPrecision,
 };
-use g3::{read_embeddings_npy, write_neighbors_csv};
+use g3::{MappedMatrix, read_embeddings_npy, write_neighbors_csv};
 use indicatif::ProgressBar;
 
-use crate::terminal;
+use crate::{parts, terminal};
 
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
@@ -95,9 +95,18 @@ pub struct MetadataArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Embeddings: float32 (or float64) .npy of shape [rows, dimension].
-    #[arg(long, value_name = "emb.npy")]
-    embeddings: PathBuf,
+    /// Embeddings: float32 (or float64) .npy of shape [rows, dimension]; or the parts of a
+    /// split `g3 embed-images --shard I/N` run (their directory, or the part-*.npy files),
+    /// joined in shard order after checking that every shard is there once.
+    #[arg(long, value_name = "emb.npy|DIR", num_args = 1.., required = true)]
+    embeddings: Vec<PathBuf>,
+
+    /// Match embeddings to metadata rows by this column (the `id` of each embedding's rows
+    /// CSV, as `g3 embed-images` writes it) instead of by position: the database follows the
+    /// metadata's order and leaves out rows whose photo was skipped. The column must be kept
+    /// as a text field.
+    #[arg(long, value_name = "COL")]
+    id_column: Option<String>,
 
     #[command(flatten)]
     metadata: MetadataArgs,
@@ -254,11 +263,16 @@ impl MetadataArgs {
 pub fn run(command: IndexCommand) -> anyhow::Result<()> {
     match command {
         IndexCommand::Build(args) => {
-            let spinner = spinner(format!("reading {}", args.embeddings.display()));
-            let embeddings = read_embeddings_npy(&args.embeddings)?;
-            spinner.finish_and_clear();
-            let metadata = args.metadata.read()?;
-            build_and_save(embeddings, metadata, &args.store.config(), &args.output)
+            let sources = parts::gather(&args.embeddings)?;
+            if !sources.parts && sources.files.len() == 1 && args.id_column.is_none() {
+                let file = &sources.files[0];
+                let spinner = spinner(format!("reading {}", file.display()));
+                let embeddings = read_embeddings_npy(file)?;
+                spinner.finish_and_clear();
+                let metadata = args.metadata.read()?;
+                return build_and_save(embeddings, metadata, &args.store.config(), &args.output);
+            }
+            build_streaming(&args, &sources.files)
         }
         IndexCommand::ImportFaiss(args) => import_faiss(args),
         IndexCommand::Search(args) => search(args),
@@ -328,6 +342,174 @@ fn build_and_save(
     progress.finish_and_clear();
     let built = started.elapsed().as_secs_f64();
     save_and_report(&database, output, started, built)
+}
+
+/// Rows added to a streamed build at a time.
+const BUILD_CHUNK_ROWS: usize = 1 << 13;
+
+/// A build from several embeddings files (the parts of a split run) or matched by id: the
+/// files memory-mapped, the metadata streamed, everything written through a
+/// [`DatabaseWriter`], so memory does not grow with the collection (except an HNSW graph's).
+fn build_streaming(args: &BuildArgs, files: &[PathBuf]) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let matrices = files
+        .iter()
+        .map(|file| MappedMatrix::open(file))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dimension = matrices[0].columns();
+    if let Some(other) = matrices.iter().find(|matrix| matrix.columns() != dimension) {
+        anyhow::bail!(
+            "{} has {} columns, {} has {dimension}",
+            other.path().display(),
+            other.columns(),
+            matrices[0].path().display()
+        );
+    }
+    let total: usize = matrices.iter().map(MappedMatrix::rows).sum();
+    let config = args.store.config();
+    let mut csv = MetadataCsvReader::open(&args.metadata.metadata, &args.metadata.options())?;
+    let mut writer = DatabaseWriter::create(
+        &args.output,
+        dimension,
+        &config,
+        csv.text_columns().to_vec(),
+    )
+    .with_context(|| format!("cannot write the database {}", args.output.display()))?;
+    let progress = terminal::progress_bar(
+        total as u64,
+        "{spinner} adding vectors {bar:30} {pos}/{len} ({per_sec}, {eta} left)",
+    );
+    let mut chunk: Vec<f32> = Vec::with_capacity(BUILD_CHUNK_ROWS * dimension);
+    let flush = |chunk: &mut Vec<f32>, writer: &mut DatabaseWriter| -> anyhow::Result<()> {
+        writer.add_vectors(chunk)?;
+        progress.inc((chunk.len() / dimension) as u64);
+        chunk.clear();
+        Ok(())
+    };
+    match &args.id_column {
+        None => {
+            csv.for_each_entry(|key, location, texts| writer.add_entry(key, location, texts))?;
+            if writer.entries_added() != total {
+                return Err(g3::index::IndexError::CountMismatch {
+                    vectors: total,
+                    metadata: writer.entries_added(),
+                })
+                .context("the embeddings and the metadata must match row for row (or pass --id-column to match them by id)");
+            }
+            for matrix in &matrices {
+                for row in 0..matrix.rows() {
+                    chunk.extend_from_slice(matrix.row(row));
+                    if chunk.len() == BUILD_CHUNK_ROWS * dimension {
+                        flush(&mut chunk, &mut writer)?;
+                    }
+                }
+            }
+        }
+        Some(id_column) => {
+            let id_field = csv
+                .text_columns()
+                .iter()
+                .position(|column| column == id_column)
+                .with_context(|| {
+                    format!(
+                        "--id-column {id_column} is not among the text columns kept ({})",
+                        csv.text_columns().join(", ")
+                    )
+                })?;
+            let mut rows_by_id = embedding_ids(&matrices)?;
+            let mut without_photo = 0usize;
+            let mut first_without = None;
+            csv.for_each_entry(|key, location, texts| {
+                match rows_by_id.remove(texts[id_field]) {
+                    Some((matrix, row)) => {
+                        chunk.extend_from_slice(matrices[matrix].row(row));
+                        writer.add_entry(key, location, texts)?;
+                        if chunk.len() == BUILD_CHUNK_ROWS * dimension {
+                            flush(&mut chunk, &mut writer).map_err(|error| {
+                                g3::index::IndexError::InvalidConfig(format!("{error:#}"))
+                            })?;
+                        }
+                    }
+                    None => {
+                        without_photo += 1;
+                        first_without.get_or_insert_with(|| texts[id_field].to_owned());
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some(unmatched) = rows_by_id.keys().next() {
+                anyhow::bail!(
+                    "{} embedded photos have no metadata row with that {id_column} (for example {unmatched:?}): were the photos embedded from another list?",
+                    rows_by_id.len()
+                );
+            }
+            if without_photo > 0 {
+                eprintln!(
+                    "{without_photo} metadata rows have no embedding (skipped photos, for example {}); the database leaves them out",
+                    first_without.unwrap_or_default()
+                );
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        flush(&mut chunk, &mut writer)?;
+    }
+    progress.finish_and_clear();
+    let count = writer.vectors_added();
+    let built = started.elapsed().as_secs_f64();
+    writer
+        .finish()
+        .with_context(|| format!("cannot write the database {}", args.output.display()))?;
+    eprintln!(
+        "{count} vectors of dimension {dimension} from {} file(s), metric {}: written to {} in {built:.1} s",
+        files.len(),
+        config.metric.short_name(),
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// Each embedding's `(file, row)` by the id its rows CSV gives; an id twice is an error.
+fn embedding_ids(
+    matrices: &[MappedMatrix],
+) -> anyhow::Result<std::collections::HashMap<String, (usize, usize)>> {
+    let mut ids = std::collections::HashMap::new();
+    for (index, matrix) in matrices.iter().enumerate() {
+        let rows_path = matrix.path().with_extension("rows.csv");
+        let mut reader = csv::Reader::from_path(&rows_path).with_context(|| {
+            format!(
+                "--id-column needs the rows CSV that g3 embed-images writes beside {}",
+                matrix.path().display()
+            )
+        })?;
+        let id_index = reader
+            .headers()?
+            .iter()
+            .position(|column| column == "id")
+            .with_context(|| format!("{} has no id column", rows_path.display()))?;
+        let mut count = 0;
+        for (row, record) in reader.records().enumerate() {
+            let record = record.with_context(|| format!("cannot read {}", rows_path.display()))?;
+            let id = record[id_index].to_owned();
+            if let Some((other, other_row)) = ids.insert(id.clone(), (index, row)) {
+                anyhow::bail!(
+                    "id {id:?} is embedded twice: row {other_row} of {} and row {row} of {}",
+                    matrices[other].path().display(),
+                    matrix.path().display()
+                );
+            }
+            count += 1;
+        }
+        if count != matrix.rows() {
+            anyhow::bail!(
+                "{} names {count} rows, {} holds {}",
+                rows_path.display(),
+                matrix.path().display(),
+                matrix.rows()
+            );
+        }
+    }
+    Ok(ids)
 }
 
 /// Writes `database` to `output` and reports what was built, how fast.

@@ -9,6 +9,7 @@ mod fetch;
 mod geocode;
 mod index;
 mod locate;
+mod parts;
 mod pipeline_args;
 mod retrieval_stats;
 mod run;

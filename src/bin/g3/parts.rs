@@ -1,0 +1,129 @@
+//! The parts of a split `g3 embed-images` run, gathered for `g3 index build`: every shard
+//! exactly once, all from the same inputs and model, in shard order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::embed_images::{PART_FORMAT, PartManifest};
+
+/// The embeddings files a build reads, in order, and whether they are the parts of one
+/// split run.
+pub struct EmbeddingFiles {
+    pub files: Vec<PathBuf>,
+    pub parts: bool,
+}
+
+/// The `.npy` files named by `paths`: plain files as given, or parts (`part-I-of-N.npy`
+/// beside its `part-I-of-N.json`, or a directory holding them), checked to cover the
+/// inputs exactly once. A missing, repeated or foreign part is an error naming it and the
+/// command that makes it.
+pub fn gather(paths: &[PathBuf]) -> anyhow::Result<EmbeddingFiles> {
+    let mut parts: Vec<(PathBuf, PartManifest)> = Vec::new();
+    let mut plain = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = 0;
+            let entries = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?;
+            for entry in entries {
+                let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("part-") && name.ends_with(".json") {
+                    let manifest = entry.path();
+                    parts.push((manifest.with_extension("npy"), read_manifest(&manifest)?));
+                    found += 1;
+                }
+            }
+            if found == 0 {
+                bail!(
+                    "{} holds no finished part (part-I-of-N.json): run `g3 embed-images --shard I/N --output {}` for each shard",
+                    path.display(),
+                    path.display()
+                );
+            }
+        } else if path.with_extension("json").is_file() && is_part_name(path) {
+            parts.push((path.clone(), read_manifest(&path.with_extension("json"))?));
+        } else {
+            plain.push(path.clone());
+        }
+    }
+    if parts.is_empty() {
+        return Ok(EmbeddingFiles {
+            files: plain,
+            parts: false,
+        });
+    }
+    if let Some(file) = plain.first() {
+        bail!(
+            "{} is not a part of a split run, but other inputs are: give the parts only",
+            file.display()
+        );
+    }
+    let (first_path, first) = &parts[0];
+    let mut by_shard: BTreeMap<usize, &PathBuf> = BTreeMap::new();
+    for (path, manifest) in &parts {
+        let same_run = manifest.shards == first.shards
+            && manifest.inputs == first.inputs
+            && manifest.dimension == first.dimension
+            && manifest.kind == first.kind
+            && manifest.model == first.model;
+        if !same_run {
+            bail!(
+                "{} and {} come from different runs (shard count, inputs, model or kind differ): parts join only with parts of the same run",
+                first_path.display(),
+                path.display()
+            );
+        }
+        if let Some(other) = by_shard.insert(manifest.shard, path) {
+            bail!(
+                "part {} of {} is given twice: {} and {}",
+                manifest.shard,
+                manifest.shards,
+                other.display(),
+                path.display()
+            );
+        }
+        if !path.is_file() {
+            bail!("{} is missing beside its manifest", path.display());
+        }
+    }
+    let missing: Vec<String> = (0..first.shards)
+        .filter(|shard| !by_shard.contains_key(shard))
+        .map(|shard| format!("part-{shard}-of-{}", first.shards))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "missing {} of {} parts: {}. Run `g3 embed-images` with the same inputs and `--shard I/{}` for each (a shard reruns alone; a killed one resumes)",
+            missing.len(),
+            first.shards,
+            missing.join(", "),
+            first.shards
+        );
+    }
+    Ok(EmbeddingFiles {
+        files: by_shard.into_values().cloned().collect(),
+        parts: true,
+    })
+}
+
+fn is_part_name(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("part-") && name.ends_with(".npy"))
+}
+
+fn read_manifest(path: &Path) -> anyhow::Result<PartManifest> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let manifest: PartManifest = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a part manifest", path.display()))?;
+    if manifest.format != PART_FORMAT {
+        bail!(
+            "{}: format {:?}, expected {PART_FORMAT:?}",
+            path.display(),
+            manifest.format
+        );
+    }
+    Ok(manifest)
+}
