@@ -207,3 +207,102 @@ fn text_features_outside_the_models_vocabulary_are_a_clear_error() {
     // The image features already computed are kept for the next run.
     assert!(output.join("parts/000000.image.npy").is_file());
 }
+
+/// The images in a tar archive, under `a/b/IMG_ID` names as MP16-Pro's archive has them.
+fn write_archive(path: &Path) {
+    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for (index, image) in IMAGES.iter().enumerate() {
+        let bytes = std::fs::read(fixture("images").join(image)).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(
+                &mut header,
+                format!("0{index}/1{index}/{image}"),
+                &bytes[..],
+            )
+            .unwrap();
+    }
+    builder.finish().unwrap();
+}
+
+#[test]
+fn shards_read_from_an_archive_join_into_the_single_run_cache_for_training() {
+    let directory = tempfile::tempdir().unwrap();
+    let metadata = write_metadata(directory.path());
+    let archive = directory.path().join("mp-16-images.tar");
+    write_archive(&archive);
+    let model = fixture("model");
+    let cache_from_archive = |output: &Path, extra: &[&str]| {
+        let mut arguments = vec![
+            "cache-features",
+            "--model",
+            model.to_str().unwrap(),
+            "--metadata",
+            metadata.to_str().unwrap(),
+            "--archive",
+            archive.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--batch",
+            "2",
+            "--no-text",
+        ];
+        arguments.extend_from_slice(extra);
+        let result = g3(&arguments);
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    };
+    // The folder run is the reference.
+    let whole = directory.path().join("whole");
+    let result = cache(&metadata, &fixture("images"), &whole, &[]);
+    assert!(result.status.success());
+    let sharded = directory.path().join("sharded");
+    for shard in ["1/2", "0/2"] {
+        cache_from_archive(&sharded, &["--shard", shard]);
+    }
+    assert!(sharded.join("part-0-of-2.json").is_file());
+
+    // `g3 train` joins the shards beside its image_features path, then trains on them.
+    std::fs::write(
+        sharded.join("train.toml"),
+        "image_features = \"image_features.npy\"\nlocations = \"metadata.csv\"\noutput = \"run\"\nlocation_encoder = \"fresh\"\n\n[model]\nfeature_size = 24\n\n[model.location_encoder]\nsigmas = [1.0]\nencoded_size = 4\nhidden_width = 8\nhidden_layers = 1\noutput_size = 6\n\n[training]\nvariant = \"image-gps\"\nepochs = 1\nbatch_size = 3\n",
+    )
+    .unwrap();
+    let result = g3(&[
+        "train",
+        "--config",
+        sharded.join("train.toml").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(stderr.contains("joined 2 feature parts"), "{stderr}");
+    for file in ["image_features.npy", "metadata.csv"] {
+        assert_eq!(
+            std::fs::read(whole.join(file)).unwrap(),
+            std::fs::read(sharded.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    // A missing shard is named.
+    let lonely = directory.path().join("lonely");
+    cache_from_archive(&lonely, &["--shard", "1/3"]);
+    std::fs::copy(sharded.join("train.toml"), lonely.join("train.toml")).unwrap();
+    let result = g3(&[
+        "train",
+        "--config",
+        lonely.join("train.toml").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(
+        stderr.contains("missing 2 of 3 feature parts: part-0-of-3, part-2-of-3"),
+        "{stderr}"
+    );
+}

@@ -643,3 +643,121 @@ fn user_errors_print_as_messages_without_a_backtrace() {
         "-v shows where the error came from"
     );
 }
+
+/// The fixture photos of `names` in a tar archive, under `a/b/IMG_ID` names.
+fn write_archive(path: &Path, names: &[&str]) {
+    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for name in names {
+        let bytes = std::fs::read(fixture("images").join(name)).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, format!("aa/bb/{name}"), &bytes[..])
+            .unwrap();
+    }
+    builder.finish().unwrap();
+}
+
+#[test]
+fn locate_and_run_read_photos_from_an_archive_as_from_the_folder() {
+    let directory = tempfile::tempdir().unwrap();
+    let archive = directory.path().join("photos.tar");
+    let names = [
+        "landscape.jpg",
+        "rgb16.png",
+        "cmyk.jpg",
+        "exact.png",
+        "gray.png",
+        "portrait.png",
+        "upscale.jpg",
+    ];
+    write_archive(&archive, &names);
+    let offline = |command: &mut Command| {
+        command
+            .args(["--preset", "g3", "--set"])
+            .arg(format!("models.clip={}", fixture("model").display()))
+            .arg("--set")
+            .arg(format!(
+                "models.g3_checkpoint={}",
+                fixture("g3.pth").display()
+            ))
+            .arg("--db")
+            .arg(directory.path().join("g3.db"));
+    };
+    build_database(
+        ImageEmbeddingKind::Database,
+        &directory.path().join("g3.db"),
+    );
+
+    let mut from_folder = g3();
+    from_folder
+        .args(["locate", "--json", "--no-place-names"])
+        .arg(fixture("images/landscape.jpg"));
+    offline(&mut from_folder);
+    let mut from_archive = g3();
+    from_archive
+        .args(["locate", "--json", "--no-place-names", "--archive"])
+        .arg(&archive)
+        .arg("landscape.jpg");
+    offline(&mut from_archive);
+    let (folder, archived) = (run(&mut from_folder), run(&mut from_archive));
+    assert!(archived.status.success(), "{}", text(&archived.stderr));
+    let prediction = |output: &Output| {
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let mut prediction = report["predictions"][0].clone();
+        // Named by the path or by the archive id; everything else must agree.
+        let fields = prediction.as_object_mut().unwrap();
+        fields.remove("image");
+        fields.remove("image_id");
+        prediction
+    };
+    assert_eq!(prediction(&folder), prediction(&archived));
+
+    // `g3 run` over the same metadata: the same rows from the archive as from the folder;
+    // the photo absent from both fails the same way.
+    let metadata = write_metadata(directory.path());
+    let results = |source: &[&std::ffi::OsStr], output: &Path| {
+        let mut command = g3();
+        command
+            .args(["run", "--dataset", "csv", "--metadata"])
+            .arg(&metadata)
+            .args(source)
+            .arg("--output")
+            .arg(output);
+        offline(&mut command);
+        // missing.jpg fails the run's status; every other photo has its row.
+        let outcome = run(&mut command);
+        assert!(
+            text(&outcome.stderr).contains("1 of 8 photos have no prediction"),
+            "{}",
+            text(&outcome.stderr)
+        );
+        let mut reader = csv::Reader::from_path(output).unwrap();
+        reader
+            .records()
+            .map(|record| {
+                let record = record.unwrap();
+                (
+                    record[0].to_owned(),
+                    record[1].to_owned(),
+                    record[2].to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let images = fixture("images");
+    let folder_rows = results(
+        &["--images".as_ref(), images.as_os_str()],
+        &directory.path().join("folder.csv"),
+    );
+    let archive_rows = results(
+        &["--archive".as_ref(), archive.as_os_str()],
+        &directory.path().join("archive.csv"),
+    );
+    assert_eq!(folder_rows.len(), 7);
+    assert_eq!(folder_rows, archive_rows);
+    let errors = std::fs::read_to_string(directory.path().join("archive.errors.csv")).unwrap();
+    assert!(errors.contains("missing.jpg"), "{errors}");
+}

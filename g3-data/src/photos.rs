@@ -139,11 +139,16 @@ impl PhotoSet {
     }
 }
 
-/// A CSV value as an archive id: itself when the archives hold it, else its file name (the
-/// reference keys `a/b/IMG_ID` members by `IMG_ID`).
+/// A CSV value as an archive id: itself when the archives hold it, else with `/` as `_` (how
+/// G3 names MP16-Pro's photos inside its archive), else its file name (the reference keys
+/// `a/b/IMG_ID` members by `IMG_ID`).
 fn archive_id(source: &TarShardImageSource, name: String) -> String {
     if source.contains(&name) {
         return name;
+    }
+    let underscored = name.replace('/', "_");
+    if source.contains(&underscored) {
+        return underscored;
     }
     match Path::new(&name).file_name() {
         Some(file) if file.len() != name.len() => file.to_string_lossy().into_owned(),

@@ -222,6 +222,7 @@ fn archives_keep_image_members_only_and_refuse_ambiguous_ids() {
     let photos = g3_data::PhotoSet::open(Some(&list), None, &shards).unwrap();
     assert_eq!(photos.len(), 1);
     assert_eq!(photos.id(0), "000001.jpg");
+    assert_eq!(photos.fingerprint().len(), 32);
     assert_eq!(photos.read(0).unwrap().encoded(), a.as_slice());
 
     // A rewritten archive of the same size (same members, other bytes) is indexed again.

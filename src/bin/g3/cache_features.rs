@@ -13,10 +13,14 @@ use g3::align::{
     ModelSpec,
 };
 use g3::core::atomic::write_atomically;
-use g3::data::{DatasetKind, DescriptionTemplate, MetadataOptions, MetadataReader};
-use g3::{EmbeddingFileWriter, GrowingEmbeddingFile, ImageInput, read_embeddings_npy};
+use g3::data::{
+    DatasetKind, DescriptionTemplate, FolderImageSource, ImageSource, MetadataOptions,
+    MetadataReader, TarShardImageSource, WorkShard,
+};
+use g3::{EmbeddingFileWriter, GrowingEmbeddingFile, read_embeddings_npy};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Args)]
 pub struct CacheFeaturesArgs {
@@ -45,13 +49,31 @@ pub struct CacheFeaturesArgs {
     dataset: DatasetArg,
 
     /// Directory holding the images, named by `IMG_ID`.
-    #[arg(long, value_name = "DIR")]
-    images: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "archives")]
+    images: Option<PathBuf>,
+
+    /// A tar archive holding the images instead (MP16-Pro's `mp-16-images.tar`, or shards;
+    /// repeatable), read in place by `IMG_ID`; its index is saved beside the first.
+    #[arg(long = "archive", value_name = "A.tar", conflicts_with = "images")]
+    archives: Vec<PathBuf>,
 
     /// Output directory: image_features.npy, text_features.npy and metadata.csv (IMG_ID,
-    /// LAT, LON, description), row-aligned, plus the parts of an unfinished run.
+    /// LAT, LON, description), row-aligned, plus the parts of an unfinished run. For a
+    /// shard, OUTPUT/part-I-of-N/ holds them and OUTPUT/part-I-of-N.json marks it finished;
+    /// `g3 train` joins the parts.
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
+
+    /// Cache only shard I of N (from 0): the metadata rows at positions [I·n/N, (I+1)·n/N)
+    /// after the dataset's filters. Without it, a Slurm job array or a Kubernetes Indexed
+    /// Job (with --shards) gives the shard; else the whole dataset is one cache.
+    #[arg(long, value_name = "I/N", value_parser = WorkShard::parse)]
+    shard: Option<WorkShard>,
+
+    /// The number of shards when the scheduler gives only the index (a Kubernetes Indexed
+    /// Job's completions), or to override SLURM_ARRAY_TASK_COUNT.
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
 
     /// Images (and texts) per forward pass.
     #[arg(long, default_value_t = 32)]
@@ -156,6 +178,8 @@ fn progress_bar(length: usize, what: &str) -> ProgressBar {
 /// rows), which marks the part as done.
 fn cache_image_part(
     args: &CacheFeaturesArgs,
+    output: &Path,
+    source: &dyn ImageSource,
     encoder: &ImageEncoder,
     rows: &[Row],
     part: usize,
@@ -164,12 +188,10 @@ fn cache_image_part(
     let prepared: Vec<_> = rows
         .par_iter()
         .map(|row| {
-            let path = args.images.join(&row.image_id);
-            let name = path.display().to_string();
-            std::fs::read(&path)
-                .map_err(|error| format!("{name}: {error}"))
-                .and_then(|bytes| {
-                    let image = ImageInput::from_bytes(name.clone(), bytes);
+            source
+                .get(&row.image_id)
+                .map_err(|error| error.to_string())
+                .and_then(|image| {
                     encoder
                         .processor()
                         .preprocess(image.encoded(), image.id())
@@ -208,7 +230,7 @@ fn cache_image_part(
     if count > 0 {
         let embeddings = encoder.embed_pixels(&pixels, count)?;
         let mut writer = EmbeddingFileWriter::create(
-            &part_path(&args.output, part, "image.npy"),
+            &part_path(output, part, "image.npy"),
             count,
             encoder.dimension(),
         )?;
@@ -216,13 +238,10 @@ fn cache_image_part(
         writer.finish()?;
     }
     if !skipped.is_empty() {
-        write_atomically(
-            &part_path(&args.output, part, "skipped.csv"),
-            skipped.as_bytes(),
-        )?;
+        write_atomically(&part_path(output, part, "skipped.csv"), skipped.as_bytes())?;
     }
     Ok(write_atomically(
-        &part_path(&args.output, part, "rows.csv"),
+        &part_path(output, part, "rows.csv"),
         kept.as_bytes(),
     )?)
 }
@@ -238,21 +257,110 @@ fn part_rows(output: &Path, part: usize) -> anyhow::Result<Vec<csv::StringRecord
         .with_context(|| format!("reading {}", path.display()))
 }
 
+/// What a finished shard of the cache records, for `g3 train` to join the shards safely.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeaturePartManifest {
+    pub format: String,
+    pub shard: usize,
+    pub shards: usize,
+    /// The fingerprint of the dataset's image ids, in order, after its filters.
+    pub inputs: String,
+    /// Metadata rows in the whole dataset and in this shard; rows cached (minus skipped).
+    pub rows: usize,
+    pub first: usize,
+    pub end: usize,
+    pub cached: usize,
+    pub text: bool,
+    pub model: String,
+}
+
+pub const FEATURE_PART_FORMAT: &str = "g3-feature-part v1";
+
 pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
     if args.batch == 0 || args.part_rows == 0 {
         bail!("--batch and --part-rows must be at least 1");
     }
-    let device = args.device.to_device()?;
-    let mut loaded = None;
+    let shard = match args.shard {
+        Some(shard) => Some(shard),
+        None => WorkShard::from_environment(args.shards).map_err(anyhow::Error::msg)?,
+    };
     let rows = read_rows(&args)?;
     if rows.is_empty() {
         bail!("{}: no rows to cache", args.metadata.display());
     }
-    let parts_directory = args.output.join("parts");
+    let spinner = terminal::spinner("{spinner} {msg} ({elapsed})");
+    spinner.set_message("opening the images (an archive is indexed once)");
+    let source: anyhow::Result<Box<dyn ImageSource>> = match &args.images {
+        Some(folder) => Ok(Box::new(FolderImageSource::new(folder)?)),
+        None => Ok(Box::new(TarShardImageSource::open_beside(&args.archives)?)),
+    };
+    spinner.finish_and_clear();
+    let source = source?;
+    let Some(shard) = shard else {
+        return cache_rows(&args, &args.output, source.as_ref(), &rows).map(drop);
+    };
+    let name = shard.part_name();
+    let manifest_path = args.output.join(format!("{name}.json"));
+    let range = shard.range(rows.len());
+    let mut fingerprint = blake3::Hasher::new();
+    for row in &rows {
+        fingerprint.update(row.image_id.as_bytes());
+        fingerprint.update(b"\n");
+    }
+    let expected = FeaturePartManifest {
+        format: FEATURE_PART_FORMAT.into(),
+        shard: shard.index,
+        shards: shard.count,
+        inputs: fingerprint.finalize().to_hex()[..32].to_owned(),
+        rows: rows.len(),
+        first: range.start,
+        end: range.end,
+        cached: 0,
+        text: !args.no_text,
+        model: args.model.clone(),
+    };
+    if let Ok(text) = std::fs::read(&manifest_path) {
+        let done: FeaturePartManifest = serde_json::from_slice(&text).with_context(|| {
+            format!("{} is not a feature part manifest", manifest_path.display())
+        })?;
+        if (FeaturePartManifest {
+            cached: 0,
+            ..done.clone()
+        }) == expected
+        {
+            eprintln!(
+                "g3 cache-features: {name} is already complete ({} rows)",
+                done.cached
+            );
+            return Ok(());
+        }
+        bail!(
+            "{} was written for another dataset, model or shard count; delete it and {name}/ to cache this shard again",
+            manifest_path.display()
+        );
+    }
+    let directory = args.output.join(&name);
+    let cached = cache_rows(&args, &directory, source.as_ref(), &rows[range])?;
+    let manifest = FeaturePartManifest { cached, ..expected };
+    write_atomically(&manifest_path, &serde_json::to_vec_pretty(&manifest)?)?;
+    Ok(())
+}
+
+/// Caches `rows` into `output` (image_features.npy, text_features.npy, metadata.csv), in
+/// resumable parts; returns the rows cached.
+fn cache_rows(
+    args: &CacheFeaturesArgs,
+    output: &Path,
+    source: &dyn ImageSource,
+    rows: &[Row],
+) -> anyhow::Result<usize> {
+    let device = args.device.to_device()?;
+    let mut loaded = None;
+    let parts_directory = output.join("parts");
     std::fs::create_dir_all(&parts_directory)
         .with_context(|| format!("creating {}", parts_directory.display()))?;
     let parts: Vec<&[Row]> = rows.chunks(args.part_rows).collect();
-    let done = |part: usize, suffix: &str| part_path(&args.output, part, suffix).is_file();
+    let done = |part: usize, suffix: &str| part_path(output, part, suffix).is_file();
 
     // Pass 1: image features.
     let todo: Vec<usize> = (0..parts.len())
@@ -265,11 +373,11 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
             todo.len(),
             parts.len()
         );
-        let encoder = model(&mut loaded, &args, &device)?
+        let encoder = model(&mut loaded, args, &device)?
             .image_encoder(ImageEmbeddingKind::ClipFeatures, args.batch)?;
         let bar = progress_bar(todo.iter().map(|&part| parts[part].len()).sum(), "images");
         for &part in &todo {
-            cache_image_part(&args, &encoder, parts[part], part)?;
+            cache_image_part(args, output, source, &encoder, parts[part], part)?;
             bar.inc(parts[part].len() as u64);
         }
         bar.finish_and_clear();
@@ -281,10 +389,10 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
             .filter(|&part| !done(part, "text.npy"))
             .collect();
         if !todo.is_empty() {
-            let encoder = model(&mut loaded, &args, &device)?.text_encoder(args.batch)?;
+            let encoder = model(&mut loaded, args, &device)?.text_encoder(args.batch)?;
             let bar = progress_bar(todo.iter().map(|&part| parts[part].len()).sum(), "texts");
             for &part in &todo {
-                let kept = part_rows(&args.output, part)?;
+                let kept = part_rows(output, part)?;
                 if !kept.is_empty() {
                     let texts: Vec<&str> = kept
                         .iter()
@@ -292,7 +400,7 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
                         .collect();
                     let features = encoder.features(&texts)?;
                     let mut writer = EmbeddingFileWriter::create(
-                        &part_path(&args.output, part, "text.npy"),
+                        &part_path(output, part, "text.npy"),
                         kept.len(),
                         features.dimension(),
                     )?;
@@ -311,10 +419,10 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
     let mut text_output: Option<GrowingEmbeddingFile> = None;
     let mut skipped = String::new();
     for part in 0..parts.len() {
-        if let Ok(list) = std::fs::read_to_string(part_path(&args.output, part, "skipped.csv")) {
+        if let Ok(list) = std::fs::read_to_string(part_path(output, part, "skipped.csv")) {
             skipped.push_str(&list);
         }
-        let kept = part_rows(&args.output, part)?;
+        let kept = part_rows(output, part)?;
         if kept.is_empty() {
             continue;
         }
@@ -323,20 +431,20 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
             metadata.push_str(&fields.join(","));
             metadata.push('\n');
         }
-        let append = |suffix: &str, output: &mut Option<GrowingEmbeddingFile>, name: &str| {
-            let embeddings = read_embeddings_npy(&part_path(&args.output, part, suffix))?;
+        let append = |suffix: &str, output_file: &mut Option<GrowingEmbeddingFile>, name: &str| {
+            let embeddings = read_embeddings_npy(&part_path(output, part, suffix))?;
             if embeddings.len() != kept.len() {
                 bail!(
                     "{}: {} rows for {} kept images; delete the part to recompute it",
-                    part_path(&args.output, part, suffix).display(),
+                    part_path(output, part, suffix).display(),
                     embeddings.len(),
                     kept.len()
                 );
             }
-            let file = match output {
+            let file = match output_file {
                 Some(file) => file,
-                None => output.insert(GrowingEmbeddingFile::create(
-                    &args.output.join(name),
+                None => output_file.insert(GrowingEmbeddingFile::create(
+                    &output.join(name),
                     embeddings.dimension(),
                 )?),
             };
@@ -356,11 +464,11 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
     if let Some(text_output) = text_output {
         text_output.finish()?;
     }
-    write_atomically(&args.output.join("metadata.csv"), metadata.as_bytes())?;
+    write_atomically(&output.join("metadata.csv"), metadata.as_bytes())?;
     let skipped_count = skipped.lines().count();
     if skipped_count > 0 {
         write_atomically(
-            &args.output.join("skipped.csv"),
+            &output.join("skipped.csv"),
             format!("IMG_ID,error\n{skipped}").as_bytes(),
         )?;
     }
@@ -368,7 +476,7 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
         .with_context(|| format!("removing {}", parts_directory.display()))?;
     eprintln!(
         "g3 cache-features: {cached} rows in {} (image_features.npy{}, metadata.csv){}",
-        args.output.display(),
+        output.display(),
         if args.no_text {
             ""
         } else {
@@ -380,5 +488,5 @@ pub fn run(args: CacheFeaturesArgs) -> anyhow::Result<()> {
             format!("; {skipped_count} unreadable images listed in skipped.csv")
         }
     );
-    Ok(())
+    Ok(cached)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use g3::core::GeneratorDescription;
-use g3::data::{LocationLevel, ReverseGeocoder};
+use g3::data::{ImageSource, LocationLevel, ReverseGeocoder, TarShardImageSource};
 use g3::pipeline::GenerationReport;
 use g3::{CandidateSource, ImageInput, Prediction};
 use serde::Serialize;
@@ -18,9 +18,15 @@ use crate::terminal;
     override_usage = "g3 locate [OPTIONS] <IMAGE>...\n       g3 locate --print-config [OPTIONS]"
 )]
 pub struct LocateArgs {
-    /// The photos (JPEG, PNG, WebP, GIF); required, except with --print-config.
+    /// The photos (JPEG, PNG, WebP, GIF); required, except with --print-config. With
+    /// --archive, the ids of photos inside the archive.
     #[arg(value_name = "IMAGE", required_unless_present = "print_config")]
     images: Vec<PathBuf>,
+
+    /// Read the photos from this tar archive (repeatable), by id (`a/b/IMG_ID` members are
+    /// `IMG_ID`), without unpacking it; its index is saved beside the first.
+    #[arg(long = "archive", value_name = "A.tar")]
+    archives: Vec<PathBuf>,
 
     #[command(flatten)]
     pipeline: PipelineArgs,
@@ -89,8 +95,19 @@ pub fn run(args: LocateArgs) -> anyhow::Result<()> {
     let mut failures = Vec::new();
     let mut inputs = Vec::with_capacity(args.images.len());
     let mut paths = Vec::with_capacity(args.images.len());
+    let archive = if args.archives.is_empty() {
+        None
+    } else {
+        Some(TarShardImageSource::open_beside(&args.archives)?)
+    };
     for path in &args.images {
-        match ImageInput::from_path(path) {
+        let read = match &archive {
+            Some(archive) => archive
+                .get(&path.to_string_lossy())
+                .map_err(|error| error.to_string()),
+            None => ImageInput::from_path(path).map_err(|error| error.to_string()),
+        };
+        match read {
             Ok(input) => {
                 inputs.push(input);
                 paths.push(path);

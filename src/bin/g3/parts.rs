@@ -1,11 +1,17 @@
-//! The parts of a split `g3 embed-images` run, gathered for `g3 index build`: every shard
-//! exactly once, all from the same inputs and model, in shard order.
+//! The parts of a split run, joined for their consumer: `g3 embed-images` parts for
+//! `g3 index build`, `g3 cache-features` parts for `g3 train`. Every shard exactly once, all
+//! from the same inputs and model, in shard order; a missing one is named with the command
+//! that makes it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use g3::core::Embeddings;
+use g3::core::atomic::write_atomically;
+use g3::{GrowingEmbeddingFile, MappedMatrix};
 
+use crate::cache_features::{FEATURE_PART_FORMAT, FeaturePartManifest};
 use crate::embed_images::{PART_FORMAT, PartManifest};
 
 /// The embeddings files a build reads, in order, and whether they are the parts of one
@@ -126,4 +132,117 @@ fn read_manifest(path: &Path) -> anyhow::Result<PartManifest> {
         );
     }
     Ok(manifest)
+}
+
+/// Joins the shards of a split `g3 cache-features` run (`DIR/part-I-of-N/` with
+/// `DIR/part-I-of-N.json`) into one cache in `DIR` (image_features.npy, text_features.npy
+/// when cached, metadata.csv, skipped.csv), in shard order, after checking that every shard
+/// is there once and all come from the same dataset and model. Returns false when `DIR`
+/// holds no parts; the joined files appear atomically, so an interrupted join is redone.
+pub fn join_feature_parts(directory: &Path) -> anyhow::Result<bool> {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return Ok(false);
+    };
+    let mut manifests = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", directory.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("part-") && name.ends_with(".json") {
+            let path = entry.path();
+            let text =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let manifest: FeaturePartManifest = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not a feature part manifest", path.display()))?;
+            if manifest.format != FEATURE_PART_FORMAT {
+                continue;
+            }
+            manifests.push((path, manifest));
+        }
+    }
+    if manifests.is_empty() {
+        return Ok(false);
+    }
+    let (first_path, first) = manifests[0].clone();
+    let mut by_shard: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    for (path, manifest) in &manifests {
+        if manifest.shards != first.shards
+            || manifest.inputs != first.inputs
+            || manifest.model != first.model
+            || manifest.text != first.text
+        {
+            bail!(
+                "{} and {} come from different cache-features runs (shard count, dataset, model or text differ)",
+                first_path.display(),
+                path.display()
+            );
+        }
+        by_shard.insert(manifest.shard, path.with_extension(""));
+    }
+    let missing: Vec<String> = (0..first.shards)
+        .filter(|shard| !by_shard.contains_key(shard))
+        .map(|shard| format!("part-{shard}-of-{}", first.shards))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: missing {} of {} feature parts: {}. Run `g3 cache-features` with the same dataset and `--shard I/{}` for each (a shard reruns alone; a killed one resumes)",
+            directory.display(),
+            missing.len(),
+            first.shards,
+            missing.join(", "),
+            first.shards
+        );
+    }
+    let mut files = vec!["image_features.npy"];
+    if first.text {
+        files.push("text_features.npy");
+    }
+    for name in files {
+        let mut joined: Option<GrowingEmbeddingFile> = None;
+        for part in by_shard.values() {
+            let path = part.join(name);
+            let matrix = MappedMatrix::open(&path)?;
+            let output = match &mut joined {
+                Some(output) => output,
+                None => joined.insert(GrowingEmbeddingFile::create(
+                    &directory.join(name),
+                    matrix.columns(),
+                )?),
+            };
+            for start in (0..matrix.rows()).step_by(4096) {
+                let end = (start + 4096).min(matrix.rows());
+                let values: Vec<f32> = (start..end)
+                    .flat_map(|row| matrix.row(row).iter().copied())
+                    .collect();
+                output.write(&Embeddings::new(matrix.columns(), values)?)?;
+            }
+        }
+        if let Some(output) = joined {
+            output.finish()?;
+        }
+    }
+    for (name, header) in [
+        ("metadata.csv", "IMG_ID,LAT,LON,description"),
+        ("skipped.csv", "IMG_ID,error"),
+    ] {
+        let mut text = format!("{header}\n");
+        let mut any = false;
+        for part in by_shard.values() {
+            if let Ok(content) = std::fs::read_to_string(part.join(name)) {
+                any = true;
+                text.extend(content.lines().skip(1).map(|line| format!("{line}\n")));
+            }
+        }
+        if any {
+            write_atomically(&directory.join(name), text.as_bytes())?;
+        }
+    }
+    eprintln!(
+        "g3 train: joined {} feature parts of {} into {}",
+        first.shards,
+        first_path
+            .parent()
+            .map_or_else(String::new, |parent| parent.display().to_string()),
+        directory.display()
+    );
+    Ok(true)
 }

@@ -8,9 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use g3::data::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};
+use g3::data::{
+    DatasetKind, FolderImageSource, ImageSource, MetadataOptions, MetadataReader, MetadataRecord,
+    TarShardImageSource,
+};
 use g3::evaluation::{EvaluationOptions, evaluate_predictions_csv};
-use g3::{ImageInput, ResultsFile, RunUsage, UsageLog};
+use g3::{ResultsFile, RunUsage, UsageLog};
 
 use crate::common::{csv_field, stop_on_ctrl_c};
 use crate::pipeline_args::{PipelineArgs, build_pipeline, locate_batch, print_generation_summary};
@@ -31,8 +34,17 @@ pub struct RunArgs {
     metadata: Option<PathBuf>,
 
     /// The folder holding the photos, named by IMG_ID.
-    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present_any = ["print_config", "archives"]
+    )]
     images: Option<PathBuf>,
+
+    /// A tar archive holding the photos instead, read in place by IMG_ID (repeatable; its
+    /// index is saved beside the first).
+    #[arg(long = "archive", value_name = "A.tar", conflicts_with = "images")]
+    archives: Vec<PathBuf>,
 
     /// The results CSV: one row per photo, appended as photos finish. An existing file is
     /// resumed: its photos are skipped. Photos that fail get no row: they are listed in
@@ -69,10 +81,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.pipeline.print_config_if_asked(&config)? {
         return Ok(());
     }
-    let (Some(dataset), Some(metadata), Some(images), Some(output)) =
-        (args.dataset, &args.metadata, &args.images, &args.output)
+    let (Some(dataset), Some(metadata), Some(output)) =
+        (args.dataset, &args.metadata, &args.output)
     else {
-        anyhow::bail!("--dataset, --metadata, --images and --output are required");
+        anyhow::bail!("--dataset, --metadata and --output are required");
+    };
+    let images: Box<dyn ImageSource> = match &args.images {
+        Some(folder) => Box::new(FolderImageSource::new(folder)?),
+        None => Box::new(TarShardImageSource::open_beside(&args.archives)?),
     };
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
@@ -129,14 +145,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             let mut inputs = Vec::with_capacity(batch.len());
             let mut located = Vec::with_capacity(batch.len());
             for record in batch {
-                let path = images.join(&record.image_id);
-                match std::fs::read(&path) {
-                    Ok(bytes) => {
-                        inputs.push(ImageInput::from_bytes(record.image_id.clone(), bytes));
+                match images.get(&record.image_id) {
+                    Ok(input) => {
+                        inputs.push(input);
                         located.push(record);
                     }
                     Err(error) => {
-                        let error = format!("{}: {error}", path.display());
+                        let error = error.to_string();
                         tracing::warn!("{error}");
                         failures.record(&record.image_id, "the photo could not be read", &error)?
                     }

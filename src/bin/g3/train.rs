@@ -155,6 +155,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // The shards of a split `g3 cache-features` run, joined once beside them.
+    if !settings.image_features.exists()
+        && let Some(directory) = settings.image_features.parent()
+    {
+        crate::parts::join_feature_parts(directory)?;
+    }
     let data = FeatureCache::open(
         &settings.image_features,
         text_features,
