@@ -244,6 +244,20 @@ impl MappedMatrix {
         &self.path
     }
 
+    /// Drops the pages read so far from this process's memory (they stay in the page cache
+    /// and are read again from there if needed), so that a pass over a matrix larger than RAM
+    /// does not show up as resident memory. Best effort: a system without the advice ignores
+    /// it.
+    pub fn release_pages(&self) {
+        #[cfg(unix)]
+        // SAFETY: the map is a read-only shared mapping of a file nobody modifies (see
+        // `open`); MADV_DONTNEED only unmaps its pages, and the next access reads the same
+        // bytes back from the file.
+        unsafe {
+            let _ = self.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed);
+        }
+    }
+
     /// Row `index` (panics when out of range, like slice indexing).
     pub fn row(&self, index: usize) -> &[f32] {
         let start = self.offset + index * self.columns * 4;

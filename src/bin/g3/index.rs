@@ -384,6 +384,10 @@ fn build_streaming(args: &BuildArgs, files: &[PathBuf]) -> anyhow::Result<()> {
         writer.add_vectors(chunk)?;
         progress.inc((chunk.len() / dimension) as u64);
         chunk.clear();
+        // What was read is in the chunk's copy: the mapped pages need not stay resident.
+        for matrix in &matrices {
+            matrix.release_pages();
+        }
         Ok(())
     };
     match &args.id_column {
