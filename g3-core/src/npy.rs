@@ -254,7 +254,9 @@ impl MappedMatrix {
         // `open`); MADV_DONTNEED only unmaps its pages, and the next access reads the same
         // bytes back from the file.
         unsafe {
-            let _ = self.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed);
+            let _ = self
+                .map
+                .unchecked_advise(memmap2::UncheckedAdvice::DontNeed);
         }
     }
 
