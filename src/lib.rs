@@ -40,6 +40,7 @@ mod error;
 pub mod pipeline;
 pub mod plot;
 pub mod published;
+pub mod report;
 pub mod results;
 
 pub use error::{Error, Result};

@@ -21,17 +21,25 @@ pub fn write_error_curve_svg(
     report: &AccuracyReport,
     title: &str,
 ) -> Result<()> {
+    let svg = error_curve_svg(sorted_distances_km, report, title)?;
+    Ok(g3_core::atomic::write_atomically(path, svg.as_bytes())?)
+}
+
+/// The chart of [`write_error_curve_svg`] as SVG text (for pages that inline it).
+pub fn error_curve_svg(
+    sorted_distances_km: &[f64],
+    report: &AccuracyReport,
+    title: &str,
+) -> Result<String> {
     if sorted_distances_km.is_empty() {
         return Err(Error::InvalidPipeline(
             "no scored rows: there is no error curve to plot".into(),
         ));
     }
     let mut svg = String::new();
-    draw(&mut svg, sorted_distances_km, report, title).map_err(|error| Error::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(error.to_string()),
-    })?;
-    Ok(g3_core::atomic::write_atomically(path, svg.as_bytes())?)
+    draw(&mut svg, sorted_distances_km, report, title)
+        .map_err(|error| Error::InvalidPipeline(format!("drawing the error curve: {error}")))?;
+    Ok(svg)
 }
 
 fn draw(
@@ -78,7 +86,14 @@ fn draw(
     ));
     chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
 
-    for threshold in &report.thresholds {
+    let label_heights = label_heights(
+        &report
+            .thresholds
+            .iter()
+            .map(|threshold| threshold.percent)
+            .collect::<Vec<_>>(),
+    );
+    for (threshold, label_y) in report.thresholds.iter().zip(label_heights) {
         let x = threshold.threshold_km;
         chart.draw_series(LineSeries::new(
             [(x, 0.0), (x, threshold.percent)],
@@ -91,13 +106,38 @@ fn draw(
         )))?;
         chart.draw_series(std::iter::once(Text::new(
             format!("{x} km: {:.1}%", threshold.percent),
-            (x * 1.08, (threshold.percent - 6.0).max(2.0)),
+            (x * 1.08, label_y),
             ("sans-serif", 14).into_font(),
         )))?;
     }
     root.present()?;
     Ok(())
 }
+
+/// Where each threshold's label goes (in percent, the chart's y axis): just below its point,
+/// but at least [`LABEL_SPACING`] above the previous label, so that thresholds with close
+/// accuracies (750 km and 2500 km on a small run) get readable labels instead of one on top
+/// of the other.
+fn label_heights(percents: &[f64]) -> Vec<f64> {
+    let mut heights = Vec::with_capacity(percents.len());
+    let mut previous: Option<f64> = None;
+    for &percent in percents {
+        let natural = (percent - 6.0).max(2.0);
+        let height = match previous {
+            Some(below) => natural.max(below + LABEL_SPACING),
+            None => natural,
+        };
+        heights.push(height);
+        previous = Some(height);
+    }
+    // Labels pushed past the top come down together, keeping their spacing.
+    let overflow = heights.last().map_or(0.0, |top| (top - 97.0).max(0.0));
+    heights.iter().map(|height| height - overflow).collect()
+}
+
+/// Vertical distance between consecutive threshold labels, in percentage points (about one
+/// line of 14 px text on the 560 px chart).
+const LABEL_SPACING: f64 = 5.0;
 
 #[cfg(test)]
 mod tests {
@@ -124,5 +164,26 @@ mod tests {
         }
         assert!(svg.contains("test run"));
         assert!(write_error_curve_svg(&path, &[], &report, "empty").is_err());
+    }
+
+    #[test]
+    fn labels_of_close_accuracies_do_not_overlap() {
+        // A 12-photo run: 750 km and 2500 km both at 41.7%, 200 km close below.
+        let heights = super::label_heights(&[0.0, 8.3, 33.3, 41.7, 41.7]);
+        for pair in heights.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= super::LABEL_SPACING - 1e-9,
+                "{heights:?}"
+            );
+        }
+        assert!(heights.iter().all(|height| (0.0..=100.0).contains(height)));
+        // Far-apart accuracies keep their labels next to their points.
+        assert_eq!(super::label_heights(&[10.0, 50.0, 90.0]), [4.0, 44.0, 84.0]);
+        // Crowded near the top, they move down together.
+        let top = super::label_heights(&[99.0, 99.5, 100.0]);
+        assert!(
+            top[2] <= 97.0 && top[1] - top[0] >= super::LABEL_SPACING - 1e-9,
+            "{top:?}"
+        );
     }
 }

@@ -3,6 +3,8 @@
 //! slice of GeoCLIP's gallery.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 
 use g3::align::pretrained::HfClipDirectory;

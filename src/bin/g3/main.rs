@@ -11,8 +11,10 @@ mod index;
 mod locate;
 mod parts;
 mod pipeline_args;
+mod report;
 mod retrieval_stats;
 mod run;
+mod serve;
 mod terminal;
 mod train;
 
@@ -66,9 +68,15 @@ enum Command {
     /// Where were these photos taken? The pipeline (a preset or a config file) on each,
     /// with the place name of the prediction.
     Locate(locate::LocateArgs),
+    /// A self-contained HTML report of runs: accuracy table, error curves, a world map of
+    /// every photo, the worst predictions and their candidate pools.
+    Report(report::ReportArgs),
     /// How far from each query its retrieved images were taken (the paper's Table 3), to
     /// compare databases and embeddings.
     RetrievalStats(retrieval_stats::RetrievalStatsArgs),
+    /// Serve the pipeline: a JSON API (POST /v1/locate) and a web page that shows the
+    /// prediction and every candidate on a world map.
+    Serve(serve::ServeArgs),
     /// The pipeline over a dataset (IM2GPS3K, YFCC4K, any CSV): a results CSV for
     /// `g3 eval`, appended as photos finish and resumed after a stop.
     Run(run::RunArgs),
@@ -90,7 +98,9 @@ fn main() -> ExitCode {
         Command::Index(command) => index::run(command),
         Command::Locate(args) => locate::run(args),
         Command::RetrievalStats(args) => retrieval_stats::run(args),
+        Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Train(args) => train::run(args),
     };
     match outcome {
