@@ -177,7 +177,9 @@ impl TarShardImageSource {
         })
     }
 
-    /// Opens `shards` with their index beside the first one (`<first shard>.g3-index`).
+    /// Opens `shards` with their index beside the first one (`<first shard>.g3-index`), or,
+    /// when that directory cannot be written (a read-only dataset mount) and holds no index
+    /// yet, in the g3 cache (`$G3_CACHE_DIR/archive-indexes/`, named by the shards' paths).
     pub fn open_beside(shards: &[PathBuf]) -> Result<Self> {
         let first = shards.first().ok_or_else(|| {
             DataError::io(
@@ -185,9 +187,16 @@ impl TarShardImageSource {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "no tar archive given"),
             )
         })?;
-        let mut index = first.as_os_str().to_owned();
-        index.push(".g3-index");
-        TarShardImageSource::open(shards, Path::new(&index))
+        let directory = match first.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let writable = tempfile::tempfile_in(&directory).is_ok();
+        let index = index_location(shards, writable);
+        if let Some(cache) = index.parent() {
+            std::fs::create_dir_all(cache).map_err(|error| DataError::io(cache, error))?;
+        }
+        TarShardImageSource::open(shards, &index)
     }
 
     /// How many image members the shards hold.
@@ -271,6 +280,26 @@ impl ImageSource for TarShardImageSource {
             .binary_search_by(|&member| (*self.members[member as usize].0).cmp(image_id))
             .is_ok()
     }
+}
+
+/// Where the index of `shards` lives: beside the first shard when one is there or the
+/// directory is `writable`, else in the g3 cache, named by the shards' absolute paths.
+fn index_location(shards: &[PathBuf], writable: bool) -> PathBuf {
+    let mut beside = shards[0].as_os_str().to_owned();
+    beside.push(".g3-index");
+    let beside = PathBuf::from(beside);
+    if writable || beside.is_file() {
+        return beside;
+    }
+    let mut hasher = blake3::Hasher::new();
+    for shard in shards {
+        let absolute = std::path::absolute(shard).unwrap_or_else(|_| shard.clone());
+        hasher.update(absolute.as_os_str().as_encoded_bytes());
+        hasher.update(b"\0");
+    }
+    g3_core::assets::cache_dir()
+        .join("archive-indexes")
+        .join(format!("{}.g3-index", &hasher.finalize().to_hex()[..32]))
 }
 
 /// The id of an image member (its file name), `None` for other members.
@@ -456,4 +485,27 @@ pub fn decode_images(
         .par_iter()
         .map(|image| decode_image(image, limits))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_only_archive_directory_keeps_its_index_in_the_cache() {
+        let shards = [PathBuf::from("/data/mp-16-images.tar")];
+        assert_eq!(
+            index_location(&shards, true),
+            PathBuf::from("/data/mp-16-images.tar.g3-index")
+        );
+        let cached = index_location(&shards, false);
+        assert!(cached.starts_with(g3_core::assets::cache_dir().join("archive-indexes")));
+        assert_eq!(
+            cached,
+            index_location(&shards, false),
+            "the same shards, the same file"
+        );
+        let other = index_location(&[PathBuf::from("/data/other.tar")], false);
+        assert_ne!(cached, other);
+    }
 }
