@@ -52,6 +52,17 @@ fn write_metadata(directory: &Path) -> PathBuf {
 }
 
 fn cache(metadata: &Path, images: &Path, output: &Path, extra: &[&str]) -> Output {
+    cache_from(metadata, "--images", images, output, extra)
+}
+
+/// `g3 cache-features` reading the photos from `source` (`--images DIR` or `--archive A.tar`).
+fn cache_from(
+    metadata: &Path,
+    source_flag: &str,
+    source: &Path,
+    output: &Path,
+    extra: &[&str],
+) -> Output {
     let model = fixture("model");
     let mut arguments = vec![
         "cache-features",
@@ -59,8 +70,8 @@ fn cache(metadata: &Path, images: &Path, output: &Path, extra: &[&str]) -> Outpu
         model.to_str().unwrap(),
         "--metadata",
         metadata.to_str().unwrap(),
-        "--images",
-        images.to_str().unwrap(),
+        source_flag,
+        source.to_str().unwrap(),
         "--output",
         output.to_str().unwrap(),
         "--batch",
@@ -234,24 +245,8 @@ fn shards_read_from_an_archive_join_into_the_single_run_cache_for_training() {
     let metadata = write_metadata(directory.path());
     let archive = directory.path().join("mp-16-images.tar");
     write_archive(&archive);
-    let model = fixture("model");
     let cache_from_archive = |output: &Path, extra: &[&str]| {
-        let mut arguments = vec![
-            "cache-features",
-            "--model",
-            model.to_str().unwrap(),
-            "--metadata",
-            metadata.to_str().unwrap(),
-            "--archive",
-            archive.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--batch",
-            "2",
-            "--no-text",
-        ];
-        arguments.extend_from_slice(extra);
-        let result = g3(&arguments);
+        let result = cache_from(&metadata, "--archive", &archive, output, extra);
         assert!(
             result.status.success(),
             "{}",

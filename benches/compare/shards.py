@@ -28,22 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from import_open import evict  # the same page-cache eviction, beside this script
+
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "target" / "release" / "g3"
 FIXTURES = ROOT / "g3-align" / "tests" / "fixtures" / "clip"
 PHOTOS = ["cmyk.jpg", "exact.png", "gray.png", "landscape.jpg", "lossless.webp", "palette.gif",
           "portrait.png", "upscale.jpg"]
-
-
-def evict(path):
-    paths = [p for p in Path(path).rglob("*") if p.is_file()] if Path(path).is_dir() else [Path(path)]
-    for file in paths:
-        fd = os.open(file, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def timed(command):

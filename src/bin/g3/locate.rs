@@ -40,15 +40,30 @@ pub struct LocateArgs {
     no_place_names: bool,
 }
 
-/// The nearest gazetteer place to a prediction.
+/// The nearest gazetteer place to a prediction (`g3 locate` and `g3 serve`).
 #[derive(Debug, Serialize)]
-struct PlaceName {
+pub struct PlaceName {
     city: String,
     state: String,
     country: String,
     country_code: String,
     continent: String,
     distance_km: f64,
+}
+
+impl PlaceName {
+    /// The place of the gazetteer nearest to `location`.
+    pub fn nearest(geocoder: &ReverseGeocoder, location: g3::GeoPoint) -> Self {
+        let found = geocoder.nearest(location);
+        PlaceName {
+            city: found.name(LocationLevel::City).to_owned(),
+            state: found.name(LocationLevel::State).to_owned(),
+            country: found.country_name().to_owned(),
+            country_code: found.name(LocationLevel::CountryCode).to_owned(),
+            continent: found.continent().to_owned(),
+            distance_km: found.distance_km,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -124,17 +139,9 @@ pub fn run(args: LocateArgs) -> anyhow::Result<()> {
     for (path, result) in paths.into_iter().zip(locate_batch(&pipeline, &inputs)) {
         match result {
             Ok(prediction) => {
-                let place = geocoder.as_ref().map(|geocoder| {
-                    let found = geocoder.nearest(prediction.location);
-                    PlaceName {
-                        city: found.name(LocationLevel::City).to_owned(),
-                        state: found.name(LocationLevel::State).to_owned(),
-                        country: found.country_name().to_owned(),
-                        country_code: found.name(LocationLevel::CountryCode).to_owned(),
-                        continent: found.continent().to_owned(),
-                        distance_km: found.distance_km,
-                    }
-                });
+                let place = geocoder
+                    .as_ref()
+                    .map(|geocoder| PlaceName::nearest(geocoder, prediction.location));
                 located.push(Located {
                     image: path.clone(),
                     place,

@@ -95,10 +95,7 @@ pub fn gather(paths: &[PathBuf]) -> anyhow::Result<EmbeddingFiles> {
             bail!("{} is missing beside its manifest", path.display());
         }
     }
-    let missing: Vec<String> = (0..first.shards)
-        .filter(|shard| !by_shard.contains_key(shard))
-        .map(|shard| format!("part-{shard}-of-{}", first.shards))
-        .collect();
+    let missing = missing_parts(first.shards, |shard| by_shard.contains_key(&shard));
     if !missing.is_empty() {
         bail!(
             "missing {} of {} parts: {}. Run `g3 embed-images` with the same inputs and `--shard I/{}` for each (a shard reruns alone; a killed one resumes)",
@@ -112,6 +109,14 @@ pub fn gather(paths: &[PathBuf]) -> anyhow::Result<EmbeddingFiles> {
         files: by_shard.into_values().cloned().collect(),
         parts: true,
     })
+}
+
+/// The names of the parts of `shards` that `present` says are not there.
+fn missing_parts(shards: usize, present: impl Fn(usize) -> bool) -> Vec<String> {
+    (0..shards)
+        .filter(|&shard| !present(shard))
+        .map(|shard| format!("part-{shard}-of-{shards}"))
+        .collect()
 }
 
 fn is_part_name(path: &Path) -> bool {
@@ -178,10 +183,7 @@ pub fn join_feature_parts(directory: &Path) -> anyhow::Result<bool> {
         }
         by_shard.insert(manifest.shard, path.with_extension(""));
     }
-    let missing: Vec<String> = (0..first.shards)
-        .filter(|shard| !by_shard.contains_key(shard))
-        .map(|shard| format!("part-{shard}-of-{}", first.shards))
-        .collect();
+    let missing = missing_parts(first.shards, |shard| by_shard.contains_key(&shard));
     if !missing.is_empty() {
         bail!(
             "{}: missing {} of {} feature parts: {}. Run `g3 cache-features` with the same dataset and `--shard I/{}` for each (a shard reruns alone; a killed one resumes)",

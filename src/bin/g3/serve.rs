@@ -23,12 +23,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Args;
 use g3::core::GeneratorDescription;
-use g3::data::{LocationLevel, ReverseGeocoder};
+use g3::data::ReverseGeocoder;
 use g3::pipeline::{GenerationReport, Pipeline};
 use g3::{ImageInput, Prediction};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::locate::PlaceName;
 use crate::pipeline_args::{PipelineArgs, build_pipeline};
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
@@ -80,17 +81,6 @@ struct Server {
     working: Arc<Semaphore>,
     max_image_side: u32,
     timeout: Duration,
-}
-
-/// The nearest gazetteer place to a prediction.
-#[derive(Debug, Serialize)]
-struct PlaceName {
-    city: String,
-    state: String,
-    country: String,
-    country_code: String,
-    continent: String,
-    distance_km: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -357,17 +347,10 @@ async fn locate(
         };
         Failure(status, error.to_string())
     })?;
-    let place = server.geocoder.as_ref().map(|geocoder| {
-        let found = geocoder.nearest(prediction.location);
-        PlaceName {
-            city: found.name(LocationLevel::City).to_owned(),
-            state: found.name(LocationLevel::State).to_owned(),
-            country: found.country_name().to_owned(),
-            country_code: found.name(LocationLevel::CountryCode).to_owned(),
-            continent: found.continent().to_owned(),
-            distance_km: found.distance_km,
-        }
-    });
+    let place = server
+        .geocoder
+        .as_ref()
+        .map(|geocoder| PlaceName::nearest(geocoder, prediction.location));
     let report = server.pipeline.generation_report();
     let total = started.elapsed();
     Ok(axum::Json(Located {
