@@ -185,17 +185,10 @@ fn locate_prints_predictions_with_place_names() {
     }
 
     // The offline generator, with settings from the command line instead of a file.
-    let output = run(g3()
-        .args(["locate", "--preset", "g3", "--set"])
-        .arg(format!("models.clip={}", fixture("model").display()))
-        .arg("--set")
-        .arg(format!(
-            "models.g3_checkpoint={}",
-            fixture("g3.pth").display()
-        ))
-        .arg("--db")
-        .arg(directory.path().join("g3.db"))
-        .arg(&photos[0]));
+    let mut command = g3();
+    command.arg("locate");
+    offline_fixture_g3(&mut command, &directory.path().join("g3.db"));
+    let output = run(command.arg(&photos[0]));
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(
@@ -644,6 +637,21 @@ fn user_errors_print_as_messages_without_a_backtrace() {
     );
 }
 
+/// G3 on the fixture models and `database`, with the offline generator, from the command
+/// line instead of a file.
+fn offline_fixture_g3(command: &mut Command, database: &Path) {
+    command
+        .args(["--preset", "g3", "--set"])
+        .arg(format!("models.clip={}", fixture("model").display()))
+        .arg("--set")
+        .arg(format!(
+            "models.g3_checkpoint={}",
+            fixture("g3.pth").display()
+        ))
+        .arg("--db")
+        .arg(database);
+}
+
 /// The fixture photos of `names` in a tar archive, under `a/b/IMG_ID` names.
 fn write_archive(path: &Path, names: &[&str]) {
     let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
@@ -674,22 +682,9 @@ fn locate_and_run_read_photos_from_an_archive_as_from_the_folder() {
         "upscale.jpg",
     ];
     write_archive(&archive, &names);
-    let offline = |command: &mut Command| {
-        command
-            .args(["--preset", "g3", "--set"])
-            .arg(format!("models.clip={}", fixture("model").display()))
-            .arg("--set")
-            .arg(format!(
-                "models.g3_checkpoint={}",
-                fixture("g3.pth").display()
-            ))
-            .arg("--db")
-            .arg(directory.path().join("g3.db"));
-    };
-    build_database(
-        ImageEmbeddingKind::Database,
-        &directory.path().join("g3.db"),
-    );
+    let database = directory.path().join("g3.db");
+    let offline = |command: &mut Command| offline_fixture_g3(command, &database);
+    build_database(ImageEmbeddingKind::Database, &database);
 
     let mut from_folder = g3();
     from_folder

@@ -45,13 +45,7 @@ impl EntryMetadataBuilder {
 
     /// Appends one entry; `texts` holds one value per text column.
     pub fn push(&mut self, key: u64, location: GeoPoint, texts: &[&str]) -> Result<()> {
-        if texts.len() != self.text_columns.len() {
-            return Err(IndexError::InvalidConfig(format!(
-                "{} text values for {} text columns",
-                texts.len(),
-                self.text_columns.len()
-            )));
-        }
+        check_text_count(texts, &self.text_columns)?;
         self.keys.push(key);
         self.locations
             .extend_from_slice(&[location.lat_deg(), location.lon_deg()]);
@@ -414,6 +408,18 @@ pub(crate) struct MetadataColumns<'a> {
     pub(crate) locations: &'a [u8],
     pub(crate) text_offsets: &'a [u8],
     pub(crate) text: &'a [u8],
+}
+
+/// An entry must carry one value per text column.
+pub(crate) fn check_text_count(texts: &[&str], text_columns: &[String]) -> Result<()> {
+    if texts.len() != text_columns.len() {
+        return Err(IndexError::InvalidConfig(format!(
+            "{} text values for {} text columns",
+            texts.len(),
+            text_columns.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Fails on the first key that appears twice, naming both rows.

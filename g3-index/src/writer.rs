@@ -15,7 +15,7 @@ use crate::database::{
 use crate::error::{IndexError, Result};
 use crate::exact::check_row_limit;
 use crate::hnsw::HnswStore;
-use crate::metadata::check_unique_keys;
+use crate::metadata::{check_text_count, check_unique_keys};
 use crate::staging::{HashedFile, StagedDatabase};
 use crate::store::{check_batch, check_f16_range, normalize_rows};
 
@@ -175,13 +175,7 @@ impl DatabaseWriter {
 
     /// Appends one entry's metadata: its key, location and one value per text field.
     pub fn add_entry(&mut self, key: u64, location: GeoPoint, texts: &[&str]) -> Result<()> {
-        if texts.len() != self.text_columns.len() {
-            return Err(IndexError::InvalidConfig(format!(
-                "{} text values for {} text columns",
-                texts.len(),
-                self.text_columns.len()
-            )));
-        }
+        check_text_count(texts, &self.text_columns)?;
         self.keys.push(key);
         let pair = [location.lat_deg(), location.lon_deg()];
         self.locations.write(bytemuck::cast_slice(&pair))?;

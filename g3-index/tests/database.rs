@@ -11,6 +11,18 @@ use g3_index::{
     StoreConfig, VectorPrecision,
 };
 
+/// Why building 5 rows of width 4 from `values` under `config` fails.
+fn build_error(values: Vec<f32>, config: &StoreConfig) -> IndexError {
+    Database::build(
+        Embeddings::new(4, values).unwrap(),
+        metadata(5),
+        config,
+        &|_| {},
+    )
+    .err()
+    .expect("the build fails")
+}
+
 fn metadata(count: usize) -> EntryMetadata {
     let mut builder = EntryMetadataBuilder::new(vec!["IMG_ID".into(), "city".into()]);
     for row in 0..count {
@@ -131,14 +143,7 @@ fn bad_vectors_are_errors_that_name_the_row() {
     let config = StoreConfig::hnsw(Metric::InnerProduct, VectorPrecision::F16);
     let mut values = unit_vectors(5, 4, 3);
     values[2 * 4 + 1] = f32::NAN;
-    let error = Database::build(
-        Embeddings::new(4, values).unwrap(),
-        metadata(5),
-        &config,
-        &|_| {},
-    )
-    .err()
-    .unwrap();
+    let error = build_error(values, &config);
     assert!(
         matches!(
             error,
@@ -153,14 +158,7 @@ fn bad_vectors_are_errors_that_name_the_row() {
 
     let mut values = unit_vectors(5, 4, 3);
     values[3 * 4] = f32::INFINITY;
-    let error = Database::build(
-        Embeddings::new(4, values).unwrap(),
-        metadata(5),
-        &StoreConfig::exact(Metric::InnerProduct),
-        &|_| {},
-    )
-    .err()
-    .unwrap();
+    let error = build_error(values, &StoreConfig::exact(Metric::InnerProduct));
     assert!(
         matches!(error, IndexError::NonFiniteValue { row: 3, .. }),
         "{error}"
@@ -168,14 +166,10 @@ fn bad_vectors_are_errors_that_name_the_row() {
 
     let mut values = unit_vectors(5, 4, 3);
     values[4 * 4 + 2] = 1.5;
-    let error = Database::build(
-        Embeddings::new(4, values).unwrap(),
-        metadata(5),
+    let error = build_error(
+        values,
         &StoreConfig::hnsw(Metric::InnerProduct, VectorPrecision::I8),
-        &|_| {},
-    )
-    .err()
-    .unwrap();
+    );
     assert!(
         matches!(
             error,
@@ -198,14 +192,7 @@ fn bad_vectors_are_errors_that_name_the_row() {
     ] {
         let mut values = unit_vectors(5, 4, 3);
         values[3 * 4 + 1] = -1.0e5;
-        let error = Database::build(
-            Embeddings::new(4, values).unwrap(),
-            metadata(5),
-            &config,
-            &|_| {},
-        )
-        .err()
-        .unwrap();
+        let error = build_error(values, &config);
         assert!(
             matches!(
                 error,
@@ -221,14 +208,7 @@ fn bad_vectors_are_errors_that_name_the_row() {
 
     let mut values = unit_vectors(5, 4, 3);
     values[4..8].fill(0.0);
-    let error = Database::build(
-        Embeddings::new(4, values).unwrap(),
-        metadata(5),
-        &StoreConfig::exact(Metric::Cosine),
-        &|_| {},
-    )
-    .err()
-    .unwrap();
+    let error = build_error(values, &StoreConfig::exact(Metric::Cosine));
     assert!(
         matches!(error, IndexError::ZeroVector { row: 1, .. }),
         "{error}"

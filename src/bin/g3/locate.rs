@@ -52,6 +52,16 @@ pub struct PlaceName {
 }
 
 impl PlaceName {
+    /// The offline gazetteer, unless `--no-place-names` was given.
+    pub fn gazetteer(no_place_names: bool) -> anyhow::Result<Option<ReverseGeocoder>> {
+        if no_place_names {
+            return Ok(None);
+        }
+        Ok(Some(ReverseGeocoder::load_default().context(
+            "cannot load the offline gazetteer for place names (pass --no-place-names to go without)",
+        )?))
+    }
+
     /// The place of the gazetteer nearest to `location`.
     pub fn nearest(geocoder: &ReverseGeocoder, location: g3::GeoPoint) -> Self {
         let found = geocoder.nearest(location);
@@ -100,13 +110,7 @@ pub fn run(args: LocateArgs) -> anyhow::Result<()> {
     if args.pipeline.print_config_if_asked(&config)? {
         return Ok(());
     }
-    let geocoder = if args.no_place_names {
-        None
-    } else {
-        Some(ReverseGeocoder::load_default().context(
-            "cannot load the offline gazetteer for place names (pass --no-place-names to go without)",
-        )?)
-    };
+    let geocoder = PlaceName::gazetteer(args.no_place_names)?;
     let mut failures = Vec::new();
     let mut inputs = Vec::with_capacity(args.images.len());
     let mut paths = Vec::with_capacity(args.images.len());

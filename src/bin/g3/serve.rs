@@ -129,13 +129,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.pipeline.print_config_if_asked(&config)? {
         return Ok(());
     }
-    let geocoder = if args.no_place_names {
-        None
-    } else {
-        Some(ReverseGeocoder::load_default().context(
-            "cannot load the offline gazetteer for place names (pass --no-place-names to go without)",
-        )?)
-    };
+    let geocoder = PlaceName::gazetteer(args.no_place_names)?;
     let pipeline = build_pipeline(&config)?;
     let server = Arc::new(Server {
         pipeline,
