@@ -108,6 +108,12 @@ fn fetched_g3_locates_like_the_same_pipeline_configured_by_hand() {
     let photo = photo.to_str().unwrap();
     drop(hub);
     let fetched = succeed(g3(&hf_home, "http://127.0.0.1:9").args(["locate", photo, "--json"]));
+    // A fetch that cannot reach the hub keeps the cached files and says so.
+    let stderr = succeed(g3(&hf_home, "http://127.0.0.1:9").args(["fetch", "g3"]));
+    assert!(
+        stderr.contains("cannot be reached") && stderr.contains("using the cached"),
+        "{stderr}"
+    );
 
     // By hand: the fixture files, and a database imported from the same index and CSV.
     let by_hand_db = directory.path().join("by-hand-db");

@@ -41,7 +41,7 @@ impl Verbosity {
 
     /// The log filter when `RUST_LOG` is not set.
     fn default_filter(self) -> String {
-        const CRATES: [&str; 7] = [
+        const CRATES: [&str; 8] = [
             "g3",
             "g3_core",
             "g3_align",
@@ -49,6 +49,8 @@ impl Verbosity {
             "g3_prompt",
             "g3_verify",
             "g3_data",
+            // Its warning that a cached file was used because the hub was unreachable.
+            "g3_hub",
         ];
         let ours = |level: &str| {
             CRATES
