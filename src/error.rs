@@ -31,6 +31,51 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] g3_core::Error),
 
+    /// An error of the encoders (`g3-align`): a model that does not load, a photo that
+    /// does not decode.
+    #[error(transparent)]
+    Align(#[from] g3_align::AlignError),
+
+    /// An error reading data (`g3-data`): a metadata CSV, an archive, the parts of a split
+    /// run.
+    #[error(transparent)]
+    Data(#[from] g3_data::DataError),
+
+    /// An error of the image database (`g3-index`).
+    #[error(transparent)]
+    Index(#[from] g3_index::IndexError),
+
+    /// An error fetching from the HF hub (`g3-hub`).
+    #[error(transparent)]
+    Hub(#[from] g3_hub::HubError),
+
+    /// A file could not be fetched from the HF hub (refused, not found, a broken download
+    /// after its retries); the source says why.
+    #[error("cannot fetch {file} of {repo}")]
+    Fetch {
+        /// The file's path in the repository.
+        file: String,
+        /// The repository.
+        repo: String,
+        /// Why.
+        #[source]
+        source: g3_hub::HubError,
+    },
+
+    /// A photo could not be read or decoded and the job was not told to skip such photos.
+    /// Set `skip_bad` (`--skip-bad`) to list them and go on.
+    #[error("stopping (pass --skip-bad to skip undecodable images): {source}")]
+    UnreadablePhoto {
+        /// Why the photo could not be used.
+        #[source]
+        source: g3_align::AlignError,
+    },
+
+    /// A job's input or output that cannot work as given (nothing to embed, a part left by
+    /// another run); the message says what to change.
+    #[error("{0}")]
+    InvalidInput(String),
+
     /// Stages that do not fit together, or a pipeline setting that cannot work.
     #[error("invalid pipeline: {0}")]
     InvalidPipeline(String),

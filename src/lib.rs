@@ -36,12 +36,16 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cache_features;
+pub mod embed_images;
 mod error;
 pub mod pipeline;
 pub mod plot;
 pub mod published;
 pub mod report;
 pub mod results;
+#[cfg(feature = "serve")]
+pub mod serve;
 
 pub use error::{Error, Result};
 pub use g3_align as align;

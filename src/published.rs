@@ -4,9 +4,13 @@
 //! Every command that needs one of them looks there ([`published_database`], and the models'
 //! repo ids in [`PipelineConfig`](crate::PipelineConfig)).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use g3_hub::{HubCache, Repo};
+use g3_core::Progress;
+use g3_hub::{FetchedFile, HubCache, HubClient, HubError, Repo};
+use g3_index::{Database, StoreConfig};
+
+use crate::{Error, Result};
 
 /// The model repository with G3's checkpoint and retrieval index.
 pub const G3_CHECKPOINT_REPO: &str = "Jia-py/G3-checkpoint";
@@ -32,4 +36,218 @@ pub fn published_database(cache: &HubCache, checkpoint_repo: &str) -> Option<Pat
     let repo = Repo::model(checkpoint_repo).ok()?;
     let manifest = cache.cached_file(&repo, &format!("{DATABASE_DIRECTORY}/manifest.json"))?;
     manifest.parent().map(PathBuf::from)
+}
+
+/// Which of the published files `g3 fetch g3` takes, and how it imports the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct G3BundleOptions {
+    /// The checkpoint repository's revision (a branch, tag or commit).
+    pub revision: String,
+    /// The checkpoint's path in the repository.
+    pub checkpoint_file: String,
+    /// The faiss index's path in the repository.
+    pub index_file: String,
+    /// MP16-Pro's metadata's path in the dataset repository.
+    pub metadata_file: String,
+    /// The database the index is imported into, beside it in the snapshot; `None` fetches
+    /// the files only.
+    pub database: Option<StoreConfig>,
+}
+
+impl Default for G3BundleOptions {
+    fn default() -> Self {
+        G3BundleOptions {
+            revision: "main".into(),
+            checkpoint_file: G3_CHECKPOINT_FILE.into(),
+            index_file: G3_INDEX_FILE.into(),
+            metadata_file: MP16_PRO_METADATA_FILE.into(),
+            database: Some(StoreConfig::exact(g3_index::Metric::InnerProduct)),
+        }
+    }
+}
+
+/// What `fetch_g3_bundle` left in the cache.
+#[derive(Debug, Clone)]
+pub struct G3Bundle {
+    /// G3's checkpoint.
+    pub checkpoint: FetchedFile,
+    /// The faiss index.
+    pub index: FetchedFile,
+    /// MP16-Pro's metadata.
+    pub metadata: FetchedFile,
+    /// The database imported from the index, when one was asked for.
+    pub database: Option<PathBuf>,
+    /// The database was already imported with these settings: nothing was redone.
+    pub database_was_current: bool,
+    /// The import's figures, when it ran.
+    pub import: Option<g3_index::BuildSummary>,
+}
+
+/// Fetches G3's published files into the HF cache (CLIP's settings, MP16-Pro's metadata, the
+/// checkpoint, the index: the small ones first, so that a refusal shows before 40 GB) and
+/// imports the index into a database beside it, unless one is already there with these
+/// settings.
+pub fn fetch_g3_bundle(
+    client: &HubClient,
+    options: &G3BundleOptions,
+    progress: &dyn Progress,
+) -> Result<G3Bundle> {
+    let checkpoint_repo = Repo::model(G3_CHECKPOINT_REPO)?.with_revision(&options.revision);
+    let dataset = Repo::dataset(MP16_PRO_REPO)?;
+    let clip = Repo::model(CLIP_REPO)?;
+    let mut wanted: Vec<(&Repo, &str)> = CLIP_SETTINGS_FILES
+        .iter()
+        .map(|file| (&clip, *file))
+        .collect();
+    wanted.push((&dataset, &options.metadata_file));
+    wanted.push((&checkpoint_repo, &options.checkpoint_file));
+    wanted.push((&checkpoint_repo, &options.index_file));
+    let mut fetched = fetch_files(client, &wanted, progress)?;
+    let index = fetched.pop().expect("the index was asked for");
+    let checkpoint = fetched.pop().expect("the checkpoint was asked for");
+    let metadata = fetched.pop().expect("the metadata was asked for");
+    let mut bundle = G3Bundle {
+        checkpoint,
+        index,
+        metadata,
+        database: None,
+        database_was_current: false,
+        import: None,
+    };
+    let Some(config) = &options.database else {
+        return Ok(bundle);
+    };
+    let snapshot = snapshot_root(&bundle.index.path, &options.index_file)?;
+    let database = snapshot.join(DATABASE_DIRECTORY);
+    if database_is_current(&database, config, &bundle.index.path) {
+        bundle.database_was_current = true;
+    } else {
+        let summary = g3_index::import_faiss_index(
+            &bundle.index.path,
+            g3_index::MetadataSource {
+                path: &bundle.metadata.path,
+                options: &g3_index::MetadataCsvOptions::default(),
+            },
+            config,
+            &database,
+            progress,
+        )
+        .map_err(|error| {
+            error.context(format!(
+                "importing {} into {} (run `g3 fetch g3` again to retry: the downloads are kept)",
+                bundle.index.path.display(),
+                database.display()
+            ))
+        })?;
+        bundle.import = Some(summary);
+    }
+    bundle.database = Some(database);
+    Ok(bundle)
+}
+
+/// Every file into the cache, in order, each shown as a phase of `progress` while it
+/// downloads. Offline or with the hub unreachable, the error lists every file the cache
+/// lacks, each with where to download it and where to put it.
+pub fn fetch_files(
+    client: &HubClient,
+    wanted: &[(&Repo, &str)],
+    progress: &dyn Progress,
+) -> Result<Vec<FetchedFile>> {
+    let mut fetched = Vec::new();
+    let mut not_cached = Vec::new();
+    let mut reason = String::new();
+    for (repo, file) in wanted {
+        match fetch_file(client, repo, file, progress) {
+            Ok(file) => fetched.push(file),
+            Err(HubError::NotCached {
+                repo,
+                file,
+                why,
+                url,
+                destination,
+            }) => {
+                reason = why;
+                not_cached.push(format!(
+                    "  - {file} of {repo}\n      download: {url}\n      put it at: {}",
+                    destination.display()
+                ));
+            }
+            Err(source) => {
+                return Err(Error::Fetch {
+                    file: file.to_string(),
+                    repo: repo.to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    if !not_cached.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{} file(s) are not in the HF cache ({}) and {reason}; on a machine with the network run the same `g3 fetch` with that cache, or download them and put them in place:\n{}",
+            not_cached.len(),
+            client.cache().root().display(),
+            not_cached.join("\n")
+        )));
+    }
+    Ok(fetched)
+}
+
+/// One file into the cache.
+fn fetch_file(
+    client: &HubClient,
+    repo: &Repo,
+    file: &str,
+    progress: &dyn Progress,
+) -> std::result::Result<FetchedFile, HubError> {
+    // (total, done) as last shown: a new total (the size learnt, a restarted download)
+    // starts the bar again.
+    let mut shown: Option<(u64, u64)> = None;
+    let fetched = client.fetch(repo, file, &mut |step| {
+        let done = match shown {
+            Some((total, done)) if total == step.total => done,
+            _ => {
+                progress.start(file, "bytes", Some(step.total));
+                0
+            }
+        };
+        if step.done > done {
+            progress.advance(step.done - done);
+        }
+        shown = Some((step.total, step.done.max(done)));
+    });
+    progress.finish();
+    let fetched = fetched?;
+    let size = fetched.size as f64 / 1e6;
+    if fetched.downloaded > 0 {
+        progress.notice(&format!("{repo}: {file} downloaded ({size:.1} MB)"));
+    } else {
+        progress.notice(&format!(
+            "{repo}: {file} already in the cache ({size:.1} MB)"
+        ));
+    }
+    Ok(fetched)
+}
+
+/// The snapshot directory that holds `file` (a path inside it) at `path`.
+fn snapshot_root(path: &Path, file: &str) -> Result<PathBuf> {
+    let mut root = path;
+    for _ in file.split('/') {
+        root = root.parent().ok_or_else(|| {
+            Error::InvalidInput(format!("{} is not inside a snapshot", path.display()))
+        })?;
+    }
+    Ok(root.to_path_buf())
+}
+
+/// Whether `database` was already imported from `index` with these settings.
+pub fn database_is_current(database: &Path, config: &StoreConfig, index: &Path) -> bool {
+    let Ok(opened) = Database::open(database) else {
+        return false;
+    };
+    let rows = g3_index::FaissFlatReader::open(index).map(|reader| reader.len());
+    let found = opened.config();
+    found.kind == config.kind
+        && found.precision == config.precision
+        && found.metric == config.metric
+        && rows.is_ok_and(|rows| rows == g3_core::VectorStore::len(&opened))
 }

@@ -45,6 +45,7 @@ mod image;
 mod lmm;
 pub mod npy;
 mod point;
+pub mod progress;
 mod stage;
 pub mod table;
 mod text_file;
@@ -65,6 +66,7 @@ pub use lmm::{
     RetryCounts,
 };
 pub use point::{GeoPoint, normalize_longitude_deg};
+pub use progress::{NoProgress, Progress};
 pub use stage::{
     AnswerParser, GpsEmbedder, ImageEmbedder, LmmGenerator, PromptEnsemble, ReferenceCounts,
     StageKind, TextEmbedder, VectorStore, Verification, VerificationQuery, Verifier,

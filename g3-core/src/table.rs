@@ -114,3 +114,25 @@ pub fn read_number(
 pub fn line_of_record(path: &Path, position: &csv::Position) -> u64 {
     crate::text_file::line_number_at(path, position.byte()).unwrap_or(position.line())
 }
+
+/// `text` as one CSV field: quoted (with quotes doubled) when it holds a separator, a quote
+/// or a line break, as is otherwise. For CSV lines written by hand, where a `csv::Writer`
+/// would be more machinery than the line.
+pub fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", text.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod csv_field_tests {
+    #[test]
+    fn quotes_only_what_needs_it() {
+        assert_eq!(super::csv_field("plain"), "plain");
+        assert_eq!(super::csv_field("a,b"), "\"a,b\"");
+        assert_eq!(super::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(super::csv_field("two\nlines"), "\"two\nlines\"");
+    }
+}

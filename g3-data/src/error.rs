@@ -58,6 +58,61 @@ pub enum DataError {
         /// The decoder's reason.
         message: String,
     },
+    /// A part of a split run that cannot be read as one (bad JSON, another format).
+    #[error("{path}: {message}", path = path.display())]
+    Part {
+        /// The part's manifest.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Parts of two different runs were given to one join: delete the stale ones, or give
+    /// the parts of one run only.
+    #[error(
+        "{first} and {other} come from different runs ({fields} differ): parts join only with parts of the same run",
+        first = first.display(),
+        other = other.display()
+    )]
+    PartsOfDifferentRuns {
+        /// The first part's manifest.
+        first: PathBuf,
+        /// The part that does not match it.
+        other: PathBuf,
+        /// What differs between runs.
+        fields: &'static str,
+    },
+    /// The same shard was given twice: give each part once.
+    #[error(
+        "part {index} of {count} is given twice: {first} and {second}",
+        index = shard.index,
+        count = shard.count,
+        first = first.display(),
+        second = second.display()
+    )]
+    PartGivenTwice {
+        /// The shard.
+        shard: crate::WorkShard,
+        /// One of its manifests.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+    /// Shards of a split run have not finished (or were not given): run them, then join.
+    #[error("{location}missing {missing} of {shards} {noun}: {names}. {how_to_make}")]
+    MissingParts {
+        /// Where the parts were looked for (`"DIR: "`), or nothing.
+        location: String,
+        /// How many are missing.
+        missing: usize,
+        /// How many shards the run has.
+        shards: usize,
+        /// What the parts are called.
+        noun: &'static str,
+        /// The missing parts' names (`part-1-of-3, part-2-of-3`).
+        names: String,
+        /// How to make them.
+        how_to_make: String,
+    },
     /// An error of a shared file format or the asset cache (a missing asset, a CSV of
     /// points, an atomic write).
     #[error(transparent)]

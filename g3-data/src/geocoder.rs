@@ -597,3 +597,36 @@ mod tests {
         assert!((chord_to_km(chord) - haversine).abs() < 1e-6);
     }
 }
+
+/// The names of the gazetteer place nearest to a point, owned and serializable: what
+/// `g3 locate` prints and `g3 serve` answers beside a prediction.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlaceName {
+    /// The place's name.
+    pub city: String,
+    /// Its first-level administrative division.
+    pub state: String,
+    /// Its country's name.
+    pub country: String,
+    /// Its country's ISO 3166-1 alpha-2 code.
+    pub country_code: String,
+    /// Its continent.
+    pub continent: String,
+    /// How far the place is from the point, in km.
+    pub distance_km: f64,
+}
+
+impl PlaceName {
+    /// The place of `geocoder`'s gazetteer nearest to `location`.
+    pub fn nearest(geocoder: &ReverseGeocoder, location: GeoPoint) -> Self {
+        let found = geocoder.nearest(location);
+        PlaceName {
+            city: found.name(LocationLevel::City).to_owned(),
+            state: found.name(LocationLevel::State).to_owned(),
+            country: found.country_name().to_owned(),
+            country_code: found.name(LocationLevel::CountryCode).to_owned(),
+            continent: found.continent().to_owned(),
+            distance_km: found.distance_km,
+        }
+    }
+}

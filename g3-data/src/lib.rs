@@ -49,17 +49,19 @@ pub mod geocoding;
 mod image_list;
 mod images;
 mod metadata;
+pub mod parts;
 mod photos;
 
 pub use description::{DescriptionTemplate, LocationLevel, LocationNames};
 pub use error::{DataError, Result};
 pub use geocoder::{
     COUNTRY_TABLE_ASSET, Country, CountryTable, GAZETTEER_ASSET, NearestPlaceMetric, Place,
-    PlaceMatch, ReverseGeocoder, read_gazetteer,
+    PlaceMatch, PlaceName, ReverseGeocoder, read_gazetteer,
 };
 pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_image_names, list_images};
 pub use images::{
     DecodeLimits, FolderImageSource, ImageSource, TarShardImageSource, decode_image, decode_images,
 };
 pub use metadata::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};
+pub use parts::{PartManifest, PartSet};
 pub use photos::{PhotoSet, WorkShard};

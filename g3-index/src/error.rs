@@ -162,6 +162,17 @@ pub enum IndexError {
     #[error("HNSW index: {0}")]
     Hnsw(String),
 
+    /// An error while doing something the message names (writing a database, importing a
+    /// chunk of an index); its source says what went wrong.
+    #[error("{context}")]
+    Context {
+        /// What was being done.
+        context: String,
+        /// What went wrong.
+        #[source]
+        source: Box<IndexError>,
+    },
+
     /// A shared file format failed (an `.npy` matrix, a CSV of points, an atomic write).
     #[error(transparent)]
     Core(#[from] g3_core::Error),
@@ -189,3 +200,13 @@ impl From<IndexError> for g3_core::Error {
 
 /// `Result` with [`IndexError`].
 pub type Result<T, E = IndexError> = std::result::Result<T, E>;
+
+impl IndexError {
+    /// This error, under `context` (what was being done when it happened).
+    pub fn context(self, context: impl Into<String>) -> IndexError {
+        IndexError::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+}

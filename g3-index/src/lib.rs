@@ -45,6 +45,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod build;
 mod column;
 mod config;
 mod database;
@@ -61,6 +62,7 @@ mod top_k;
 mod verification;
 mod writer;
 
+pub use build::{BuildSummary, MetadataSource, build_from_embeddings, import_faiss_index};
 pub use config::{HnswConfig, Metric, StoreConfig, StoreKind, VectorPrecision};
 pub use database::{Database, FORMAT_VERSION, Verification};
 pub use error::{IndexError, Result};

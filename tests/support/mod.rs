@@ -3,8 +3,6 @@
 //! slice of GeoCLIP's gallery.
 #![allow(dead_code)] // each test binary uses a different part
 
-pub mod serve;
-
 use std::path::{Path, PathBuf};
 
 use g3::align::pretrained::HfClipDirectory;
@@ -14,8 +12,21 @@ use g3::core::assets::Asset;
 use g3::index::{Database, EntryMetadata, Metric, StoreConfig};
 use g3::{GeoPoint, ImageInput};
 
+/// The workspace's root: this file is shared by the facade's tests and the CLI's.
+pub fn workspace_root() -> PathBuf {
+    let mut directory = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    while !directory.join("Cargo.lock").is_file() {
+        assert!(
+            directory.pop(),
+            "no Cargo.lock above {}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+    }
+    directory
+}
+
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    workspace_root()
         .join("g3-align/tests/fixtures/clip")
         .join(name)
 }

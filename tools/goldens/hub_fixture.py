@@ -5,10 +5,10 @@ The G3 authors publish `index/g3.index` (faiss.IndexFlatIP over MP16-Pro's 2304-
 embeddings, written by the reference's IndexSearch.py) and MP16-Pro's metadata CSV. This
 writes the same two files at fixture size, for the tiny G3 checkpoint of g3-align's fixtures:
 
-- tests/fixtures/hub/g3.index: faiss.IndexFlatIP over g3_database.npy (the tiny G3's
+- g3-cli/tests/fixtures/hub/g3.index: faiss.IndexFlatIP over g3_database.npy (the tiny G3's
   database embeddings of the 16 fixture photos, computed by PyTorch in tools/goldens/clip.py),
   written by faiss.write_index;
-- tests/fixtures/hub/MP16_Pro_filtered.csv: IMG_ID, LAT, LON and Nominatim-style levels for
+- g3-cli/tests/fixtures/hub/MP16_Pro_filtered.csv: IMG_ID, LAT, LON and Nominatim-style levels for
   each row, in the index's order (as MP16_Pro_filtered.csv follows g3.index).
 
     python3 -m venv /tmp/faissvenv
@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 CLIP = os.path.join(ROOT, "g3-align", "tests", "fixtures", "clip")
-OUT = os.path.join(ROOT, "tests", "fixtures", "hub")
+OUT = os.path.join(ROOT, "g3-cli", "tests", "fixtures", "hub")
 
 # One city per photo, on every continent.
 CITIES = [

@@ -35,7 +35,10 @@ mod state;
 mod trainer;
 
 pub use data::{AlignmentData, FeatureRows, FeatureTable};
-pub use feature_cache::FeatureCache;
+pub use feature_cache::{
+    FeatureCache, FeatureCacheWriter, IMAGE_FEATURES_FILE, METADATA_FILE, METADATA_HEADER,
+    SKIPPED_FILE, SKIPPED_HEADER, TEXT_FEATURES_FILE,
+};
 pub use model::{
     AlignmentBatch, AlignmentLoss, AlignmentModel, AlignmentModelConfig, AlignmentVariant,
     clip_loss,

@@ -7,13 +7,15 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use g3::core::{Embeddings, SearchDirection};
 use g3::index::{
-    Database, DatabaseWriter, EntryMetadata, FaissFlatReader, FaissMetric, HnswConfig,
-    MetadataCsvOptions, MetadataCsvReader, Metric, StoreConfig, StoreKind, VectorPrecision,
+    Database, EntryMetadata, HnswConfig, MetadataCsvOptions, MetadataSource, Metric, StoreConfig,
+    StoreKind,
 };
-use g3::{MappedMatrix, read_embeddings_npy, write_neighbors_csv};
+use g3::{read_embeddings_npy, write_neighbors_csv};
 use indicatif::ProgressBar;
 
-use crate::{parts, terminal};
+use crate::common::{DtypeArg, KindArg, report_import, store_name};
+use crate::terminal;
+use g3::embed_images::EmbeddingParts;
 
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
@@ -180,41 +182,9 @@ pub struct InfoArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum KindArg {
-    Hnsw,
-    Exact,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DtypeArg {
-    F32,
-    F16,
-    I8,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
 enum MetricArg {
     Ip,
     Cos,
-}
-
-impl From<KindArg> for StoreKind {
-    fn from(kind: KindArg) -> Self {
-        match kind {
-            KindArg::Hnsw => StoreKind::Hnsw,
-            KindArg::Exact => StoreKind::Exact,
-        }
-    }
-}
-
-impl From<DtypeArg> for VectorPrecision {
-    fn from(dtype: DtypeArg) -> Self {
-        match dtype {
-            DtypeArg::F32 => VectorPrecision::F32,
-            DtypeArg::F16 => VectorPrecision::F16,
-            DtypeArg::I8 => VectorPrecision::I8,
-        }
-    }
 }
 
 impl StoreArgs {
@@ -263,7 +233,7 @@ impl MetadataArgs {
 pub fn run(command: IndexCommand) -> anyhow::Result<()> {
     match command {
         IndexCommand::Build(args) => {
-            let sources = parts::gather(&args.embeddings)?;
+            let sources = EmbeddingParts::gather(&args.embeddings)?;
             if !sources.parts && sources.files.len() == 1 && args.id_column.is_none() {
                 let file = &sources.files[0];
                 let spinner = spinner(format!("reading {}", file.display()));
@@ -344,176 +314,39 @@ fn build_and_save(
     save_and_report(&database, output, started, built)
 }
 
-/// Rows added to a streamed build at a time.
-const BUILD_CHUNK_ROWS: usize = 1 << 13;
-
-/// A build from several embeddings files (the parts of a split run) or matched by id: the
-/// files memory-mapped, the metadata streamed, everything written through a
-/// [`DatabaseWriter`], so memory does not grow with the collection (except an HNSW graph's).
+/// A build from several embeddings files (the parts of a split run) or matched by id,
+/// streamed to disk by the library.
 fn build_streaming(args: &BuildArgs, files: &[PathBuf]) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let matrices = files
-        .iter()
-        .map(|file| MappedMatrix::open(file))
-        .collect::<Result<Vec<_>, _>>()?;
-    let dimension = matrices[0].columns();
-    if let Some(other) = matrices.iter().find(|matrix| matrix.columns() != dimension) {
-        anyhow::bail!(
-            "{} has {} columns, {} has {dimension}",
-            other.path().display(),
-            other.columns(),
-            matrices[0].path().display()
+    let config = args.store.config();
+    let options = args.metadata.options();
+    let summary = g3::index::build_from_embeddings(
+        files,
+        MetadataSource {
+            path: &args.metadata.metadata,
+            options: &options,
+        },
+        args.id_column.as_deref(),
+        &config,
+        &args.output,
+        &terminal::Bars::default(),
+    )?;
+    if summary.rows_without_embedding > 0 {
+        eprintln!(
+            "{} metadata rows have no embedding (skipped photos, for example {}); the database leaves them out",
+            summary.rows_without_embedding,
+            summary.first_without_embedding.unwrap_or_default()
         );
     }
-    let total: usize = matrices.iter().map(MappedMatrix::rows).sum();
-    let config = args.store.config();
-    let mut csv = MetadataCsvReader::open(&args.metadata.metadata, &args.metadata.options())?;
-    let mut writer = DatabaseWriter::create(
-        &args.output,
-        dimension,
-        &config,
-        csv.text_columns().to_vec(),
-    )
-    .with_context(|| format!("cannot write the database {}", args.output.display()))?;
-    let progress = terminal::progress_bar(
-        total as u64,
-        "{spinner} adding vectors {bar:30} {pos}/{len} ({per_sec}, {eta} left)",
-    );
-    let mut chunk: Vec<f32> = Vec::with_capacity(BUILD_CHUNK_ROWS * dimension);
-    let flush = |chunk: &mut Vec<f32>, writer: &mut DatabaseWriter| -> anyhow::Result<()> {
-        writer.add_vectors(chunk)?;
-        progress.inc((chunk.len() / dimension) as u64);
-        chunk.clear();
-        // What was read is in the chunk's copy: the mapped pages need not stay resident.
-        for matrix in &matrices {
-            matrix.release_pages();
-        }
-        Ok(())
-    };
-    match &args.id_column {
-        None => {
-            csv.for_each_entry(|key, location, texts| writer.add_entry(key, location, texts))?;
-            if writer.entries_added() != total {
-                return Err(g3::index::IndexError::CountMismatch {
-                    vectors: total,
-                    metadata: writer.entries_added(),
-                })
-                .context("the embeddings and the metadata must match row for row (or pass --id-column to match them by id)");
-            }
-            for matrix in &matrices {
-                for row in 0..matrix.rows() {
-                    chunk.extend_from_slice(matrix.row(row));
-                    if chunk.len() == BUILD_CHUNK_ROWS * dimension {
-                        flush(&mut chunk, &mut writer)?;
-                    }
-                }
-            }
-        }
-        Some(id_column) => {
-            let id_field = csv
-                .text_columns()
-                .iter()
-                .position(|column| column == id_column)
-                .with_context(|| {
-                    format!(
-                        "--id-column {id_column} is not among the text columns kept ({})",
-                        csv.text_columns().join(", ")
-                    )
-                })?;
-            let mut rows_by_id = embedding_ids(&matrices)?;
-            let mut without_photo = 0usize;
-            let mut first_without = None;
-            csv.for_each_entry(|key, location, texts| {
-                match rows_by_id.remove(texts[id_field]) {
-                    Some((matrix, row)) => {
-                        chunk.extend_from_slice(matrices[matrix].row(row));
-                        writer.add_entry(key, location, texts)?;
-                        if chunk.len() == BUILD_CHUNK_ROWS * dimension {
-                            flush(&mut chunk, &mut writer).map_err(|error| {
-                                g3::index::IndexError::InvalidConfig(format!("{error:#}"))
-                            })?;
-                        }
-                    }
-                    None => {
-                        without_photo += 1;
-                        first_without.get_or_insert_with(|| texts[id_field].to_owned());
-                    }
-                }
-                Ok(())
-            })?;
-            if let Some(unmatched) = rows_by_id.keys().next() {
-                anyhow::bail!(
-                    "{} embedded photos have no metadata row with that {id_column} (for example {unmatched:?}): were the photos embedded from another list?",
-                    rows_by_id.len()
-                );
-            }
-            if without_photo > 0 {
-                eprintln!(
-                    "{without_photo} metadata rows have no embedding (skipped photos, for example {}); the database leaves them out",
-                    first_without.unwrap_or_default()
-                );
-            }
-        }
-    }
-    if !chunk.is_empty() {
-        flush(&mut chunk, &mut writer)?;
-    }
-    progress.finish_and_clear();
-    let count = writer.vectors_added();
-    let built = started.elapsed().as_secs_f64();
-    writer
-        .finish()
-        .with_context(|| format!("cannot write the database {}", args.output.display()))?;
     eprintln!(
-        "{count} vectors of dimension {dimension} from {} file(s), metric {}: written to {} in {built:.1} s",
+        "{} vectors of dimension {} from {} file(s), metric {}: written to {} in {:.1} s",
+        summary.vectors,
+        summary.dimension,
         files.len(),
         config.metric.short_name(),
-        args.output.display()
+        args.output.display(),
+        summary.add_seconds
     );
     Ok(())
-}
-
-/// Each embedding's `(file, row)` by the id its rows CSV gives; an id twice is an error.
-fn embedding_ids(
-    matrices: &[MappedMatrix],
-) -> anyhow::Result<std::collections::HashMap<String, (usize, usize)>> {
-    let mut ids = std::collections::HashMap::new();
-    for (index, matrix) in matrices.iter().enumerate() {
-        let rows_path = matrix.path().with_extension("rows.csv");
-        let mut reader = csv::Reader::from_path(&rows_path).with_context(|| {
-            format!(
-                "--id-column needs the rows CSV that g3 embed-images writes beside {}",
-                matrix.path().display()
-            )
-        })?;
-        let id_index = reader
-            .headers()?
-            .iter()
-            .position(|column| column == "id")
-            .with_context(|| format!("{} has no id column", rows_path.display()))?;
-        let mut count = 0;
-        for (row, record) in reader.records().enumerate() {
-            let record = record.with_context(|| format!("cannot read {}", rows_path.display()))?;
-            let id = record[id_index].to_owned();
-            if let Some((other, other_row)) = ids.insert(id.clone(), (index, row)) {
-                anyhow::bail!(
-                    "id {id:?} is embedded twice: row {other_row} of {} and row {row} of {}",
-                    matrices[other].path().display(),
-                    matrix.path().display()
-                );
-            }
-            count += 1;
-        }
-        if count != matrix.rows() {
-            anyhow::bail!(
-                "{} names {count} rows, {} holds {}",
-                rows_path.display(),
-                matrix.path().display(),
-                matrix.rows()
-            );
-        }
-    }
-    Ok(ids)
 }
 
 /// Writes `database` to `output` and reports what was built, how fast.
@@ -531,16 +364,7 @@ fn save_and_report(
     let config = database.config();
     let count = g3::core::VectorStore::len(database);
     let dimension = g3::core::VectorStore::dimension(database);
-    let store = match config.kind {
-        StoreKind::Exact => format!(
-            "an exact store ({})",
-            format!("{:?}", config.precision).to_lowercase()
-        ),
-        StoreKind::Hnsw => format!(
-            "an HNSW store ({})",
-            format!("{:?}", config.precision).to_lowercase()
-        ),
-    };
+    let store = store_name(config);
     eprintln!(
         "{count} vectors of dimension {dimension} in {store}, metric {}: built in {built:.1} s, written to {} in {:.1} s",
         config.metric.short_name(),
@@ -550,128 +374,21 @@ fn save_and_report(
     Ok(())
 }
 
-/// Rows read from the faiss file and added to the store at a time: 8,192 × 2304 floats
-/// (75 MB) for G3's index. A reader thread fills the next chunk while the current one is
-/// checked, converted and written, so at most three are alive: memory stays near 300 MB
-/// whatever the file size, and reading overlaps writing.
-const IMPORT_CHUNK_ROWS: usize = 1 << 13;
-
-/// `import-faiss`: see [`import_faiss_index`].
+/// `import-faiss`: streamed by the library ([`g3::index::import_faiss_index`]).
 fn import_faiss(args: ImportFaissArgs) -> anyhow::Result<()> {
-    import_faiss_index(
+    let config = args.store.config();
+    let options = args.metadata.options();
+    let summary = g3::index::import_faiss_index(
         &args.faiss,
-        &args.metadata.options(),
-        &args.metadata.metadata,
-        &args.store.config(),
-        &args.output,
-    )
-}
-
-/// Streams a faiss flat index and its metadata CSV into a database at `output`: the CSV
-/// entry by entry, then the vectors a chunk at a time, straight to disk for an exact store
-/// (memory: one chunk plus 8 bytes per key, whatever the index size) or into the graph for
-/// HNSW (memory: the graph). The database appears at `output` only once complete.
-pub fn import_faiss_index(
-    faiss: &Path,
-    options: &MetadataCsvOptions,
-    metadata: &Path,
-    config: &StoreConfig,
-    output: &Path,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut reader = FaissFlatReader::open(faiss)?;
-    let (count, dimension) = (reader.len(), reader.dimension());
-    let mut csv = MetadataCsvReader::open(metadata, options)?;
-    let mut writer = DatabaseWriter::create(output, dimension, config, csv.text_columns().to_vec())
-        .with_context(|| format!("cannot write the database {}", output.display()))?;
-
-    let progress = terminal::progress_bar(
-        count as u64,
-        "{spinner} reading metadata {bar:30} {pos}/{len} rows ({per_sec}, {eta} left)",
-    );
-    csv.for_each_entry(|key, location, texts| {
-        progress.inc(1);
-        writer.add_entry(key, location, texts)
-    })?;
-    progress.finish_and_clear();
-    // Checked before the long part: the CSV must describe the index row for row.
-    if writer.entries_added() != count {
-        return Err(g3::index::IndexError::CountMismatch {
-            vectors: count,
-            metadata: writer.entries_added(),
-        })
-        .with_context(|| {
-            format!(
-                "{} does not describe {} row for row",
-                metadata.display(),
-                faiss.display()
-            )
-        });
-    }
-
-    let progress = terminal::progress_bar(
-        (count * dimension * 4) as u64,
-        "{spinner} importing vectors {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-    );
-    let faiss_path = faiss.display().to_string();
-    let mut warn_l2 = reader.metric() == FaissMetric::L2;
-    let mut first_row = 0;
-    let (chunks, next_chunk) = std::sync::mpsc::sync_channel(1);
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        // Owned here, so that an error returning from this closure drops it and a reader
-        // blocked on a full channel stops instead of waiting forever.
-        let next_chunk = next_chunk;
-        scope.spawn(move || {
-            loop {
-                let chunk = reader.next_rows(IMPORT_CHUNK_ROWS).transpose();
-                let last = !matches!(chunk, Some(Ok(_)));
-                // A closed channel means the writer failed: stop reading.
-                if chunks.send(chunk).is_err() || last {
-                    break;
-                }
-            }
-        });
-        while let Some(chunk) = next_chunk.recv().ok().flatten() {
-            let chunk = chunk?;
-            if warn_l2 && !all_unit_length(&chunk, dimension) {
-                eprintln!(
-                    "warning: {faiss_path} is an IndexFlatL2 whose vectors are not unit length; this database ranks by {}, which orders them differently from L2 distance",
-                    config.metric.short_name()
-                );
-                warn_l2 = false;
-            }
-            // Store errors count rows within the chunk they were given: say where it starts.
-            writer.add_vectors(&chunk).with_context(|| {
-                format!(
-                    "cannot import {faiss_path}: in the chunk starting at vector {first_row} (the row below counts from there)"
-                )
-            })?;
-            first_row += chunk.len() / dimension;
-            progress.inc((chunk.len() * 4) as u64);
-        }
-        Ok(())
-    })?;
-    progress.finish_and_clear();
-    let imported = started.elapsed().as_secs_f64();
-    let spinner = spinner(format!("writing {}", output.display()));
-    writer
-        .finish()
-        .with_context(|| format!("cannot write the database {}", output.display()))?;
-    spinner.finish_and_clear();
-    let store = format!(
-        "{} ({})",
-        match config.kind {
-            StoreKind::Exact => "an exact store",
-            StoreKind::Hnsw => "an HNSW store",
+        MetadataSource {
+            path: &args.metadata.metadata,
+            options: &options,
         },
-        format!("{:?}", config.precision).to_lowercase()
-    );
-    eprintln!(
-        "{count} vectors of dimension {dimension} in {store}, metric {}: imported in {imported:.1} s, written to {} in {:.1} s",
-        config.metric.short_name(),
-        output.display(),
-        started.elapsed().as_secs_f64() - imported
-    );
+        &config,
+        &args.output,
+        &terminal::Bars::default(),
+    )?;
+    report_import(&summary, &config, &args.output);
     Ok(())
 }
 
@@ -721,13 +438,6 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
         args.output.display()
     );
     Ok(())
-}
-
-fn all_unit_length(vectors: &[f32], dimension: usize) -> bool {
-    vectors.chunks_exact(dimension).all(|row| {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        (norm - 1.0).abs() < 1e-3
-    })
 }
 
 fn spinner(message: String) -> ProgressBar {

@@ -16,7 +16,7 @@ fn g3(arguments: &[&str]) -> std::process::Output {
 }
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .join("g3-index/tests/fixtures")
         .join(name)
         .to_str()

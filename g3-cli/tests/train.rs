@@ -207,7 +207,8 @@ fn bad_settings_and_caches_are_clear_errors() {
 #[test]
 fn cached_features_train_heads_that_embed_a_database() {
     let directory = tempfile::tempdir().unwrap();
-    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("g3-align/tests/fixtures/clip");
+    let clip =
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("g3-align/tests/fixtures/clip");
     let images = [
         "landscape.jpg",
         "portrait.png",

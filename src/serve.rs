@@ -1,77 +1,123 @@
-//! `g3 serve`: the pipeline behind a small HTTP server. `POST /v1/locate` takes a photo (the
-//! body, or the first file of a multipart form) and answers JSON: the prediction, the whole
-//! candidate pool with provenance and scores, the place name, timings and the LMM's usage.
-//! `GET /` is a page to drop a photo on and see every candidate on a world map; `GET
-//! /healthz` says whether the server is up. The page's files are compiled into the binary:
-//! no request reaches the file system, and nothing is fetched from elsewhere.
+//! The pipeline as a web service, for a user to mount in their own axum app or run as
+//! `g3 serve`. [`router`] answers:
 //!
-//! Limits: the upload size (413), the image's pixel size read from its header before any
-//! decoding (422), a bounded queue (503 with `Retry-After` when full) in front of a fixed
-//! number of concurrent locates, and a per-request timeout (504). It binds to loopback
-//! unless told otherwise.
+//! - `POST /v1/locate`: a photo (the body, or the first file of a multipart form) → JSON:
+//!   the prediction, the whole candidate pool with provenance and scores, the place name,
+//!   timings and the LMM's usage;
+//! - `GET /`: a page to drop a photo on and see every candidate on a world map (its files
+//!   are compiled in: no request reaches the file system, nothing is fetched from elsewhere);
+//! - `GET /healthz`: whether the server is up.
+//!
+//! Untrusted uploads meet [`ServeLimits`]: the upload size (413, a body-limit layer), the
+//! image's pixel size read from its header before any decoding (422), a bounded queue (503
+//! with `Retry-After` when full) in front of a fixed number of concurrent locates, and a
+//! per-request timeout (504).
+//!
+//! ```no_run
+//! # async fn demo(pipeline: g3::Pipeline) -> std::io::Result<()> {
+//! use g3::serve::{ServeLimits, router};
+//!
+//! let app = axum::Router::new()
+//!     .nest("/geo", router(pipeline, None, &ServeLimits::default()))
+//!     .route("/", axum::routing::get(|| async { "my app" }));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use clap::Args;
-use g3::core::GeneratorDescription;
-use g3::data::ReverseGeocoder;
-use g3::pipeline::{GenerationReport, Pipeline};
-use g3::{ImageInput, Prediction};
-use serde::Serialize;
+use g3_core::GeneratorDescription;
+use g3_data::{PlaceName, ReverseGeocoder};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::locate::PlaceName;
-use crate::pipeline_args::{PipelineArgs, build_pipeline};
+use crate::pipeline::{GenerationReport, Pipeline};
+use crate::{ImageInput, Prediction};
 
-const INDEX_HTML: &str = include_str!("../../web/index.html");
-const APP_JS: &str = include_str!("../../web/app.js");
-const STYLE_CSS: &str = include_str!("../../web/style.css");
+const INDEX_HTML: &str = include_str!("web/index.html");
+const APP_JS: &str = include_str!("web/app.js");
+const STYLE_CSS: &str = include_str!("web/style.css");
 
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pipeline: PipelineArgs,
-
-    /// Address to listen on. The default answers this machine only; `0.0.0.0:8080` serves
-    /// the network (put it behind a proxy with TLS and authentication).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    bind: SocketAddr,
-
-    /// Largest upload accepted, in MiB.
-    #[arg(long, default_value_t = 20)]
-    max_upload_mib: usize,
-
-    /// Widest or tallest image accepted, in pixels (read from the header, before decoding).
-    #[arg(long, default_value_t = 12_000)]
-    max_image_side: u32,
-
+/// What the service accepts and how much work it takes on at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServeLimits {
+    /// Largest upload accepted, in bytes (413 above).
+    pub max_upload_bytes: usize,
+    /// Widest or tallest image accepted, in pixels, read from the header before decoding
+    /// (422 above): a small file can declare a huge image.
+    pub max_image_side: u32,
     /// Photos located at the same time (each uses every core; more than one helps when the
     /// LMM's latency dominates).
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
-
-    /// Requests that may wait for a worker; beyond them the server answers 503.
-    #[arg(long, default_value_t = 16)]
-    queue: usize,
-
-    /// Seconds a request may take, waiting included, before the server answers 504.
-    #[arg(long, default_value_t = 300)]
-    timeout_seconds: u64,
-
-    /// Leave out place names (no gazetteer needed).
-    #[arg(long)]
-    no_place_names: bool,
+    pub workers: usize,
+    /// Requests that may wait for a worker; beyond them the service answers 503.
+    pub queue: usize,
+    /// Time a request may take, waiting included, before the service answers 504.
+    pub timeout: Duration,
 }
 
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_upload_bytes: 20 << 20,
+            max_image_side: 12_000,
+            workers: 2,
+            queue: 16,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The service's routes over a built pipeline; `geocoder` adds place names to answers.
+/// Mount it in an axum app, or serve it alone.
+pub fn router(
+    pipeline: Pipeline,
+    geocoder: Option<ReverseGeocoder>,
+    limits: &ServeLimits,
+) -> Router {
+    let server = Arc::new(Server {
+        pipeline,
+        geocoder,
+        admitted: Arc::new(Semaphore::new(limits.workers.max(1) + limits.queue)),
+        working: Arc::new(Semaphore::new(limits.workers.max(1))),
+        max_image_side: limits.max_image_side,
+        timeout: limits.timeout,
+    });
+    Router::new()
+        .route(
+            "/",
+            get(|| async { page(INDEX_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { page(STYLE_CSS, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/world-110m.path",
+            get(|| async { page(crate::report::WORLD_MAP_PATH, "text/plain; charset=utf-8") }),
+        )
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route("/v1/locate", post(locate))
+        .layer(DefaultBodyLimit::max(limits.max_upload_bytes))
+        .with_state(server)
+}
+
+/// The state every request shares.
 struct Server {
     pipeline: Pipeline,
     geocoder: Option<ReverseGeocoder>,
@@ -83,6 +129,7 @@ struct Server {
     timeout: Duration,
 }
 
+/// How long a request took.
 #[derive(Debug, Serialize)]
 struct Timings {
     queued_ms: f64,
@@ -119,68 +166,6 @@ impl IntoResponse for Failure {
         }
         response
     }
-}
-
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if args.workers == 0 {
-        anyhow::bail!("--workers must be at least 1");
-    }
-    let config = args.pipeline.config()?;
-    if args.pipeline.print_config_if_asked(&config)? {
-        return Ok(());
-    }
-    let geocoder = PlaceName::gazetteer(args.no_place_names)?;
-    let pipeline = build_pipeline(&config)?;
-    let server = Arc::new(Server {
-        pipeline,
-        geocoder,
-        admitted: Arc::new(Semaphore::new(args.workers + args.queue)),
-        working: Arc::new(Semaphore::new(args.workers)),
-        max_image_side: args.max_image_side,
-        timeout: Duration::from_secs(args.timeout_seconds),
-    });
-    let app = Router::new()
-        .route(
-            "/",
-            get(|| async { page(INDEX_HTML, "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/app.js",
-            get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { page(STYLE_CSS, "text/css; charset=utf-8") }),
-        )
-        .route(
-            "/world-110m.path",
-            get(|| async { page(g3::report::WORLD_MAP_PATH, "text/plain; charset=utf-8") }),
-        )
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-        )
-        .route("/v1/locate", post(locate))
-        .layer(DefaultBodyLimit::max(args.max_upload_mib << 20))
-        .with_state(server);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the server's runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.bind))?;
-        let address = listener.local_addr()?;
-        eprintln!("g3 serve: listening on http://{address} (Ctrl-C stops)");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the server stopped")
-    })
 }
 
 fn page(body: &'static str, content_type: &'static str) -> Response {
@@ -333,10 +318,10 @@ async fn locate(
         })??;
     let prediction = outcome.map_err(|error| {
         let status = match &error {
-            g3::Error::AnswersLost { .. } | g3::Error::GenerationHalted { .. } => {
+            crate::Error::AnswersLost { .. } | crate::Error::GenerationHalted { .. } => {
                 StatusCode::BAD_GATEWAY
             }
-            g3::Error::Core(g3::core::Error::Stage { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            crate::Error::Core(g3_core::Error::Stage { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Failure(status, error.to_string())

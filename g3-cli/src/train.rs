@@ -159,7 +159,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if !settings.image_features.exists()
         && let Some(directory) = settings.image_features.parent()
     {
-        crate::parts::join_feature_parts(directory)?;
+        g3::cache_features::join_feature_parts(directory, &crate::terminal::Bars::default())?;
     }
     let data = FeatureCache::open(
         &settings.image_features,

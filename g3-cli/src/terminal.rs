@@ -157,6 +157,68 @@ pub fn report_error(error: &anyhow::Error) {
     terminal.progress.suspend(|| eprintln!("{text}"));
 }
 
+/// A library job's progress drawn as bars: a bar per counted phase, a spinner for a phase
+/// of unknown length, notices printed above them.
+#[derive(Default)]
+pub struct Bars {
+    current: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl g3::core::Progress for Bars {
+    fn start(&self, phase: &str, unit: &str, total: Option<u64>) {
+        let bar = match total {
+            Some(total) if unit == "bytes" => progress_bar(
+                total,
+                &format!(
+                    "{{spinner}} {phase} {{bar:30}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}} left)"
+                ),
+            ),
+            Some(total) => progress_bar(
+                total,
+                &format!(
+                    "{{spinner}} {phase} {{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}})"
+                ),
+            ),
+            None => spinner(&format!("{{spinner}} {phase}")),
+        };
+        if let Some(previous) = self.lock().replace(bar) {
+            previous.finish_and_clear();
+        }
+    }
+
+    fn advance(&self, units: u64) {
+        if let Some(bar) = self.lock().as_ref() {
+            bar.inc(units);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.lock().take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn notice(&self, message: &str) {
+        notice(message);
+    }
+}
+
+impl Bars {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        if let Some(bar) = self.lock().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

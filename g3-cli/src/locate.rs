@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use g3::core::GeneratorDescription;
-use g3::data::{ImageSource, LocationLevel, ReverseGeocoder, TarShardImageSource};
+use g3::data::{ImageSource, PlaceName, TarShardImageSource};
 use g3::pipeline::GenerationReport;
 use g3::{CandidateSource, ImageInput, Prediction};
 use serde::Serialize;
 
+use crate::common::gazetteer;
 use crate::pipeline_args::{PipelineArgs, build_pipeline, locate_batch, print_generation_summary};
 use crate::terminal;
 
@@ -38,42 +38,6 @@ pub struct LocateArgs {
     /// Leave out place names (no gazetteer needed).
     #[arg(long)]
     no_place_names: bool,
-}
-
-/// The nearest gazetteer place to a prediction (`g3 locate` and `g3 serve`).
-#[derive(Debug, Serialize)]
-pub struct PlaceName {
-    city: String,
-    state: String,
-    country: String,
-    country_code: String,
-    continent: String,
-    distance_km: f64,
-}
-
-impl PlaceName {
-    /// The offline gazetteer, unless `--no-place-names` was given.
-    pub fn gazetteer(no_place_names: bool) -> anyhow::Result<Option<ReverseGeocoder>> {
-        if no_place_names {
-            return Ok(None);
-        }
-        Ok(Some(ReverseGeocoder::load_default().context(
-            "cannot load the offline gazetteer for place names (pass --no-place-names to go without)",
-        )?))
-    }
-
-    /// The place of the gazetteer nearest to `location`.
-    pub fn nearest(geocoder: &ReverseGeocoder, location: g3::GeoPoint) -> Self {
-        let found = geocoder.nearest(location);
-        PlaceName {
-            city: found.name(LocationLevel::City).to_owned(),
-            state: found.name(LocationLevel::State).to_owned(),
-            country: found.country_name().to_owned(),
-            country_code: found.name(LocationLevel::CountryCode).to_owned(),
-            continent: found.continent().to_owned(),
-            distance_km: found.distance_km,
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -110,7 +74,7 @@ pub fn run(args: LocateArgs) -> anyhow::Result<()> {
     if args.pipeline.print_config_if_asked(&config)? {
         return Ok(());
     }
-    let geocoder = PlaceName::gazetteer(args.no_place_names)?;
+    let geocoder = gazetteer(args.no_place_names)?;
     let mut failures = Vec::new();
     let mut inputs = Vec::with_capacity(args.images.len());
     let mut paths = Vec::with_capacity(args.images.len());

@@ -9,7 +9,6 @@ mod fetch;
 mod geocode;
 mod index;
 mod locate;
-mod parts;
 mod pipeline_args;
 mod report;
 mod retrieval_stats;

