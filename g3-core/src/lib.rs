@@ -13,6 +13,7 @@
 //! - the files the stages share, each read and written one way: [`npy`] float matrices
 //!   (embeddings, features, galleries; memory-mapped when large), [`table`] CSVs of
 //!   coordinates, [`atomic`] writes, and [`evaluation`] of a predictions CSV (`g3 eval`);
+//! - the one [`retry`] back-off policy every client that talks to a server follows;
 //! - the values passed between stages ([`Embeddings`], [`RetrievedNeighbor`],
 //!   [`PromptRequest`], [`LmmAnswer`], [`GeneratedAnswers`] with the [`LostAnswers`] a
 //!   generator could not obtain, [`Candidate`] with its provenance, [`Prediction`]).
@@ -46,6 +47,7 @@ mod lmm;
 pub mod npy;
 mod point;
 pub mod progress;
+pub mod retry;
 mod stage;
 pub mod table;
 mod text_file;
