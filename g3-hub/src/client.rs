@@ -16,6 +16,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use g3_core::retry::{Jitter, RetryPolicy};
 use ureq::Agent;
 use ureq::http::Response;
 
@@ -42,7 +43,8 @@ pub struct HubSettings {
     /// Where files go.
     pub cache: HubCache,
     /// How many times a dropped download is resumed before giving up (the partial file is
-    /// kept either way, for the next run to resume).
+    /// kept either way, for the next run to resume); the waits between are
+    /// [`retry_policy`](Self::retry_policy)'s.
     pub retries: u32,
 }
 
@@ -73,6 +75,19 @@ impl HubSettings {
                 )
             }),
             ..HubSettings::default()
+        }
+    }
+
+    /// The back-off between resumed downloads: [`retries`](Self::retries) retries, waiting
+    /// 0.5 s, 1 s, 2 s... up to 8 s. No jitter: one client alone on its download gains
+    /// nothing from spreading, and predictable waits are easier to read in a log.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.retries,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 8_000,
+            jitter: Jitter::None,
+            ..RetryPolicy::default()
         }
     }
 }
@@ -374,7 +389,8 @@ impl HubClient {
         let mut hasher = metadata.digest.hasher(size);
         let mut hashed = 0u64;
         let mut downloaded = 0u64;
-        let mut failures = 0u32;
+        // Every failure counts, even after progress: a link that keeps dropping gives up.
+        let mut backoff = self.settings.retry_policy().backoff();
         let mut buffer = vec![0u8; BUFFER_BYTES];
         loop {
             let mut have = partial
@@ -404,11 +420,10 @@ impl HubClient {
             let response = match attempt {
                 Ok(response) => response,
                 Err(error) => {
-                    failures += 1;
-                    if failures > self.settings.retries {
+                    let Some(wait) = backoff.next_delay(None) else {
                         return Err(self.interrupted(file, &url, have, size, &partial_path, error));
-                    }
-                    retry_pause(failures);
+                    };
+                    std::thread::sleep(wait);
                     continue;
                 }
             };
@@ -466,8 +481,7 @@ impl HubClient {
                 break;
             }
             // The connection dropped (an error, or a body that ended short).
-            failures += 1;
-            if failures > self.settings.retries {
+            let Some(wait) = backoff.next_delay(None) else {
                 let error = match outcome {
                     Err(error) => ureq::Error::Io(error),
                     Ok(()) => ureq::Error::Io(std::io::Error::new(
@@ -483,8 +497,8 @@ impl HubClient {
                     &partial_path,
                     Box::new(error),
                 ));
-            }
-            retry_pause(failures);
+            };
+            std::thread::sleep(wait);
         }
         partial.sync_all().map_err(HubError::io(&partial_path))?;
         drop(partial);
@@ -543,12 +557,6 @@ fn hash_prefix(
     Ok(())
 }
 
-/// Waits a little longer after each failure (0.5 s, 1 s, 2 s…, at most 8 s).
-fn retry_pause(failures: u32) {
-    let millis = 500u64 << failures.saturating_sub(1).min(4);
-    std::thread::sleep(Duration::from_millis(millis));
-}
-
 fn header(response: &Response<ureq::Body>, name: &str) -> Option<String> {
     response
         .headers()
@@ -589,5 +597,18 @@ mod tests {
         );
         assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
         assert_eq!(content_range_start("items 1-2"), None);
+    }
+
+    #[test]
+    fn resumed_downloads_wait_half_a_second_doubling_to_eight() {
+        let settings = HubSettings {
+            retries: 6,
+            ..HubSettings::default()
+        };
+        let mut backoff = settings.retry_policy().backoff();
+        let waits: Vec<u64> = std::iter::from_fn(|| backoff.next_delay(None))
+            .map(|wait| wait.as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000]);
     }
 }
