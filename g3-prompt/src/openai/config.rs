@@ -1,8 +1,8 @@
 //! Where and how to reach an OpenAI-compatible server.
 
+use g3_core::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
-use super::retry::RetryPolicy;
 use super::usage::TokenPrices;
 
 /// Where and how to reach the model.

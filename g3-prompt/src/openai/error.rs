@@ -88,3 +88,32 @@ impl LmmClientError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_loss_causes() {
+        let refused = |status| LmmClientError::Refused {
+            url: "u".into(),
+            status,
+            body: String::new(),
+        };
+        assert_eq!(refused(404).loss_cause(), LossCause::NotFound);
+        assert_eq!(refused(400).loss_cause(), LossCause::Refused);
+        let unauthorized = LmmClientError::Unauthorized {
+            url: "u".into(),
+            status: 401,
+            body: String::new(),
+        };
+        assert_eq!(unauthorized.loss_cause(), LossCause::Unauthorized);
+        let gave_up = LmmClientError::GaveUp {
+            url: "u".into(),
+            attempts: 3,
+            last: "connection refused".into(),
+            cause: LossCause::Unreachable,
+        };
+        assert_eq!(gave_up.loss_cause(), LossCause::Unreachable);
+    }
+}
