@@ -19,6 +19,11 @@
 //!   persistent [`ResponseCache`] so a killed run resumes without asking twice. Samples it
 //!   cannot obtain are reported as lost with a [`g3_core::LossCause`] (unreachable server,
 //!   refused key, unknown model, exhausted quota, retries exhausted), never dropped silently.
+//! - Layers wrap any [`g3_core::LmmGenerator`] as tower's layers wrap a service:
+//!   [`CachedGenerator`] (the answer cache), [`RetryingGenerator`] (lost samples asked for
+//!   again under the shared [`g3_core::retry::RetryPolicy`]), [`PacedGenerator`] (calls per
+//!   minute) and [`ConcurrencyLimitedGenerator`] (calls in flight), so a local or offline
+//!   generator gets what the OpenAI client has.
 //! - With the `mock-server` feature, [`mock::MockChatServer`] serves chat completions on
 //!   loopback with injected latency and failures, for tests that need no network.
 //!
@@ -36,6 +41,7 @@
 
 mod cache;
 mod ensemble;
+mod layers;
 #[cfg(feature = "mock-server")]
 pub mod mock;
 mod offline;
@@ -48,6 +54,7 @@ pub use ensemble::{
     EnsembleError, PromptEnsembleConfig, PromptSpec, REFERENCE_RAG_TEMPLATE,
     REFERENCE_ZERO_SHOT_TEMPLATE, RagPromptEnsemble, python_float,
 };
+pub use layers::{CachedGenerator, ConcurrencyLimitedGenerator, PacedGenerator, RetryingGenerator};
 pub use offline::DensityPeakGenerator;
 pub use openai::{
     LmmClientError, LmmJob, LmmJobOutcome, OpenAiConfig, OpenAiGenerator, PromptFailure,
