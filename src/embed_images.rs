@@ -261,7 +261,11 @@ fn embed_positions(
                         output.skip(&photos.location(position), &error.to_string())?;
                         progress.advance(1);
                     }
-                    Err(source) => return Err(Error::UnreadablePhoto { source }),
+                    Err(source) => {
+                        return Err(Error::UnreadablePhoto {
+                            source: Box::new(source),
+                        });
+                    }
                 }
             }
             if embedded.is_empty() {

@@ -34,20 +34,20 @@ pub enum Error {
     /// An error of the encoders (`g3-align`): a model that does not load, a photo that
     /// does not decode.
     #[error(transparent)]
-    Align(#[from] g3_align::AlignError),
+    Align(Box<g3_align::AlignError>),
 
     /// An error reading data (`g3-data`): a metadata CSV, an archive, the parts of a split
     /// run.
     #[error(transparent)]
-    Data(#[from] g3_data::DataError),
+    Data(Box<g3_data::DataError>),
 
     /// An error of the image database (`g3-index`).
     #[error(transparent)]
-    Index(#[from] g3_index::IndexError),
+    Index(Box<g3_index::IndexError>),
 
     /// An error fetching from the HF hub (`g3-hub`).
     #[error(transparent)]
-    Hub(#[from] g3_hub::HubError),
+    Hub(Box<g3_hub::HubError>),
 
     /// A file could not be fetched from the HF hub (refused, not found, a broken download
     /// after its retries); the source says why.
@@ -59,7 +59,7 @@ pub enum Error {
         repo: String,
         /// Why.
         #[source]
-        source: g3_hub::HubError,
+        source: Box<g3_hub::HubError>,
     },
 
     /// A photo could not be read or decoded and the job was not told to skip such photos.
@@ -68,7 +68,7 @@ pub enum Error {
     UnreadablePhoto {
         /// Why the photo could not be used.
         #[source]
-        source: g3_align::AlignError,
+        source: Box<g3_align::AlignError>,
     },
 
     /// A job's input or output that cannot work as given (nothing to embed, a part left by
@@ -215,3 +215,27 @@ impl Error {
 
 /// `Result` with the facade's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<g3_align::AlignError> for Error {
+    fn from(error: g3_align::AlignError) -> Self {
+        Error::Align(Box::new(error))
+    }
+}
+
+impl From<g3_data::DataError> for Error {
+    fn from(error: g3_data::DataError) -> Self {
+        Error::Data(Box::new(error))
+    }
+}
+
+impl From<g3_index::IndexError> for Error {
+    fn from(error: g3_index::IndexError) -> Self {
+        Error::Index(Box::new(error))
+    }
+}
+
+impl From<g3_hub::HubError> for Error {
+    fn from(error: g3_hub::HubError) -> Self {
+        Error::Hub(Box::new(error))
+    }
+}

@@ -176,7 +176,7 @@ pub fn fetch_files(
                 return Err(Error::Fetch {
                     file: file.to_string(),
                     repo: repo.to_string(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         }

@@ -123,74 +123,6 @@ impl AlignmentData for FeatureCache {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use npyz::WriterBuilder;
-
-    use super::*;
-
-    fn write_npy(path: &Path, rows: usize, columns: usize, values: &[f32]) {
-        let mut writer = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&[rows as u64, columns as u64])
-            .writer(std::fs::File::create(path).unwrap())
-            .begin_nd()
-            .unwrap();
-        writer.extend(values.iter().copied()).unwrap();
-        writer.finish().unwrap();
-    }
-
-    #[test]
-    fn rows_come_back_as_written() {
-        let directory = tempfile::tempdir().unwrap();
-        let images = directory.path().join("images.npy");
-        let locations = directory.path().join("locations.csv");
-        let values: Vec<f32> = (0..12).map(|v| v as f32).collect();
-        write_npy(&images, 3, 4, &values);
-        std::fs::write(&locations, "IMG_ID,LAT,LON\na,1,2\nb,3,4\nc,5,6\n").unwrap();
-        let cache = FeatureCache::open(&images, None, &locations, "LAT", "LON").unwrap();
-        assert_eq!((cache.len(), cache.feature_size()), (3, 4));
-        let rows = cache.gather(&[2, 0]).unwrap();
-        assert_eq!(
-            rows.image_features,
-            [8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]
-        );
-        assert_eq!(rows.locations[0], GeoPoint::new(5.0, 6.0).unwrap());
-        assert!(rows.text_features.is_none());
-    }
-
-    #[test]
-    fn mismatched_truncated_and_non_finite_caches_are_clear_errors() {
-        let directory = tempfile::tempdir().unwrap();
-        let images = directory.path().join("images.npy");
-        let locations = directory.path().join("locations.csv");
-        let mut values = vec![0.5f32; 8];
-        values[5] = f32::INFINITY;
-        write_npy(&images, 2, 4, &values);
-        std::fs::write(&locations, "LAT,LON\n1,2\n").unwrap();
-        let error = FeatureCache::open(&images, None, &locations, "LAT", "LON").unwrap_err();
-        assert!(error.to_string().contains("2 rows, but"), "{error}");
-
-        std::fs::write(&locations, "LAT,LON\n1,2\n3,4\n").unwrap();
-        let cache = FeatureCache::open(&images, None, &locations, "LAT", "LON").unwrap();
-        let error = cache.gather(&[1]).unwrap_err();
-        assert!(error.to_string().contains("row 1 holds a value"), "{error}");
-
-        let text = directory.path().join("text.npy");
-        write_npy(&text, 2, 3, &[0.0; 6]);
-        let error = FeatureCache::open(&images, Some(&text), &locations, "LAT", "LON").unwrap_err();
-        assert!(error.to_string().contains("text features"), "{error}");
-
-        let bytes = std::fs::read(&images).unwrap();
-        std::fs::write(&images, &bytes[..bytes.len() - 3]).unwrap();
-        let error = FeatureCache::open(&images, None, &locations, "LAT", "LON").unwrap_err();
-        assert!(
-            error.to_string().contains("images.npy") && error.to_string().contains("truncated"),
-            "{error}"
-        );
-    }
-}
-
 /// The image features of a cache directory, `[rows, dimension]`.
 pub const IMAGE_FEATURES_FILE: &str = "image_features.npy";
 /// The text features of a cache directory, row-aligned with the image features.
@@ -358,4 +290,72 @@ fn commit(file: BufWriter<AtomicFile>, path: &Path) -> Result<(), AlignError> {
         source: error.into_error(),
     })?;
     Ok(file.commit()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use npyz::WriterBuilder;
+
+    use super::*;
+
+    fn write_npy(path: &Path, rows: usize, columns: usize, values: &[f32]) {
+        let mut writer = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[rows as u64, columns as u64])
+            .writer(std::fs::File::create(path).unwrap())
+            .begin_nd()
+            .unwrap();
+        writer.extend(values.iter().copied()).unwrap();
+        writer.finish().unwrap();
+    }
+
+    #[test]
+    fn rows_come_back_as_written() {
+        let directory = tempfile::tempdir().unwrap();
+        let images = directory.path().join("images.npy");
+        let locations = directory.path().join("locations.csv");
+        let values: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        write_npy(&images, 3, 4, &values);
+        std::fs::write(&locations, "IMG_ID,LAT,LON\na,1,2\nb,3,4\nc,5,6\n").unwrap();
+        let cache = FeatureCache::open(&images, None, &locations, "LAT", "LON").unwrap();
+        assert_eq!((cache.len(), cache.feature_size()), (3, 4));
+        let rows = cache.gather(&[2, 0]).unwrap();
+        assert_eq!(
+            rows.image_features,
+            [8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]
+        );
+        assert_eq!(rows.locations[0], GeoPoint::new(5.0, 6.0).unwrap());
+        assert!(rows.text_features.is_none());
+    }
+
+    #[test]
+    fn mismatched_truncated_and_non_finite_caches_are_clear_errors() {
+        let directory = tempfile::tempdir().unwrap();
+        let images = directory.path().join("images.npy");
+        let locations = directory.path().join("locations.csv");
+        let mut values = vec![0.5f32; 8];
+        values[5] = f32::INFINITY;
+        write_npy(&images, 2, 4, &values);
+        std::fs::write(&locations, "LAT,LON\n1,2\n").unwrap();
+        let error = FeatureCache::open(&images, None, &locations, "LAT", "LON").unwrap_err();
+        assert!(error.to_string().contains("2 rows, but"), "{error}");
+
+        std::fs::write(&locations, "LAT,LON\n1,2\n3,4\n").unwrap();
+        let cache = FeatureCache::open(&images, None, &locations, "LAT", "LON").unwrap();
+        let error = cache.gather(&[1]).unwrap_err();
+        assert!(error.to_string().contains("row 1 holds a value"), "{error}");
+
+        let text = directory.path().join("text.npy");
+        write_npy(&text, 2, 3, &[0.0; 6]);
+        let error = FeatureCache::open(&images, Some(&text), &locations, "LAT", "LON").unwrap_err();
+        assert!(error.to_string().contains("text features"), "{error}");
+
+        let bytes = std::fs::read(&images).unwrap();
+        std::fs::write(&images, &bytes[..bytes.len() - 3]).unwrap();
+        let error = FeatureCache::open(&images, None, &locations, "LAT", "LON").unwrap_err();
+        assert!(
+            error.to_string().contains("images.npy") && error.to_string().contains("truncated"),
+            "{error}"
+        );
+    }
 }
