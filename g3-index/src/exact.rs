@@ -3,13 +3,13 @@
 use std::path::Path;
 
 use g3_core::SearchDirection;
+use g3_kernels::{MatrixMut, MatrixRef, Product, dot, matmul};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::column::Column;
 use crate::config::{Metric, VectorPrecision};
-use crate::dot::dot;
 use crate::error::{IndexError, Result};
 use crate::store::{
     RowMatch, VectorIndex, check_batch, check_f16_range, normalize_rows, prepare_queries,
@@ -398,42 +398,18 @@ pub(crate) fn check_row_limit(rows: usize) -> Result<()> {
 }
 
 /// Writes `scores[q * rows + r] = queries[q] · vectors[r]` for a block of stored rows and a
-/// pass of queries (both row-major with rows of `dimension`) with one matrix product.
+/// pass of queries (both row-major with rows of `dimension`) with one matrix product:
+/// `vectors · queriesᵀ` into `scores` read column-major (query-major).
 fn score_block(vectors: &[f32], queries: &[f32], dimension: usize, scores: &mut [f32]) {
     let row_count = vectors.len() / dimension;
     let query_count = queries.len() / dimension;
-    assert_eq!(vectors.len(), row_count * dimension);
-    assert_eq!(queries.len(), query_count * dimension);
-    assert_eq!(scores.len(), row_count * query_count);
-    // SAFETY: `gemm` reads an m × k matrix at `lhs` (m = row_count, k = dimension, row stride
-    // `dimension`, column stride 1: exactly `vectors`), a k × n matrix at `rhs` (n =
-    // query_count, row stride 1, column stride `dimension`: the transpose of `queries`), and
-    // writes an m × n matrix at `dst` (row stride 1, column stride `row_count`: `scores`,
-    // query-major). The assertions above make every one of those accesses in bounds, and
-    // `read_dst = false` means `dst` is only written.
-    unsafe {
-        gemm::gemm(
-            row_count,
-            query_count,
-            dimension,
-            scores.as_mut_ptr(),
-            row_count as isize,
-            1,
-            false,
-            vectors.as_ptr(),
-            1,
-            dimension as isize,
-            queries.as_ptr(),
-            dimension as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    matmul(
+        MatrixRef::row_major(vectors, dimension),
+        MatrixRef::strided(queries, 1, dimension),
+        MatrixMut::strided(scores, 1, row_count),
+        Product::new(row_count, dimension, query_count),
+        1,
+    );
 }
 
 #[cfg(test)]

@@ -3,13 +3,13 @@
 use std::path::Path;
 
 use g3_core::SearchDirection;
+use g3_kernels::dot;
 use memmap2::Mmap;
 use rayon::prelude::*;
 use usearch::ffi::{IndexOptions, MetricKind, ScalarKind};
 
 use crate::column::{Column, map_verified};
 use crate::config::{HnswConfig, Metric, VectorPrecision};
-use crate::dot::dot;
 use crate::error::{IndexError, Result};
 use crate::store::{
     RowMatch, VectorIndex, check_batch, check_f16_range, normalize_rows, prepare_queries,
@@ -384,7 +384,7 @@ impl HnswStore {
 }
 
 /// Replaces usearch's f32 inner-product kernel by [`dot`], which makes graphs build and
-/// search faster (see `dot.rs`). The replacement keeps usearch's convention for `IP`,
+/// search faster (its docs say why). The replacement keeps usearch's convention for `IP`,
 /// distance = `1 − a·b`, so [`similarity_from_distance`] stays the one conversion. Cosine and
 /// the f16 and i8 kernels stay usearch's own. usearch only fails this on running out of memory
 /// for a few query-sized buffers.

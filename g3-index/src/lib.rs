@@ -49,7 +49,6 @@ pub mod build;
 mod column;
 mod config;
 mod database;
-mod dot;
 mod error;
 mod exact;
 mod faiss;
