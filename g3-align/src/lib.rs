@@ -37,6 +37,7 @@
 
 pub mod clip;
 mod cpu_inference;
+mod cpu_weights;
 mod device;
 mod error;
 mod g3;
@@ -48,7 +49,6 @@ mod location;
 pub mod models;
 mod precision;
 pub mod pretrained;
-mod simd;
 mod text_encoder;
 pub mod training;
 
