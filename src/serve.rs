@@ -34,7 +34,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use g3_core::GeneratorDescription;
+use g3_core::{GeneratorDescription, ImageLimits};
 use g3_data::{PlaceName, ReverseGeocoder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -52,9 +52,9 @@ const STYLE_CSS: &str = include_str!("web/style.css");
 pub struct ServeLimits {
     /// Largest upload accepted, in bytes (413 above).
     pub max_upload_bytes: usize,
-    /// Widest or tallest image accepted, in pixels, read from the header before decoding
-    /// (422 above): a small file can declare a huge image.
-    pub max_image_side: u32,
+    /// The largest image accepted, read from the header before decoding (422 beyond): a
+    /// small file can declare a huge image.
+    pub image: ImageLimits,
     /// Photos located at the same time (each uses every core; more than one helps when the
     /// LMM's latency dominates).
     pub workers: usize,
@@ -68,7 +68,7 @@ impl Default for ServeLimits {
     fn default() -> Self {
         ServeLimits {
             max_upload_bytes: 20 << 20,
-            max_image_side: 12_000,
+            image: ImageLimits::default(),
             workers: 2,
             queue: 16,
             timeout: Duration::from_secs(300),
@@ -88,7 +88,7 @@ pub fn router(
         geocoder,
         admitted: Arc::new(Semaphore::new(limits.workers.max(1) + limits.queue)),
         working: Arc::new(Semaphore::new(limits.workers.max(1))),
-        max_image_side: limits.max_image_side,
+        image_limits: limits.image,
         timeout: limits.timeout,
     });
     Router::new()
@@ -125,7 +125,7 @@ struct Server {
     admitted: Arc<Semaphore>,
     /// Permits for requests being located.
     working: Arc<Semaphore>,
-    max_image_side: u32,
+    image_limits: ImageLimits,
     timeout: Duration,
 }
 
@@ -228,7 +228,7 @@ async fn upload(request: Request) -> Result<(String, Bytes), Failure> {
 }
 
 /// Refuses what is not a photo, or one too large, from its header alone.
-fn check_photo(bytes: &[u8], max_side: u32) -> Result<(), Failure> {
+fn check_photo(bytes: &[u8], limits: &ImageLimits) -> Result<(), Failure> {
     if bytes.is_empty() {
         return Err(Failure(
             StatusCode::BAD_REQUEST,
@@ -250,11 +250,12 @@ fn check_photo(bytes: &[u8], max_side: u32) -> Result<(), Failure> {
             format!("the photo cannot be read: {error}"),
         )
     })?;
-    if width > max_side || height > max_side {
+    if !limits.admits(width, height) {
         return Err(Failure(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
-                "the photo is {width} x {height} pixels; this server takes at most {max_side} on a side"
+                "the photo is {width} x {height} pixels; this server takes at most {} on a side and {} pixels in all",
+                limits.max_side, limits.max_pixels
             ),
         ));
     }
@@ -273,7 +274,7 @@ async fn locate(
         )
     })?;
     let (name, bytes) = upload(request).await?;
-    check_photo(&bytes, server.max_image_side)?;
+    check_photo(&bytes, &server.image_limits)?;
     let work = {
         let server = server.clone();
         async move {

@@ -94,7 +94,10 @@ fn mutated_uploads_get_a_clear_answer_and_never_crash_the_server() {
     let pipeline = config.build(&mut |_| {}).unwrap();
     let limits = ServeLimits {
         max_upload_bytes: 1 << 20,
-        max_image_side: 4096,
+        image: g3::core::ImageLimits {
+            max_side: 4096,
+            ..g3::core::ImageLimits::default()
+        },
         workers: 2,
         queue: 64,
         ..ServeLimits::default()

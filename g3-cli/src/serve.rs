@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use g3::core::ImageLimits;
 use g3::serve::{ServeLimits, router};
 
 use crate::common::gazetteer;
@@ -25,8 +26,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 20)]
     max_upload_mib: usize,
 
-    /// Widest or tallest image accepted, in pixels (read from the header, before decoding).
-    #[arg(long, default_value_t = 12_000)]
+    /// Widest or tallest image accepted, in pixels (read from the header, before decoding;
+    /// images of more than 89,478,485 pixels are refused too, as everywhere g3 decodes).
+    #[arg(long, default_value_t = ImageLimits::default().max_side)]
     max_image_side: u32,
 
     /// Photos located at the same time (each uses every core; more than one helps when the
@@ -59,7 +61,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let pipeline = build_pipeline(&config)?;
     let limits = ServeLimits {
         max_upload_bytes: args.max_upload_mib << 20,
-        max_image_side: args.max_image_side,
+        image: ImageLimits {
+            max_side: args.max_image_side,
+            ..ImageLimits::default()
+        },
         workers: args.workers,
         queue: args.queue,
         timeout: Duration::from_secs(args.timeout_seconds),

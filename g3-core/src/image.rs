@@ -1,4 +1,5 @@
-//! [`ImageInput`]: a query or database photo as its encoded file bytes.
+//! [`ImageInput`]: a query or database photo as its encoded file bytes, and the
+//! [`ImageLimits`] every decoder of them applies.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -97,5 +98,56 @@ mod tests {
     #[test]
     fn reading_a_missing_file_is_an_error() {
         assert!(ImageInput::from_path("/nonexistent/g3/image.jpg").is_err());
+    }
+}
+
+/// Limits on the images g3 decodes, checked from the header before any pixel buffer is
+/// allocated: a small file can announce a huge image (the image crate's defaults let a
+/// 389 KB PNG decode to 400 MB). One type and one default for every place that decodes
+/// photos: dataset decoding, CLIP's preprocessing and the web service's uploads.
+///
+/// The default follows the reference's PIL: up to 89,478,485 pixels (above which PIL warns
+/// of a decompression bomb), at most 32,768 on a side, at most 1 GiB for the decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ImageLimits {
+    /// Longest accepted width or height, in pixels.
+    pub max_side: u32,
+    /// Most pixels accepted (width x height).
+    pub max_pixels: u64,
+    /// Most bytes the decoder may allocate.
+    pub max_decoder_bytes: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        ImageLimits {
+            max_side: 32_768,
+            max_pixels: 89_478_485,
+            max_decoder_bytes: 1 << 30,
+        }
+    }
+}
+
+impl ImageLimits {
+    /// Whether an image of `width` x `height` pixels is within the limits.
+    pub fn admits(&self, width: u32, height: u32) -> bool {
+        width <= self.max_side
+            && height <= self.max_side
+            && u64::from(width) * u64::from(height) <= self.max_pixels
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::ImageLimits;
+
+    #[test]
+    fn sides_and_pixels_are_both_limits() {
+        let limits = ImageLimits::default();
+        assert!(limits.admits(4032, 3024));
+        assert!(!limits.admits(40_000, 10));
+        assert!(!limits.admits(10_000, 10_000));
+        assert!(limits.admits(32_768, 2_000));
     }
 }

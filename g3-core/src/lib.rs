@@ -62,7 +62,7 @@ pub use candidate::{
 pub use distance::{DistanceMetric, MEAN_EARTH_RADIUS_KM, WGS84_HALF_MERIDIAN_KM};
 pub use embedding::{Embeddings, cosine_similarity};
 pub use error::{BoxError, Error, Result, RowProblem};
-pub use image::ImageInput;
+pub use image::{ImageInput, ImageLimits};
 pub use lmm::{
     GeneratedAnswers, GeneratorDescription, LmmAnswer, LmmUsage, LossCause, LostAnswers,
     RetryCounts,

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use g3_core::ImageInput;
+use g3_core::{ImageInput, ImageLimits};
 use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
@@ -435,41 +435,32 @@ fn save_index(
     Ok(temporary.commit()?)
 }
 
-/// Limits on decoded images: a small file can declare a huge canvas (a 389 KB PNG decodes
-/// to 400 MB with the image crate's defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DecodeLimits {
-    /// Widest image accepted, in pixels (default 16,384).
-    pub max_width: u32,
-    /// Tallest image accepted, in pixels (default 16,384).
-    pub max_height: u32,
-    /// Most memory one decode may allocate, in bytes (default 512 MiB).
-    pub max_alloc: u64,
-}
-
-impl Default for DecodeLimits {
-    fn default() -> Self {
-        DecodeLimits {
-            max_width: 16_384,
-            max_height: 16_384,
-            max_alloc: 512 << 20,
-        }
-    }
-}
-
-/// Decodes one image (format guessed from its bytes) within `limits`.
-pub fn decode_image(image: &ImageInput, limits: DecodeLimits) -> Result<image::DynamicImage> {
+/// Decodes one image (format guessed from its bytes) within `limits`: the header is read
+/// first and an image beyond them refused before any pixel is decoded.
+pub fn decode_image(image: &ImageInput, limits: ImageLimits) -> Result<image::DynamicImage> {
     let error = |message: String| DataError::Decode {
         image_id: image.id().to_string(),
         message,
     };
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(image.encoded()))
-        .with_guessed_format()
-        .map_err(|e| error(e.to_string()))?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(image.encoded()))
+            .with_guessed_format()
+            .map_err(|e| error(e.to_string()))
+    };
+    let (width, height) = reader()?
+        .into_dimensions()
+        .map_err(|e| error(format!("cannot decode: {e}")))?;
+    if !limits.admits(width, height) {
+        return Err(error(format!(
+            "the image is {width} x {height} pixels, more than the limits allow ({} per side, {} pixels in all)",
+            limits.max_side, limits.max_pixels
+        )));
+    }
+    let mut reader = reader()?;
     let mut image_limits = image::Limits::default();
-    image_limits.max_image_width = Some(limits.max_width);
-    image_limits.max_image_height = Some(limits.max_height);
-    image_limits.max_alloc = Some(limits.max_alloc);
+    image_limits.max_image_width = Some(limits.max_side);
+    image_limits.max_image_height = Some(limits.max_side);
+    image_limits.max_alloc = Some(limits.max_decoder_bytes);
     reader.limits(image_limits);
     reader
         .decode()
@@ -479,7 +470,7 @@ pub fn decode_image(image: &ImageInput, limits: DecodeLimits) -> Result<image::D
 /// Decodes images on all cores, in order; each failure stays with its image.
 pub fn decode_images(
     images: &[ImageInput],
-    limits: DecodeLimits,
+    limits: ImageLimits,
 ) -> Vec<Result<image::DynamicImage>> {
     images
         .par_iter()

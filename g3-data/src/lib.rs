@@ -17,7 +17,7 @@
 //! - [`list_images`]: the photos of a folder or a CSV list, in order (the `g3 embed-*`
 //!   inputs); [`ImageSource`]: photos by id from a folder ([`FolderImageSource`]) or from MP16-Pro's
 //!   tar shards ([`TarShardImageSource`], with a saved index for random access);
-//!   [`decode_images`] decodes on all cores under [`DecodeLimits`]. [`PhotoSet`]: the photos
+//!   [`decode_images`] decodes on all cores under [`ImageLimits`](g3_core::ImageLimits). [`PhotoSet`]: the photos
 //!   of any of those inputs, in order, with ids; [`WorkShard`]: one deterministic slice of a
 //!   job, from `--shard I/N` or the scheduler's environment (Slurm arrays, Kubernetes
 //!   Indexed Jobs).
@@ -60,7 +60,7 @@ pub use geocoder::{
 };
 pub use image_list::{IMAGE_COLUMNS, IMAGE_EXTENSIONS, list_image_names, list_images};
 pub use images::{
-    DecodeLimits, FolderImageSource, ImageSource, TarShardImageSource, decode_image, decode_images,
+    FolderImageSource, ImageSource, TarShardImageSource, decode_image, decode_images,
 };
 pub use metadata::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};
 pub use parts::{PartManifest, PartSet};

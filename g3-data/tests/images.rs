@@ -3,9 +3,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use g3_data::{
-    DataError, DecodeLimits, FolderImageSource, ImageSource, TarShardImageSource, decode_images,
-};
+use g3_data::{DataError, FolderImageSource, ImageSource, TarShardImageSource, decode_images};
 
 fn png(width: u32, height: u32, shade: u8) -> Vec<u8> {
     let image = image::RgbImage::from_pixel(width, height, image::Rgb([shade, 0, 255 - shade]));
@@ -140,9 +138,9 @@ fn decoding_runs_in_parallel_within_limits() {
         g3_core::ImageInput::from_bytes("garbage.jpg", b"\xFF\xD8\xFF garbage".to_vec()),
         g3_core::ImageInput::from_bytes("wide.png", png(64, 2, 0)),
     ];
-    let limits = DecodeLimits {
-        max_width: 32,
-        ..DecodeLimits::default()
+    let limits = g3_core::ImageLimits {
+        max_side: 32,
+        ..g3_core::ImageLimits::default()
     };
     let decoded = decode_images(&images, limits);
     let small = decoded[0].as_ref().unwrap();

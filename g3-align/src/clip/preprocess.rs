@@ -165,28 +165,7 @@ impl ClipImageProcessorConfig {
     }
 }
 
-/// Limits checked before any pixel is decoded: a small file can announce a huge image (the
-/// image crate's defaults let a 389 KB PNG decode to 400 MB).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageLimits {
-    /// Longest accepted width or height, in pixels.
-    pub max_side: u32,
-    /// Most pixels accepted (width x height); PIL warns about decompression bombs above
-    /// 89,478,485, which is the default here.
-    pub max_pixels: u64,
-    /// Most bytes the decoder may allocate.
-    pub max_decoder_bytes: u64,
-}
-
-impl Default for ImageLimits {
-    fn default() -> Self {
-        ImageLimits {
-            max_side: 32_768,
-            max_pixels: 89_478_485,
-            max_decoder_bytes: 1 << 30,
-        }
-    }
-}
+pub use g3_core::ImageLimits;
 
 /// Decodes photos and turns them into CLIP's input tensor, the way G3's PyTorch code does.
 #[derive(Debug, Clone, Default)]
@@ -243,11 +222,7 @@ impl ClipImageProcessor {
             ));
         }
         let (width, height) = header.into_dimensions().map_err(|e| bad(e.to_string()))?;
-        let pixels = u64::from(width) * u64::from(height);
-        if width > self.limits.max_side
-            || height > self.limits.max_side
-            || pixels > self.limits.max_pixels
-        {
+        if !self.limits.admits(width, height) {
             return Err(AlignError::ImageTooLarge {
                 name: name.to_owned(),
                 width,
