@@ -15,11 +15,25 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 
-use g3::data::{MetadataOptions, MetadataReader};
+use g3::core::Progress;
+use g3::data::{FolderImageSource, MetadataOptions, MetadataReader};
+use g3::dataset_run::{DatasetRunOptions, run_dataset};
 use g3::evaluation::{EvaluationOptions, evaluate_predictions_csv};
 use g3::pipeline::{Preset, QueryEmbeddingKind};
-use g3::{ImageInput, ResultsFile};
+
+/// Each preset's progress as log lines.
+struct BatchLog(Preset);
+
+impl Progress for BatchLog {
+    fn start(&self, phase: &str, unit: &str, total: Option<u64>) {
+        eprintln!("{}: {phase} {} {unit}", self.0, total.unwrap_or_default());
+    }
+    fn notice(&self, message: &str) {
+        eprintln!("{}: {message}", self.0);
+    }
+}
 
 fn main() -> ExitCode {
     match run() {
@@ -46,6 +60,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     let limit: usize = options.get("limit").map_or(Ok(usize::MAX), |n| n.parse())?;
     std::fs::create_dir_all(&output)?;
+    let images = FolderImageSource::new(&images)?;
     let mut records = Vec::new();
     for record in MetadataReader::open(&metadata, MetadataOptions::default())?.take(limit) {
         records.push(record?);
@@ -68,40 +83,22 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let results_path = output.join(format!("{preset}.csv"));
-        let mut results = ResultsFile::open(&results_path)?;
-        let pending: Vec<_> = records
-            .iter()
-            .filter(|record| !results.is_finished(&record.image_id))
-            .collect();
-        if !pending.is_empty() {
-            let pipeline = config.build(&mut |step| eprintln!("{preset}: {step}"))?;
-            for (batch_index, batch) in pending.chunks(16).enumerate() {
-                let mut photos = Vec::with_capacity(batch.len());
-                let mut truths = Vec::with_capacity(batch.len());
-                for record in batch {
-                    match std::fs::read(images.join(&record.image_id)) {
-                        Ok(bytes) => {
-                            photos.push(ImageInput::from_bytes(record.image_id.clone(), bytes));
-                            truths.push(record.location);
-                        }
-                        Err(error) => eprintln!("{preset}: {}: {error}", record.image_id),
-                    }
-                }
-                for (truth, outcome) in truths.into_iter().zip(pipeline.locate_each(&photos)?) {
-                    match outcome {
-                        Ok(prediction) => results.append(truth, &prediction)?,
-                        Err(error) => eprintln!("{preset}: {error}"),
-                    }
-                }
-                results.flush()?;
-                eprintln!(
-                    "{preset}: {} of {} photos",
-                    batch_index * 16 + batch.len(),
-                    pending.len()
-                );
-            }
+        let summary = run_dataset(
+            &records,
+            &images,
+            &results_path,
+            &DatasetRunOptions::default(),
+            &mut || config.build(&mut |step| eprintln!("{preset}: {step}")),
+            &AtomicBool::new(false),
+            &BatchLog(preset),
+        )?;
+        if summary.missing() > 0 {
+            eprintln!(
+                "{preset}: {} photos without a prediction (see {}); a rerun retries them",
+                summary.missing(),
+                summary.errors_path.display()
+            );
         }
-        drop(results);
         let evaluation = evaluate_predictions_csv(
             &results_path,
             None,

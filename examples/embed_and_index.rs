@@ -15,12 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use g3::align::pretrained::ModelSource;
 use g3::align::{ComputeDevice, ImageEmbeddingKind, ModelOptions, ModelSpec};
 use g3::core::Progress;
 use g3::data::{PhotoSet, WorkShard};
 use g3::embed_images::{EmbedImagesOptions, EmbeddingParts, EmbeddingTarget, embed_photo_set};
 use g3::index::{MetadataCsvOptions, MetadataSource, Metric, StoreConfig, build_from_embeddings};
+use g3::published::resolve_model;
 
 /// Progress as log lines: what a batch job's log wants.
 struct LogLines;
@@ -60,7 +60,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // 1. The encoder: CLIP image features, as a G3 database of CLIP embeddings would hold.
     let kind = ImageEmbeddingKind::Clip;
     let device = ComputeDevice::Cpu.to_device()?;
-    let spec = ModelSpec::from_source(ModelSource::resolve(model)?, ModelOptions::default(), kind)?;
+    let spec = ModelSpec::from_source(resolve_model(model)?, ModelOptions::default(), kind)?;
     let encoder = spec.load(&device)?.image_encoder(kind, 16)?;
 
     // 2. Every shard into its part; on a cluster each would be its own process or node.

@@ -10,13 +10,13 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use g3::align::{ImageEmbeddingKind, ModelSpec, ModelOptions, pretrained::ModelSource};
+//! use g3::align::{ImageEmbeddingKind, ModelSpec, ModelOptions};
 //! use g3::data::{PhotoSet, WorkShard};
 //! use g3::embed_images::{EmbeddingTarget, EmbedImagesOptions, embed_photo_set};
 //!
 //! let device = g3::align::ComputeDevice::Cpu.to_device()?;
 //! let spec = ModelSpec::from_source(
-//!     ModelSource::resolve("openai/clip-vit-large-patch14")?,
+//!     g3::published::resolve_model("openai/clip-vit-large-patch14")?,
 //!     ModelOptions::default(),
 //!     ImageEmbeddingKind::Clip,
 //! )?;

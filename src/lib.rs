@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod cache_features;
+pub mod dataset_run;
 pub mod embed_images;
 mod error;
 pub mod pipeline;

@@ -1,11 +1,12 @@
 //! What the G3 authors publish on the HF hub, and where `g3 fetch` puts it: the files keep
 //! their names in the standard HF cache (shared with Python's `huggingface_hub`), and the
 //! retrieval index, imported once into a g3 database, sits next to it in the same snapshot.
-//! Every command that needs one of them looks there ([`published_database`], and the models'
-//! repo ids in [`PipelineConfig`](crate::PipelineConfig)).
+//! Every command that needs one of them looks there through [`LocalFiles`].
 
 use std::path::{Path, PathBuf};
 
+use g3_align::AlignError;
+use g3_align::pretrained::{HF_CLIP_FILES, ModelSource};
 use g3_core::Progress;
 use g3_hub::{FetchedFile, HubCache, HubClient, HubError, Repo};
 use g3_index::{Database, StoreConfig};
@@ -30,12 +31,95 @@ pub const CLIP_SETTINGS_FILES: [&str; 2] = ["config.json", "preprocessor_config.
 /// The g3 database made from the index, inside the index's snapshot.
 pub const DATABASE_DIRECTORY: &str = "index/g3-database";
 
-/// The database `g3 fetch g3` made from the index of `checkpoint_repo` (a repo id), if
-/// the cache holds one.
-pub fn published_database(cache: &HubCache, checkpoint_repo: &str) -> Option<PathBuf> {
-    let repo = Repo::model(checkpoint_repo).ok()?;
-    let manifest = cache.cached_file(&repo, &format!("{DATABASE_DIRECTORY}/manifest.json"))?;
-    manifest.parent().map(PathBuf::from)
+/// Where the files a pipeline or a command names are found on this machine: a path as
+/// given, else an HF repo id's snapshot in the standard HF cache (where `g3 fetch` and
+/// Python's `huggingface_hub` put them). The one place that looks into the HF cache.
+#[derive(Debug, Clone)]
+pub struct LocalFiles {
+    cache: HubCache,
+}
+
+impl LocalFiles {
+    /// The HF cache the environment names (`HF_HUB_CACHE`, `HF_HOME`, or the default).
+    pub fn from_env() -> Self {
+        LocalFiles {
+            cache: HubCache::from_env(),
+        }
+    }
+
+    /// Files looked up in `cache`.
+    pub fn in_cache(cache: HubCache) -> Self {
+        LocalFiles { cache }
+    }
+
+    /// The HF cache's root, for messages.
+    pub fn cache_root(&self) -> &Path {
+        self.cache.root()
+    }
+
+    /// `file` of the model repository `repo_id` in the cache, if it is there.
+    fn cached(&self, repo_id: &str, file: &str) -> Option<PathBuf> {
+        self.cache.cached_file(&Repo::model(repo_id).ok()?, file)
+    }
+
+    /// A model as a user names it: an existing directory or file, or an HF repo id
+    /// (`openai/clip-vit-large-patch14`) whose snapshot in the cache has a `config.json`.
+    /// A repo id found nowhere is an error saying how to fetch it and which files to place
+    /// where.
+    pub fn model(&self, name: &str) -> std::result::Result<ModelSource, AlignError> {
+        if let Some(source) = ModelSource::from_path(Path::new(name)) {
+            return Ok(source);
+        }
+        if Repo::model(name).is_err() {
+            return Err(AlignError::ModelNotFound {
+                name: name.to_owned(),
+                help: "no such file or directory, and not an HF repo id (owner/name)".to_owned(),
+            });
+        }
+        if let Some(config) = self.cached(name, "config.json")
+            && let Some(directory) = config.parent()
+        {
+            return Ok(ModelSource::HfDirectory(directory.to_path_buf()));
+        }
+        let fetch = if name == CLIP_REPO {
+            "`g3 fetch clip`".to_owned()
+        } else {
+            format!("`huggingface-cli download {name}`")
+        };
+        Err(AlignError::ModelNotFound {
+            name: name.to_owned(),
+            help: format!(
+                "it is not in the HF cache ({}). Fetch it with {fetch}; without a network, copy {} of {name} into a directory and pass that directory",
+                self.cache.root().display(),
+                HF_CLIP_FILES.join(", "),
+            ),
+        })
+    }
+
+    /// G3's checkpoint: `name` as a file, or `g3.pth` in the snapshot of the repo id `name`.
+    pub fn g3_checkpoint(&self, name: &str) -> Option<PathBuf> {
+        let path = Path::new(name);
+        if path.is_file() {
+            return Some(path.to_path_buf());
+        }
+        self.cached(name, G3_CHECKPOINT_FILE)
+    }
+
+    /// The database `g3 fetch g3` made from the index of `checkpoint_repo` (a repo id), if
+    /// the cache holds one.
+    pub fn published_database(&self, checkpoint_repo: &str) -> Option<PathBuf> {
+        let manifest = self.cached(
+            checkpoint_repo,
+            &format!("{DATABASE_DIRECTORY}/manifest.json"),
+        )?;
+        manifest.parent().map(PathBuf::from)
+    }
+}
+
+/// A model as a user names it, found with [`LocalFiles::from_env`] (see
+/// [`LocalFiles::model`]).
+pub fn resolve_model(name: &str) -> std::result::Result<ModelSource, AlignError> {
+    LocalFiles::from_env().model(name)
 }
 
 /// Which of the published files `g3 fetch g3` takes, and how it imports the index.
@@ -250,4 +334,31 @@ pub fn database_is_current(database: &Path, config: &StoreConfig, index: &Path) 
         && found.precision == config.precision
         && found.metric == config.metric
         && rows.is_ok_and(|rows| rows == g3_core::VectorStore::len(&opened))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_model_says_which_files_to_place() {
+        let local = LocalFiles::in_cache(HubCache::new("/nonexistent-g3-cache"));
+        let error = local
+            .model("nobody-here/no-such-model-g3test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("nobody-here/no-such-model-g3test"),
+            "{error}"
+        );
+        assert!(error.contains("model.safetensors"), "{error}");
+        assert!(error.contains("huggingface-cli download"), "{error}");
+        let error = local.model(CLIP_REPO).unwrap_err().to_string();
+        assert!(error.contains("g3 fetch clip"), "{error}");
+        assert!(error.contains("/nonexistent-g3-cache"), "{error}");
+        let error = local.model("no/such/path.pth").unwrap_err().to_string();
+        assert!(error.contains("no such file"), "{error}");
+        assert_eq!(local.g3_checkpoint(G3_CHECKPOINT_REPO), None);
+        assert_eq!(local.published_database(G3_CHECKPOINT_REPO), None);
+    }
 }

@@ -1,11 +1,9 @@
-//! Finding and opening pretrained models from local files: an HF model directory, an HF repo
-//! id found in the standard HF cache (where `g3 fetch` and Python's `huggingface_hub` put
-//! models), or a G3 checkpoint file. Nothing here touches the network.
+//! Opening pretrained models from local files: an HF model directory or a G3 checkpoint
+//! file. Nothing here touches the network or knows where caches are.
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
-use g3_hub::{HubCache, Repo};
 
 use crate::clip::{
     ClipConfig, ClipImageProcessor, ClipImageProcessorConfig, ClipModel, ClipTokenizer,
@@ -30,47 +28,17 @@ pub enum ModelSource {
 }
 
 impl ModelSource {
-    /// Resolves what a user typed: an existing directory or file, or an HF repo id
-    /// (`openai/clip-vit-large-patch14`) whose snapshot in the HF cache
-    /// ([`HubCache::from_env`]) has a `config.json`. A repo id found nowhere is an error
-    /// saying how to fetch it and which files to place where.
-    pub fn resolve(name: &str) -> Result<Self, AlignError> {
-        ModelSource::resolve_in(name, &HubCache::from_env())
-    }
-
-    /// [`resolve`](Self::resolve) with repo ids looked up in `cache`.
-    pub fn resolve_in(name: &str, cache: &HubCache) -> Result<Self, AlignError> {
-        let path = Path::new(name);
+    /// An existing directory (an HF model) or file (a checkpoint) at `path`; `None` when
+    /// nothing is there. Repo ids are found in the HF cache by the facade
+    /// (`g3::published::LocalFiles`), which knows where `g3 fetch` puts them.
+    pub fn from_path(path: &Path) -> Option<Self> {
         if path.is_dir() {
-            return Ok(ModelSource::HfDirectory(path.to_path_buf()));
+            Some(ModelSource::HfDirectory(path.to_path_buf()))
+        } else if path.is_file() {
+            Some(ModelSource::Checkpoint(path.to_path_buf()))
+        } else {
+            None
         }
-        if path.is_file() {
-            return Ok(ModelSource::Checkpoint(path.to_path_buf()));
-        }
-        if let Ok(repo) = Repo::model(name) {
-            if let Some(config) = cache.cached_file(&repo, "config.json")
-                && let Some(directory) = config.parent()
-            {
-                return Ok(ModelSource::HfDirectory(directory.to_path_buf()));
-            }
-            let fetch = if name == "openai/clip-vit-large-patch14" {
-                "`g3 fetch clip`".to_owned()
-            } else {
-                format!("`huggingface-cli download {name}`")
-            };
-            return Err(AlignError::ModelNotFound {
-                name: name.to_owned(),
-                help: format!(
-                    "it is not in the HF cache ({}). Fetch it with {fetch}; without a network, copy {} of {name} into a directory and pass that directory",
-                    cache.root().display(),
-                    HF_CLIP_FILES.join(", "),
-                ),
-            });
-        }
-        Err(AlignError::ModelNotFound {
-            name: name.to_owned(),
-            help: "no such file or directory, and not an HF repo id (owner/name)".to_owned(),
-        })
     }
 }
 
@@ -153,27 +121,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unknown_repo_id_says_which_files_to_place() {
-        let error = ModelSource::resolve("nobody-here/no-such-model-g3test")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("nobody-here/no-such-model-g3test"),
-            "{error}"
+    fn a_directory_is_an_hf_model_and_a_file_a_checkpoint() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("g3.pth");
+        std::fs::write(&file, b"").unwrap();
+        assert_eq!(
+            ModelSource::from_path(directory.path()),
+            Some(ModelSource::HfDirectory(directory.path().to_path_buf()))
         );
-        assert!(error.contains("model.safetensors"), "{error}");
-        assert!(error.contains("huggingface-cli download"), "{error}");
-        let error = ModelSource::resolve_in(
-            "openai/clip-vit-large-patch14",
-            &HubCache::new("/nonexistent-g3-cache"),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(error.contains("g3 fetch clip"), "{error}");
-        assert!(error.contains("/nonexistent-g3-cache"), "{error}");
-        let error = ModelSource::resolve("no/such/path.pth")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("no such file"), "{error}");
+        assert_eq!(
+            ModelSource::from_path(&file),
+            Some(ModelSource::Checkpoint(file.clone()))
+        );
+        assert_eq!(ModelSource::from_path(&directory.path().join("none")), None);
     }
 }

@@ -7,7 +7,6 @@ use anyhow::bail;
 use clap::{Args, ValueEnum};
 
 use crate::terminal;
-use g3::align::pretrained::ModelSource;
 use g3::align::{
     ClipFiles, ComputeDevice, Device, ImageEmbeddingKind, LoadedModel, ModelOptions, ModelSpec,
 };
@@ -16,6 +15,7 @@ use g3::data::{
     DatasetKind, DescriptionTemplate, FolderImageSource, ImageSource, MetadataOptions,
     MetadataReader, TarShardImageSource, WorkShard,
 };
+use g3::published::resolve_model;
 
 #[derive(Debug, Args)]
 pub struct CacheFeaturesArgs {
@@ -111,7 +111,7 @@ fn load_model(args: &CacheFeaturesArgs, device: &Device) -> g3::Result<LoadedMod
         ..ModelOptions::default()
     };
     let spec = ModelSpec::from_source(
-        ModelSource::resolve(&args.model)?,
+        resolve_model(&args.model)?,
         options,
         ImageEmbeddingKind::ClipFeatures,
     )?;

@@ -1,4 +1,4 @@
-//! Pieces several commands share: model resolution, CSV quoting, the Ctrl-C stop flag, the
+//! Pieces several commands share: the Ctrl-C stop flag, the
 //! database store flags and the import report.
 
 use std::path::Path;
@@ -6,23 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::ValueEnum;
-use g3::align::pretrained::ModelSource;
 use g3::data::ReverseGeocoder;
 use g3::index::{BuildSummary, StoreConfig, StoreKind, VectorPrecision};
-
-/// Finds a model locally: a directory, a file, or an HF repo id in the HF cache (`g3 fetch`).
-pub fn resolve_model(name: &str) -> anyhow::Result<ModelSource> {
-    Ok(ModelSource::resolve(name)?)
-}
-
-/// A CSV field, quoted when it holds a separator, a quote or a line break.
-pub fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
 
 /// A flag that Ctrl-C raises, for long commands that stop cleanly between units of work
 /// (a batch, a training step) instead of dying mid-write. The first Ctrl-C prints `notice`

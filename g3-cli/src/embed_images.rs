@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use crate::common::resolve_model;
 use crate::terminal;
 use g3::align::{
     ClipFiles, ComputeDevice, Device, ImageEmbeddingKind, ImageEncoder, ModelOptions, ModelSpec,
@@ -13,6 +12,7 @@ use g3::align::{
 };
 use g3::data::{PhotoSet, WorkShard};
 use g3::embed_images::{EmbedImagesOptions, EmbeddingTarget, embed_photo_set};
+use g3::published::resolve_model;
 
 #[derive(Debug, Args)]
 pub struct EmbedImagesArgs {

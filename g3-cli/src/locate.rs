@@ -10,7 +10,7 @@ use g3::{CandidateSource, ImageInput, Prediction};
 use serde::Serialize;
 
 use crate::common::gazetteer;
-use crate::pipeline_args::{PipelineArgs, build_pipeline, locate_batch, print_generation_summary};
+use crate::pipeline_args::{PipelineArgs, build_pipeline, print_generation_summary};
 use crate::terminal;
 
 #[derive(Debug, Args)]
@@ -104,7 +104,10 @@ pub fn run(args: LocateArgs) -> anyhow::Result<()> {
     }
     let pipeline = build_pipeline(&config)?;
     let mut located = Vec::new();
-    for (path, result) in paths.into_iter().zip(locate_batch(&pipeline, &inputs)) {
+    for (path, result) in paths
+        .into_iter()
+        .zip(pipeline.locate_each_isolating(&inputs))
+    {
         match result {
             Ok(prediction) => {
                 let place = geocoder

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::Args;
 use g3::align::{ComputeDevice, Precision};
 use g3::pipeline::{GenerationReport, Pipeline, PipelineConfig, Preset};
-use g3::{ImageInput, Prediction};
 
 use crate::terminal;
 
@@ -81,7 +80,7 @@ impl PipelineArgs {
 }
 
 /// Loads the pipeline with a spinner naming each step, then says when no LMM will be asked.
-pub fn build_pipeline(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
+pub fn build_pipeline(config: &PipelineConfig) -> g3::Result<Pipeline> {
     let spinner = terminal::spinner("{spinner} {msg} ({elapsed})");
     let pipeline = config.build(&mut |step| spinner.set_message(step.to_owned()));
     spinner.finish_and_clear();
@@ -93,23 +92,6 @@ pub fn build_pipeline(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
         terminal::notice(format!("note: {notice}"));
     }
     Ok(pipeline)
-}
-
-/// Locates a batch of photos, one result per photo. When the batch as a whole fails (an
-/// undecodable photo stops the batched image encoder), goes photo by photo so that only the
-/// bad ones fail.
-pub fn locate_batch(pipeline: &Pipeline, inputs: &[ImageInput]) -> Vec<g3::Result<Prediction>> {
-    match pipeline.locate_each(inputs) {
-        Ok(outcomes) => outcomes,
-        Err(_) => inputs
-            .iter()
-            .map(|input| {
-                pipeline
-                    .locate_each(std::slice::from_ref(input))
-                    .and_then(|mut one| one.remove(0))
-            })
-            .collect(),
-    }
 }
 
 /// The end-of-command account of the LMM: what it was asked, gave, lost and cost. Printed

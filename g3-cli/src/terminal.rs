@@ -192,6 +192,12 @@ impl g3::core::Progress for Bars {
         }
     }
 
+    fn message(&self, message: &str) {
+        if let Some(bar) = self.lock().as_ref() {
+            bar.set_message(message.to_owned());
+        }
+    }
+
     fn finish(&self) {
         if let Some(bar) = self.lock().take() {
             bar.finish_and_clear();

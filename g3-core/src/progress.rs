@@ -24,6 +24,12 @@ pub trait Progress: Sync {
         let _ = units;
     }
 
+    /// A short status beside the current phase's count (the loss so far, how many photos
+    /// failed), replacing the previous one.
+    fn message(&self, message: &str) {
+        let _ = message;
+    }
+
     /// The current phase is over.
     fn finish(&self) {}
 
@@ -48,6 +54,9 @@ impl<P: Progress + ?Sized> Progress for &P {
     }
     fn advance(&self, units: u64) {
         (**self).advance(units);
+    }
+    fn message(&self, message: &str) {
+        (**self).message(message);
     }
     fn finish(&self) {
         (**self).finish();

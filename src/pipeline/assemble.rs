@@ -8,7 +8,7 @@ use g3_align::pretrained::ModelSource;
 use g3_align::{Device, GpsEncoder, GpsEncoderConfig, ImageEmbeddingKind};
 use g3_core::assets::{Asset, cache_dir};
 use g3_core::{Embeddings, GeoPoint};
-use g3_hub::{HubCache, Repo};
+use g3_hub::Repo;
 use g3_index::Database;
 use g3_prompt::{
     OpenAiGenerator, RagPromptEnsemble, ReferenceAnswerParser, ResponseCache, RobustAnswerParser,
@@ -23,7 +23,7 @@ use super::config::{
 };
 use super::{Pipeline, PipelineBuilder};
 use crate::error::{Error, MissingFile, Result};
-use crate::published;
+use crate::published::{self, LocalFiles};
 
 /// Which model embeds query photos, and which embedding of it.
 struct EncoderPlan {
@@ -99,8 +99,8 @@ impl PipelineConfig {
             ));
         }
         let mut missing = Vec::new();
-        let hub_cache = HubCache::from_env();
-        let clip_directory = match ModelSource::resolve_in(&self.models.clip, &hub_cache) {
+        let local = LocalFiles::from_env();
+        let clip_directory = match local.model(&self.models.clip) {
             Ok(ModelSource::HfDirectory(directory)) => Some(directory),
             _ => None,
         };
@@ -108,7 +108,7 @@ impl PipelineConfig {
             what: format!("CLIP model {} ({why})", self.models.clip),
             looked_for: format!(
                 "a directory of that name, and its snapshot in the HF cache ({})",
-                hub_cache.root().display(),
+                local.cache_root().display(),
             ),
             how_to_get: format!(
                 "`g3 fetch clip` (1.7 GB); without a network, copy config.json, model.safetensors, preprocessor_config.json and tokenizer.json of {} into a directory and set models.clip to it (`--set models.clip=DIR`)",
@@ -118,7 +118,7 @@ impl PipelineConfig {
         let g3 = if self.needs_g3_model() {
             self.g3_model(
                 clip_directory.as_deref(),
-                &hub_cache,
+                &local,
                 &mut missing,
                 &missing_clip,
             )
@@ -225,7 +225,7 @@ impl PipelineConfig {
             // G3's published index, imported by `g3 fetch g3`, holds G3's database embeddings:
             // the default for G3 only.
             let published = (self.query_embedding == QueryEmbeddingKind::G3Database)
-                .then(|| published::published_database(&hub_cache, &self.models.g3_checkpoint))
+                .then(|| local.published_database(&self.models.g3_checkpoint))
                 .flatten();
             let how_to_get = format!(
                 "{}embed the database images with `g3 embed-images --kind {}` and build it with `g3 index build`, then set database in the config or pass --db",
@@ -258,7 +258,7 @@ impl PipelineConfig {
                             ", and {} in the snapshot of {} in the HF cache ({})",
                             published::DATABASE_DIRECTORY,
                             self.models.g3_checkpoint,
-                            hub_cache.root().display()
+                            local.cache_root().display()
                         ));
                     }
                     missing.push(MissingFile {
@@ -291,7 +291,7 @@ impl PipelineConfig {
     fn g3_model(
         &self,
         clip_directory: Option<&Path>,
-        hub_cache: &HubCache,
+        local: &LocalFiles,
         missing: &mut Vec<MissingFile>,
         missing_clip: &dyn Fn(&str) -> MissingFile,
     ) -> Option<ModelSpec> {
@@ -315,7 +315,7 @@ impl PipelineConfig {
                     clip_directory: clip_directory.to_path_buf(),
                 });
         }
-        match find_g3_checkpoint(&self.models.g3_checkpoint, hub_cache) {
+        match local.g3_checkpoint(&self.models.g3_checkpoint) {
             Some(checkpoint) => Some(ModelSpec::G3Checkpoint {
                 checkpoint,
                 clip: clip_directory
@@ -328,7 +328,7 @@ impl PipelineConfig {
                     format!(
                         ", and {} in its snapshot in the HF cache ({})",
                         published::G3_CHECKPOINT_FILE,
-                        hub_cache.root().display()
+                        local.cache_root().display()
                     )
                 } else {
                     String::new()
@@ -530,15 +530,6 @@ fn load_geoclip_gps(
 ) -> Result<GpsEncoder> {
     progress("loading GeoCLIP's location encoder");
     GpsEncoder::load(path, GpsEncoderConfig::geoclip(), device).map_err(Error::load_path(path))
-}
-
-/// `g3_checkpoint` as a file, or `g3.pth` in a repo id's snapshot in the HF cache.
-fn find_g3_checkpoint(name: &str, hub_cache: &HubCache) -> Option<PathBuf> {
-    let path = Path::new(name);
-    if path.is_file() {
-        return Some(path.to_path_buf());
-    }
-    hub_cache.cached_file(&Repo::model(name).ok()?, published::G3_CHECKPOINT_FILE)
 }
 
 /// Where the gallery embeddings of `gallery` under `weights` are cached: a file in

@@ -252,6 +252,23 @@ impl Pipeline {
         self.locate_each(images)?.into_iter().collect()
     }
 
+    /// Like [`locate_each`](Self::locate_each), with the batched stages' failures kept to
+    /// the photos that caused them: when the batch as a whole fails (an undecodable photo
+    /// stops the batched image encoder), the photos are located one by one, so that only the
+    /// bad ones fail.
+    pub fn locate_each_isolating(&self, images: &[ImageInput]) -> Vec<Result<Prediction>> {
+        match self.locate_each(images) {
+            Ok(outcomes) => outcomes,
+            Err(_) => images
+                .iter()
+                .map(|image| {
+                    self.locate_each(std::slice::from_ref(image))
+                        .and_then(|mut one| one.remove(0))
+                })
+                .collect(),
+        }
+    }
+
     /// Like [`locate`](Self::locate), with one result per photo: a query whose generation or
     /// verification fails does not lose the others. Embedding and retrieval failures still
     /// fail the whole call (they are batched).

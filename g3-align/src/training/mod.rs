@@ -31,6 +31,7 @@
 mod data;
 mod feature_cache;
 mod model;
+pub mod run;
 mod state;
 mod trainer;
 
