@@ -18,7 +18,7 @@ use g3_core::Progress;
 use g3_core::atomic::write_atomically;
 use g3_core::npy::{EmbeddingFileWriter, MappedMatrix, read_embeddings_npy};
 use g3_core::table::csv_field;
-use g3_data::{ImageSource, PartManifest, PartSet, WorkShard};
+use g3_data::{ImageSource, PartHeader, PartManifest, PartSet, WorkShard};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -80,26 +80,16 @@ pub struct CacheSummary {
 /// What a finished shard of the cache records, for joining the shards safely.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeaturePartManifest {
-    /// [`FEATURE_PART_FORMAT`].
-    pub format: String,
-    /// This shard's index.
-    pub shard: usize,
-    /// How many shards the run has.
-    pub shards: usize,
-    /// The fingerprint of the dataset's image ids, in order, after its filters.
-    pub inputs: String,
+    /// Which part of which run ([`FEATURE_PART_FORMAT`]; inputs fingerprinted from the
+    /// dataset's image ids, in order, after its filters).
+    #[serde(flatten)]
+    pub header: PartHeader,
     /// Metadata rows in the whole dataset.
     pub rows: usize,
-    /// This shard's first row.
-    pub first: usize,
-    /// This shard's end row.
-    pub end: usize,
     /// Rows cached (minus skipped).
     pub cached: usize,
     /// Whether text features were cached.
     pub text: bool,
-    /// The model, as the user named it.
-    pub model: String,
 }
 
 /// The format of a feature cache shard's manifest.
@@ -108,27 +98,14 @@ pub const FEATURE_PART_FORMAT: &str = "g3-feature-part v1";
 impl PartManifest for FeaturePartManifest {
     const FORMAT: &'static str = FEATURE_PART_FORMAT;
     const NOUN: &'static str = "feature parts";
+    const RUN_FIELDS: &'static str = "shard count, dataset, model or text";
 
-    fn format(&self) -> &str {
-        &self.format
+    fn header(&self) -> &PartHeader {
+        &self.header
     }
 
-    fn shard(&self) -> WorkShard {
-        WorkShard {
-            index: self.shard,
-            count: self.shards,
-        }
-    }
-
-    fn same_run(&self, other: &Self) -> bool {
-        self.shards == other.shards
-            && self.inputs == other.inputs
-            && self.model == other.model
-            && self.text == other.text
-    }
-
-    fn run_fields() -> &'static str {
-        "shard count, dataset, model or text"
+    fn same_contents(&self, other: &Self) -> bool {
+        self.text == other.text
     }
 
     fn how_to_make(shards: usize) -> String {
@@ -187,23 +164,22 @@ pub fn cache_features(
     };
     let name = shard.part_name();
     let manifest_path = output.join(format!("{name}.json"));
-    let range = shard.range(rows.len());
     let mut fingerprint = blake3::Hasher::new();
     for row in rows {
         fingerprint.update(row.image_id.as_bytes());
         fingerprint.update(b"\n");
     }
     let expected = FeaturePartManifest {
-        format: FEATURE_PART_FORMAT.into(),
-        shard: shard.index,
-        shards: shard.count,
-        inputs: fingerprint.finalize().to_hex()[..32].to_owned(),
+        header: PartHeader::new(
+            FEATURE_PART_FORMAT,
+            shard,
+            fingerprint.finalize().to_hex()[..32].to_owned(),
+            rows.len(),
+            options.model.clone(),
+        ),
         rows: rows.len(),
-        first: range.start,
-        end: range.end,
         cached: 0,
         text: options.text,
-        model: options.model.clone(),
     };
     if manifest_path.exists() {
         let done = PartSet::<FeaturePartManifest>::read_manifest(&manifest_path)?;
@@ -228,7 +204,7 @@ pub fn cache_features(
         )));
     }
     let (cached, skipped) = cache_rows(
-        &rows[range],
+        &rows[expected.header.first..expected.header.end],
         source,
         &output.join(&name),
         options,
@@ -542,7 +518,7 @@ pub fn join_feature_parts(directory: &Path, progress: &dyn Progress) -> Result<b
     cache.finish()?;
     progress.notice(&format!(
         "g3 train: joined {} feature parts of {} into {}",
-        first.shards,
+        first.header.shards,
         parts
             .first()
             .and_then(|part| part.parent())

@@ -42,7 +42,7 @@ use g3_core::Embeddings;
 use g3_core::Progress;
 use g3_core::atomic::{AtomicFile, write_atomically};
 use g3_core::npy::GrowingEmbeddingFile;
-use g3_data::{PartManifest, PartSet, PhotoSet, WorkShard};
+use g3_data::{PartHeader, PartManifest, PartSet, PhotoSet, WorkShard};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -119,20 +119,12 @@ pub struct EmbeddingSummary {
 /// missing one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmbeddingPartManifest {
-    /// [`EMBEDDING_PART_FORMAT`].
-    pub format: String,
-    /// This part's shard index.
-    pub shard: usize,
-    /// How many shards the run has.
-    pub shards: usize,
-    /// The fingerprint of the inputs' ids, in order ([`PhotoSet::fingerprint`]).
-    pub inputs: String,
+    /// Which part of which run ([`EMBEDDING_PART_FORMAT`]; inputs fingerprinted by
+    /// [`PhotoSet::fingerprint`]).
+    #[serde(flatten)]
+    pub header: PartHeader,
     /// Photos in the whole input.
     pub photos: usize,
-    /// This part's first position among them.
-    pub first: usize,
-    /// This part's end position among them.
-    pub end: usize,
     /// Rows written (photos minus skipped ones).
     pub rows: usize,
     /// Photos skipped.
@@ -141,8 +133,6 @@ pub struct EmbeddingPartManifest {
     pub dimension: usize,
     /// Which embedding.
     pub kind: String,
-    /// The model, as the user named it.
-    pub model: String,
 }
 
 /// The format of an embedding part's manifest.
@@ -151,28 +141,14 @@ pub const EMBEDDING_PART_FORMAT: &str = "g3-embedding-part v1";
 impl PartManifest for EmbeddingPartManifest {
     const FORMAT: &'static str = EMBEDDING_PART_FORMAT;
     const NOUN: &'static str = "parts";
+    const RUN_FIELDS: &'static str = "shard count, inputs, model or kind";
 
-    fn format(&self) -> &str {
-        &self.format
+    fn header(&self) -> &PartHeader {
+        &self.header
     }
 
-    fn shard(&self) -> WorkShard {
-        WorkShard {
-            index: self.shard,
-            count: self.shards,
-        }
-    }
-
-    fn same_run(&self, other: &Self) -> bool {
-        self.shards == other.shards
-            && self.inputs == other.inputs
-            && self.dimension == other.dimension
-            && self.kind == other.kind
-            && self.model == other.model
-    }
-
-    fn run_fields() -> &'static str {
-        "shard count, inputs, model or kind"
+    fn same_contents(&self, other: &Self) -> bool {
+        self.dimension == other.dimension && self.kind == other.kind
     }
 
     fn how_to_make(shards: usize) -> String {
@@ -449,18 +425,18 @@ fn embed_shard(
     let range = shard.range(photos.len());
     let dimension = encoder.dimension();
     let expected = EmbeddingPartManifest {
-        format: EMBEDDING_PART_FORMAT.into(),
-        shard: shard.index,
-        shards: shard.count,
-        inputs: photos.fingerprint(),
+        header: PartHeader::new(
+            EMBEDDING_PART_FORMAT,
+            shard,
+            photos.fingerprint(),
+            photos.len(),
+            options.model.clone(),
+        ),
         photos: photos.len(),
-        first: range.start,
-        end: range.end,
         rows: 0,
         skipped: 0,
         dimension,
         kind: options.kind.clone(),
-        model: options.model.clone(),
     };
     let started = Instant::now();
     if manifest_path.exists() {

@@ -11,7 +11,11 @@
 //! Untrusted uploads meet [`ServeLimits`]: the upload size (413, a body-limit layer), the
 //! image's pixel size read from its header before any decoding (422), a bounded queue (503
 //! with `Retry-After` when full) in front of a fixed number of concurrent locates, and a
-//! per-request timeout (504).
+//! per-request timeout (504). The queue and the timeout are not tower's concurrency-limit and
+//! timeout layers on purpose: a locate runs on a blocking thread that a timeout cannot
+//! cancel, so its worker permit must stay with the work until the pipeline is done (else a
+//! burst of timed-out requests would run more locates at once than `workers`), and only
+//! `POST /v1/locate` is limited, never the page or the health check.
 //!
 //! ```no_run
 //! # async fn demo(pipeline: g3::Pipeline) -> std::io::Result<()> {

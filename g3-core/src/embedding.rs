@@ -95,13 +95,7 @@ impl Embeddings {
     /// Scales every row to unit Euclidean length (rows of zeros stay zero), as G3 does before
     /// every inner product so that inner products are cosines.
     pub fn l2_normalize(&mut self) {
-        let dimension = self.dimension;
-        for row in self.values.chunks_exact_mut(dimension) {
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                row.iter_mut().for_each(|v| *v /= norm);
-            }
-        }
+        l2_normalize_rows(&mut self.values, self.dimension);
     }
 
     /// Fails unless the batch has `expected` rows; stages use it to keep their promise that
@@ -139,6 +133,18 @@ pub fn cosine_similarity(a: &[f32], b: &[f32]) -> Result<f32> {
     } else {
         0.0
     })
+}
+
+/// Scales every row of a row-major `[rows, dimension]` buffer to unit Euclidean length
+/// (rows of zeros stay zero): the one normalisation that stores, galleries and embeddings
+/// share, so that inner products are cosines everywhere alike.
+pub fn l2_normalize_rows(values: &mut [f32], dimension: usize) {
+    for row in values.chunks_exact_mut(dimension) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub use candidate::{
     RejectionReason, RetrievedNeighbor, SearchDirection,
 };
 pub use distance::{DistanceMetric, MEAN_EARTH_RADIUS_KM, WGS84_HALF_MERIDIAN_KM};
-pub use embedding::{Embeddings, cosine_similarity};
+pub use embedding::{Embeddings, cosine_similarity, l2_normalize_rows};
 pub use error::{BoxError, Error, Result, RowProblem};
 pub use image::{ImageInput, ImageLimits};
 pub use lmm::{

@@ -63,5 +63,5 @@ pub use images::{
     FolderImageSource, ImageSource, TarShardImageSource, decode_image, decode_images,
 };
 pub use metadata::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};
-pub use parts::{PartManifest, PartSet};
+pub use parts::{PartHeader, PartManifest, PartSet};
 pub use photos::{PhotoSet, WorkShard};

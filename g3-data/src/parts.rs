@@ -7,29 +7,83 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::{DataError, Result, WorkShard};
 
-/// The manifest a finished part writes last: enough to join parts safely.
+/// What every part of a split run records, whatever the part holds: which shard of which
+/// run it is, so that only parts of the same run join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartHeader {
+    /// The kind of part and its version ([`PartManifest::FORMAT`]).
+    pub format: String,
+    /// This part's shard index.
+    pub shard: usize,
+    /// How many shards the run has.
+    pub shards: usize,
+    /// A fingerprint of the run's inputs (the ids of its items, in order).
+    pub inputs: String,
+    /// This part's first position among the inputs.
+    pub first: usize,
+    /// This part's end position among the inputs.
+    pub end: usize,
+    /// The model, as the user named it.
+    pub model: String,
+}
+
+impl PartHeader {
+    /// The header of `shard`'s part of a run over `items` inputs with this fingerprint.
+    pub fn new(
+        format: &str,
+        shard: WorkShard,
+        inputs: String,
+        items: usize,
+        model: String,
+    ) -> Self {
+        let range = shard.range(items);
+        PartHeader {
+            format: format.to_owned(),
+            shard: shard.index,
+            shards: shard.count,
+            inputs,
+            first: range.start,
+            end: range.end,
+            model,
+        }
+    }
+
+    /// Which shard of how many.
+    pub fn work_shard(&self) -> WorkShard {
+        WorkShard {
+            index: self.shard,
+            count: self.shards,
+        }
+    }
+
+    /// Whether `other` comes from the same run: the same inputs, model and shard count.
+    pub fn same_run(&self, other: &PartHeader) -> bool {
+        self.shards == other.shards && self.inputs == other.inputs && self.model == other.model
+    }
+}
+
+/// The manifest a finished part writes last: its [`PartHeader`] (flattened into the same
+/// JSON object) and what the part holds.
 pub trait PartManifest: Serialize + DeserializeOwned + Clone {
     /// The format every manifest of this kind carries (`"g3-embedding-part v1"`); manifests
     /// of other formats are not parts of this kind.
     const FORMAT: &'static str;
     /// What the parts are called in messages ("parts", "feature parts").
     const NOUN: &'static str;
-
-    /// The format this manifest says it has.
-    fn format(&self) -> &str;
-    /// Which shard of how many this part holds.
-    fn shard(&self) -> WorkShard;
-    /// Whether `other` comes from the same run (the same inputs, model and shard count), so
-    /// that the two join.
-    fn same_run(&self, other: &Self) -> bool;
     /// What differs between runs, for the message when parts of two runs are mixed
     /// ("shard count, inputs, model or kind").
-    fn run_fields() -> &'static str;
+    const RUN_FIELDS: &'static str;
+
+    /// Which part of which run this is.
+    fn header(&self) -> &PartHeader;
+    /// Whether the parts' contents agree beyond their headers (the same embedding kind and
+    /// dimension, text features or not), so that the two join.
+    fn same_contents(&self, other: &Self) -> bool;
     /// How to make a missing part of `shards`, for the message naming it.
     fn how_to_make(shards: usize) -> String;
 }
@@ -54,10 +108,11 @@ impl<M: PartManifest> PartSet<M> {
             path: path.to_owned(),
             message: format!("not a part manifest ({error})"),
         })?;
-        if manifest.format() != M::FORMAT {
+        let format = &manifest.header().format;
+        if format != M::FORMAT {
             return Err(DataError::Part {
                 path: path.to_owned(),
-                message: format!("format {:?}, expected {:?}", manifest.format(), M::FORMAT),
+                message: format!("format {format:?}, expected {:?}", M::FORMAT),
             });
         }
         Ok(manifest)
@@ -100,14 +155,14 @@ impl<M: PartManifest> PartSet<M> {
         };
         let mut parts: BTreeMap<usize, (PathBuf, M)> = BTreeMap::new();
         for (path, manifest) in manifests {
-            if !manifest.same_run(&first) {
+            if !(manifest.header().same_run(first.header()) && manifest.same_contents(&first)) {
                 return Err(DataError::PartsOfDifferentRuns {
                     first: first_path,
                     other: path,
-                    fields: M::run_fields(),
+                    fields: M::RUN_FIELDS,
                 });
             }
-            let shard = manifest.shard();
+            let shard = manifest.header().work_shard();
             if let Some((other, _)) = parts.get(&shard.index) {
                 return Err(DataError::PartGivenTwice {
                     shard,
@@ -117,7 +172,7 @@ impl<M: PartManifest> PartSet<M> {
             }
             parts.insert(shard.index, (path, manifest));
         }
-        let shards = first.shard().count;
+        let shards = first.header().shards;
         let missing: Vec<String> = (0..shards)
             .filter(|shard| !parts.contains_key(shard))
             .map(|index| {
@@ -168,35 +223,23 @@ impl<M: PartManifest> PartSet<M> {
 
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize;
-
     use super::*;
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
     struct TestPart {
-        format: String,
-        shard: usize,
-        shards: usize,
-        inputs: String,
+        #[serde(flatten)]
+        header: PartHeader,
     }
 
     impl PartManifest for TestPart {
         const FORMAT: &'static str = "test-part v1";
         const NOUN: &'static str = "test parts";
-        fn format(&self) -> &str {
-            &self.format
+        const RUN_FIELDS: &'static str = "shard count or inputs";
+        fn header(&self) -> &PartHeader {
+            &self.header
         }
-        fn shard(&self) -> WorkShard {
-            WorkShard {
-                index: self.shard,
-                count: self.shards,
-            }
-        }
-        fn same_run(&self, other: &Self) -> bool {
-            self.shards == other.shards && self.inputs == other.inputs
-        }
-        fn run_fields() -> &'static str {
-            "shard count or inputs"
+        fn same_contents(&self, _other: &Self) -> bool {
+            true
         }
         fn how_to_make(shards: usize) -> String {
             format!("Make each with --shard I/{shards}")
@@ -207,10 +250,16 @@ mod tests {
         (
             PathBuf::from(format!("part-{shard}-of-{shards}.json")),
             TestPart {
-                format: TestPart::FORMAT.into(),
-                shard,
-                shards,
-                inputs: inputs.into(),
+                header: PartHeader::new(
+                    TestPart::FORMAT,
+                    WorkShard {
+                        index: shard,
+                        count: shards,
+                    },
+                    inputs.into(),
+                    10,
+                    "model".into(),
+                ),
             },
         )
     }
@@ -222,7 +271,10 @@ mod tests {
             None,
         )
         .unwrap();
-        let order: Vec<usize> = set.parts().map(|(_, manifest)| manifest.shard).collect();
+        let order: Vec<usize> = set
+            .parts()
+            .map(|(_, manifest)| manifest.header.shard)
+            .collect();
         assert_eq!(order, [0, 1, 2]);
         assert_eq!(set.shards(), 3);
 
@@ -255,10 +307,8 @@ mod tests {
             serde_json::to_vec(&manifest).unwrap(),
         )
         .unwrap();
-        let other = TestPart {
-            format: "other v1".into(),
-            ..manifest
-        };
+        let mut other = manifest;
+        other.header.format = "other v1".into();
         std::fs::write(
             directory.path().join("part-0-of-2.json"),
             serde_json::to_vec(&other).unwrap(),

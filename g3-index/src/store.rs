@@ -80,14 +80,7 @@ pub(crate) fn check_batch(
 }
 
 /// Scales every row to unit length (rows already checked to be non-zero and finite).
-pub(crate) fn normalize_rows(values: &mut [f32], dimension: usize) {
-    for row in values.chunks_exact_mut(dimension) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            row.iter_mut().for_each(|v| *v /= norm);
-        }
-    }
-}
+pub(crate) use g3_core::l2_normalize_rows as normalize_rows;
 
 /// Validates a query batch and, under the cosine metric, returns it normalised.
 pub(crate) fn prepare_queries<'q>(

@@ -30,11 +30,9 @@ impl GpsGallery {
                 }
                 .into());
             }
-            for row in rows.rows() {
-                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-                let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-                embeddings.extend(row.iter().map(|v| v * scale));
-            }
+            let start = embeddings.len();
+            embeddings.extend_from_slice(rows.as_slice());
+            g3_core::l2_normalize_rows(&mut embeddings[start..], dimension);
         }
         Ok(GpsGallery {
             points,
@@ -84,11 +82,7 @@ impl GpsGallery {
             .into());
         }
         let mut embeddings = embeddings;
-        for row in embeddings.chunks_exact_mut(dimension) {
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-            let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-            row.iter_mut().for_each(|v| *v *= scale);
-        }
+        g3_core::l2_normalize_rows(&mut embeddings, dimension);
         Ok(GpsGallery {
             points,
             dimension,

@@ -8,7 +8,7 @@ use g3_core::{
     StageKind,
 };
 
-use super::slots::{SampleSlots, ask_for};
+use super::slots::{SampleSlots, ask_for, generated};
 use crate::cache::{ResponseCache, image_sha256};
 
 /// `inner` behind a persistent [`ResponseCache`]: samples the cache holds are answered from
@@ -88,13 +88,7 @@ impl<G: LmmGenerator> LmmGenerator for CachedGenerator<G> {
         let wanted: Vec<Vec<u32>> = slots.iter().map(SampleSlots::missing).collect();
         let lost = ask_for(&self.inner, image, &mut slots, &wanted)?;
         self.cache.flush().map_err(cache_error)?;
-        Ok(GeneratedAnswers {
-            answers: slots
-                .into_iter()
-                .flat_map(SampleSlots::into_answers)
-                .collect(),
-            lost,
-        })
+        Ok(generated(slots, lost))
     }
 
     fn describe(&self) -> GeneratorDescription {

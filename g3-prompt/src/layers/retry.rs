@@ -7,7 +7,7 @@ use g3_core::{
     LostAnswers, PromptRequest,
 };
 
-use super::slots::{SampleSlots, ask_for};
+use super::slots::{SampleSlots, ask_for, generated};
 use crate::cache::CachedAnswer;
 
 /// Which lost samples are worth asking for again.
@@ -146,13 +146,7 @@ impl<G: LmmGenerator> LmmGenerator for RetryingGenerator<G> {
                 .position(|prompt| prompt.prompt_index == prompt_index)
         };
         lost.sort_by_key(|lost| position(lost.prompt_index));
-        Ok(GeneratedAnswers {
-            answers: slots
-                .into_iter()
-                .flat_map(SampleSlots::into_answers)
-                .collect(),
-            lost,
-        })
+        Ok(generated(slots, lost))
     }
 
     fn describe(&self) -> GeneratorDescription {

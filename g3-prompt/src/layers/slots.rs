@@ -6,7 +6,9 @@
 //! A generator numbers the samples of the request it was given from 0; a layer that asked
 //! for samples `[2, 4]` of a prompt receives samples 0 and 1 and files them as 2 and 4.
 
-use g3_core::{ImageInput, LmmAnswer, LmmGenerator, LostAnswers, PromptRequest, StageKind};
+use g3_core::{
+    GeneratedAnswers, ImageInput, LmmAnswer, LmmGenerator, LostAnswers, PromptRequest, StageKind,
+};
 
 use crate::cache::{CacheError, CacheKey, CachedAnswer, ResponseCache};
 
@@ -122,6 +124,17 @@ impl<'a> SampleSlots<'a> {
                 })
             })
             .collect()
+    }
+}
+
+/// Every slot's answered samples, prompt by prompt, with what was lost: a wrapper's answer.
+pub(crate) fn generated(slots: Vec<SampleSlots<'_>>, lost: Vec<LostAnswers>) -> GeneratedAnswers {
+    GeneratedAnswers {
+        answers: slots
+            .into_iter()
+            .flat_map(SampleSlots::into_answers)
+            .collect(),
+        lost,
     }
 }
 
