@@ -86,7 +86,7 @@ pub enum AlignError {
         /// Announced height.
         height: u32,
         /// The limits it exceeds.
-        limits: crate::clip::ImageLimits,
+        limits: g3_core::ImageLimits,
     },
 
     /// A model named by path or HF repo id that cannot be found locally.
