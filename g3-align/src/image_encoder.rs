@@ -7,8 +7,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::clip::{ClipImageProcessor, ClipModel, ClipVisionTransformer, CpuVisionTower};
+use burn::tensor::ops::PadMode;
+
+use crate::clip::{
+    AttentionKernel, ClipImageProcessor, ClipModel, ClipVisionTransformer, CpuVisionTower,
+};
 use crate::error::AlignError;
 use crate::g3::{G3Model, l2_normalize};
 use crate::heads::ProjectionHead;
@@ -88,6 +93,16 @@ impl ImageModel {
         self.vision_tower().image_size()
     }
 
+    /// Chooses how the CLIP towers compute attention (the same mathematics, other kernels).
+    pub fn set_attention_kernel(&mut self, kernel: AttentionKernel) {
+        match self {
+            ImageModel::Clip(clip) | ImageModel::GeoClip { clip, .. } => {
+                clip.set_attention_kernel(kernel)
+            }
+            ImageModel::G3(g3) => g3.set_attention_kernel(kernel),
+        }
+    }
+
     /// The model with every float parameter in `precision`.
     pub fn cast(self, precision: Precision) -> Self {
         match self {
@@ -126,6 +141,11 @@ pub struct ImageEncoder {
     dimension: usize,
     cpu_tower: Option<Arc<CpuVisionTower>>,
     precision: Precision,
+    attention: AttentionKernel,
+    /// A full batch has run through the burn module: its kernels are compiled and tuned for
+    /// that shape, so a later partial batch is padded to it rather than compiled and tuned
+    /// again (seconds on a GPU, for the last few photos of a run).
+    full_batch_done: AtomicBool,
 }
 
 impl ImageEncoder {
@@ -185,6 +205,8 @@ impl ImageEncoder {
             dimension: 0,
             cpu_tower,
             precision: Precision::F32,
+            attention: AttentionKernel::default(),
+            full_batch_done: AtomicBool::new(false),
         };
         encoder.dimension = encoder.output_dimension();
         Ok(encoder)
@@ -225,6 +247,20 @@ impl ImageEncoder {
     /// The precision the encoder computes in.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// The encoder with its CLIP towers computing attention with `kernel` (on devices where
+    /// the burn module runs; the native CPU tower has its own). [`AttentionKernel::Explicit`]
+    /// by default; the README's `g3 embed-images` section measures the kernels on a GPU.
+    pub fn with_attention_kernel(mut self, kernel: AttentionKernel) -> Self {
+        self.model.set_attention_kernel(kernel);
+        self.attention = kernel;
+        self
+    }
+
+    /// How the CLIP towers compute attention.
+    pub fn attention_kernel(&self) -> AttentionKernel {
+        self.attention
     }
 
     /// What this encoder computes.
@@ -281,14 +317,27 @@ impl ImageEncoder {
                 }
                 None => {
                     let input = Tensor::<4>::from_data(
-                        TensorData::new(
-                            batch.to_vec(),
-                            [images, 3, height as usize, width as usize],
-                        ),
-                        &self.device,
-                    )
-                    .cast(self.precision.dtype());
-                    self.model.vision_tower().forward(input)?.pooled
+                        self.precision
+                            .host_data(batch, [images, 3, height as usize, width as usize]),
+                        (&self.device, self.precision.dtype().into()),
+                    );
+                    if images == self.batch_size {
+                        self.full_batch_done.store(true, Ordering::Relaxed);
+                        self.model.vision_tower().forward(input)?.pooled
+                    } else if self.full_batch_done.load(Ordering::Relaxed) {
+                        // Zero images pad the batch to the shape already compiled; every
+                        // image is computed on its own, so the real rows are unchanged.
+                        let padding = self.batch_size - images;
+                        let input = input.pad(
+                            [(0, padding), (0, 0), (0, 0), (0, 0)],
+                            PadMode::Constant(0.0),
+                        );
+                        let pooled = self.model.vision_tower().forward(input)?.pooled;
+                        let pooled_width = pooled.dims()[1];
+                        pooled.slice([0..images, 0..pooled_width])
+                    } else {
+                        self.model.vision_tower().forward(input)?.pooled
+                    }
                 }
             };
             let output = self

@@ -8,7 +8,8 @@
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
-use burn::tensor::FloatDType;
+use burn::tensor::{FloatDType, bf16, f16};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AlignError;
@@ -63,6 +64,27 @@ impl Precision {
             });
         }
         Ok(())
+    }
+
+    /// `values` as tensor data of `shape` in this precision, converted on the host (on every
+    /// core), so that a half-precision model's inputs cross to the device in half the bytes:
+    /// at ViT-L/14's batch of 128, uploading float32 pixels and casting them on the device
+    /// took 90 ms on an H200 machine, a quarter of the f16 forward pass. Rounding on the host
+    /// gives the values the device's own cast would (round to nearest even). Create the tensor
+    /// with this dtype (`Tensor::from_data(data, (&device, precision.dtype().into()))`):
+    /// plain `from_data` converts to the device's default float type, float32.
+    pub fn host_data(self, values: &[f32], shape: impl Into<Shape>) -> TensorData {
+        fn converted<T: Send>(values: &[f32], convert: fn(f32) -> T) -> Vec<T> {
+            values
+                .par_chunks(1 << 16)
+                .flat_map_iter(|chunk| chunk.iter().map(|&value| convert(value)))
+                .collect()
+        }
+        match self {
+            Precision::F32 => TensorData::new(values.to_vec(), shape),
+            Precision::F16 => TensorData::new(converted(values, f16::from_f32), shape),
+            Precision::Bf16 => TensorData::new(converted(values, bf16::from_f32), shape),
+        }
     }
 
     /// `module` with every float parameter converted to this precision.

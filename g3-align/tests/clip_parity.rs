@@ -113,8 +113,12 @@ fn every_setup() -> Vec<(String, Device, AttentionKernel)> {
     every_device()
         .into_iter()
         .flat_map(|(name, device)| {
-            [AttentionKernel::Fused, AttentionKernel::Explicit]
-                .map(|kernel| (format!("{name}, {kernel:?}"), device.clone(), kernel))
+            [
+                AttentionKernel::Fused,
+                AttentionKernel::FusedPadded,
+                AttentionKernel::Explicit,
+            ]
+            .map(|kernel| (format!("{name}, {kernel:?}"), device.clone(), kernel))
         })
         .collect()
 }

@@ -18,7 +18,7 @@ pub use cpu_vision::CpuVisionTower;
 pub use model::{
     AttentionKernel, ClipAttention, ClipEncoder, ClipEncoderLayer, ClipMlp, ClipModel,
     ClipTextEmbeddings, ClipTextTransformer, ClipVisionEmbeddings, ClipVisionTransformer,
-    TowerOutput,
+    FLASH_QUERY_BLOCK, TowerOutput,
 };
 pub use preprocess::{
     ClipImageProcessor, ClipImageProcessorConfig, ImageLimits, shortest_edge_size, to_rgb_like_pil,

@@ -12,7 +12,7 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, L
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, sigmoid, softmax};
 use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::ops::{AttentionModuleOptions, PadMode};
 
 use super::config::{
     ClipConfig, ClipTextConfig, ClipVisionConfig, HiddenActivation, end_of_text_position,
@@ -32,7 +32,19 @@ pub enum AttentionKernel {
     /// MB per image at CLIP's 257 tokens). The default.
     #[default]
     Explicit,
+    /// burn's fused `attention` with the queries padded to a multiple of
+    /// [`FLASH_QUERY_BLOCK`] rows, whose extra outputs are dropped. cubecl's flash-attention
+    /// kernels (cooperative matrices on GPUs) only launch when the query length is a multiple
+    /// of their tile; at CLIP's 257 tokens burn silently runs its unfused fallback instead.
+    /// Keys and values are not padded, so the result is the same attention. Causal attention
+    /// (the text tower) runs [`AttentionKernel::Fused`] unpadded. The flash kernels compute
+    /// in f16 tiles whatever the input type: for half-precision models.
+    FusedPadded,
 }
+
+/// The query-length multiple that lets every flash-attention tile of cubecl 0.11 launch
+/// (its kernels take 32, 64 or 128 query rows per cube, depending on the plane count).
+pub const FLASH_QUERY_BLOCK: usize = 64;
 
 /// Multi-head self-attention (HF `CLIPAttention`).
 #[derive(Module, Debug)]
@@ -80,20 +92,26 @@ impl ClipAttention {
         let query = split(self.q_proj.forward(input.clone()));
         let key = split(self.k_proj.forward(input.clone()));
         let value = split(self.v_proj.forward(input));
+        let fused_options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: causal,
+        };
         // softmax(q kᵀ / sqrt(head_width)) v.
         let context = match self.kernel {
-            AttentionKernel::Fused => attention(
-                query,
-                key,
-                value,
-                None,
-                None,
-                AttentionModuleOptions {
-                    scale: None,
-                    softcap: None,
-                    is_causal: causal,
-                },
-            ),
+            AttentionKernel::FusedPadded if !causal => {
+                let padding = tokens.next_multiple_of(FLASH_QUERY_BLOCK) - tokens;
+                let query = query.pad([(0, padding), (0, 0)], PadMode::Constant(0.0));
+                attention(query, key, value, None, None, fused_options).slice([
+                    0..batch,
+                    0..self.heads,
+                    0..tokens,
+                    0..head_width,
+                ])
+            }
+            AttentionKernel::Fused | AttentionKernel::FusedPadded => {
+                attention(query, key, value, None, None, fused_options)
+            }
             AttentionKernel::Explicit => {
                 let scores = query.matmul(key.swap_dims(2, 3)) / (head_width as f64).sqrt();
                 let scores = if causal {
