@@ -113,6 +113,48 @@ pub struct EmbeddingSummary {
     pub resumed_blocks: usize,
     /// Blocks of the shard in all.
     pub blocks: usize,
+    /// Where the run's time went (zero for parts already complete).
+    pub stages: StageSeconds,
+}
+
+/// Where an embedding run's time went, stage by stage, in wall-clock seconds. Reading and
+/// preprocessing (on every core) overlap with the model, so the model's share of the run is
+/// what a faster device can shorten: when `waiting_for_photos` is large, decoding is the
+/// bottleneck, not the model.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct StageSeconds {
+    /// Reading and preprocessing photos (decoding, resizing, normalising) on the worker
+    /// threads, a chunk at a time ahead of the model.
+    pub reading_photos: f64,
+    /// The encoder's forward passes, host-to-device copies and read-back included.
+    pub model: f64,
+    /// The part of `model` spent on the first chunk of photos, which on a GPU includes
+    /// compiling and tuning the kernels for the batch's shapes (tens of seconds for ViT-L/14
+    /// on an H200 machine, once per process).
+    pub first_chunk: f64,
+    /// The model's thread waiting for the next chunk of preprocessed photos.
+    pub waiting_for_photos: f64,
+    /// Gathering pixels into batches and appending rows to the outputs.
+    pub writing: f64,
+}
+
+impl StageSeconds {
+    /// The share of `total` seconds the model was busy.
+    pub fn model_share(&self, total: f64) -> f64 {
+        self.model / total.max(1e-9)
+    }
+}
+
+impl std::ops::AddAssign for StageSeconds {
+    fn add_assign(&mut self, other: Self) {
+        self.reading_photos += other.reading_photos;
+        self.model += other.model;
+        if self.first_chunk == 0.0 {
+            self.first_chunk = other.first_chunk;
+        }
+        self.waiting_for_photos += other.waiting_for_photos;
+        self.writing += other.writing;
+    }
 }
 
 /// What a finished embedding part records: enough to join parts safely and to name a
@@ -202,7 +244,7 @@ fn prepare(encoder: &ImageEncoder, photos: &PhotoSet, positions: Range<usize>) -
 }
 
 /// Embeds the photos at `positions` into `output`, reading and preprocessing the next chunk
-/// on all cores while the model runs on this one.
+/// on all cores while the model runs on this one; returns where the time went.
 fn embed_positions(
     encoder: &ImageEncoder,
     photos: &PhotoSet,
@@ -210,20 +252,30 @@ fn embed_positions(
     options: &EmbedImagesOptions,
     progress: &dyn Progress,
     output: &mut EmbeddingOutput,
-) -> Result<()> {
+) -> Result<StageSeconds> {
     let chunk_size = (options.batch * 4).max(64);
+    let mut stages = StageSeconds::default();
     std::thread::scope(|scope| -> Result<()> {
         let (sender, receiver) = sync_channel::<PreparedChunk>(1);
         let chunk_starts = positions.clone().step_by(chunk_size);
-        scope.spawn(move || {
+        let reader = scope.spawn(move || {
+            let mut reading = 0.0;
             for start in chunk_starts {
                 let end = (start + chunk_size).min(positions.end);
-                if sender.send(prepare(encoder, photos, start..end)).is_err() {
+                let started = Instant::now();
+                let chunk = prepare(encoder, photos, start..end);
+                reading += started.elapsed().as_secs_f64();
+                if sender.send(chunk).is_err() {
                     break;
                 }
             }
+            reading
         });
-        for prepared in receiver {
+        loop {
+            let waiting = Instant::now();
+            let Ok(prepared) = receiver.recv() else { break };
+            stages.waiting_for_photos += waiting.elapsed().as_secs_f64();
+            let gathering = Instant::now();
             let mut pixels =
                 Vec::with_capacity(prepared.len() * encoder.processor().values_per_image());
             let mut embedded = Vec::with_capacity(prepared.len());
@@ -244,10 +296,18 @@ fn embed_positions(
                     }
                 }
             }
+            stages.writing += gathering.elapsed().as_secs_f64();
             if embedded.is_empty() {
                 continue;
             }
+            let running = Instant::now();
             let embeddings = encoder.embed_pixels(&pixels, embedded.len())?;
+            let seconds = running.elapsed().as_secs_f64();
+            if stages.model == 0.0 {
+                stages.first_chunk = seconds;
+            }
+            stages.model += seconds;
+            let writing = Instant::now();
             let rows: Vec<(String, &str)> = embedded
                 .iter()
                 .map(|&position| (photos.location(position), photos.id(position)))
@@ -256,10 +316,17 @@ fn embed_positions(
                 &embeddings,
                 rows.iter().map(|(file, id)| (file.as_str(), *id)),
             )?;
+            stages.writing += writing.elapsed().as_secs_f64();
             progress.advance(embedded.len() as u64);
         }
+        drop(receiver);
+        stages.reading_photos = match reader.join() {
+            Ok(seconds) => seconds,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         Ok(())
-    })
+    })?;
+    Ok(stages)
 }
 
 /// A CSV beside the output, written to a temporary file and renamed into place at the end.
@@ -375,7 +442,7 @@ fn embed_to_file(
     let mut output = EmbeddingOutput::create(path, dimension)?;
     progress.start("embedding", "images", Some(photos.len() as u64));
     let started = Instant::now();
-    embed_positions(
+    let stages = embed_positions(
         encoder,
         photos,
         0..photos.len(),
@@ -401,6 +468,7 @@ fn embed_to_file(
         already_complete: false,
         resumed_blocks: 0,
         blocks: 1,
+        stages,
     })
 }
 
@@ -461,6 +529,7 @@ fn embed_shard(
                 already_complete: true,
                 resumed_blocks: 0,
                 blocks: 0,
+                stages: StageSeconds::default(),
             });
         }
         return Err(Error::InvalidInput(format!(
@@ -492,6 +561,7 @@ fn embed_shard(
     progress.start("embedding", "images", Some(range.len() as u64));
     let block_starts: Vec<usize> = range.clone().step_by(options.block_photos).collect();
     let mut resumed = 0;
+    let mut stages = StageSeconds::default();
     for (block, &start) in block_starts.iter().enumerate() {
         let end = (start + options.block_photos).min(range.end);
         let npy = blocks.join(format!("block-{block}.npy"));
@@ -502,7 +572,7 @@ fn embed_shard(
             continue;
         }
         let mut output = EmbeddingOutput::create(&npy, dimension)?;
-        embed_positions(encoder, photos, start..end, options, progress, &mut output)?;
+        stages += embed_positions(encoder, photos, start..end, options, progress, &mut output)?;
         output.commit()?;
     }
     progress.finish();
@@ -556,6 +626,7 @@ fn embed_shard(
         already_complete: false,
         resumed_blocks: resumed,
         blocks: block_starts.len(),
+        stages,
     })
 }
 

@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use crate::terminal;
+use g3::align::clip::AttentionKernel;
 use g3::align::{
     ClipFiles, ComputeDevice, Device, ImageEmbeddingKind, ImageEncoder, ModelOptions, ModelSpec,
     Precision,
@@ -87,6 +88,12 @@ pub struct EmbedImagesArgs {
     #[arg(long, default_value_t = Precision::F32)]
     precision: Precision,
 
+    /// How the CLIP tower computes attention on a GPU: explicit (two matrix products and a
+    /// softmax), fused (burn's attention operation) or fused-padded (the queries padded so
+    /// that cubecl's flash-attention kernels run; for f16/bf16).
+    #[arg(long, value_enum, default_value_t = AttentionArg::Explicit)]
+    attention: AttentionArg,
+
     /// Skip images that cannot be read or decoded, listing them in OUTPUT.skipped.csv,
     /// instead of stopping at the first.
     #[arg(long)]
@@ -139,7 +146,8 @@ fn load_encoder(args: &EmbedImagesArgs, device: &Device) -> anyhow::Result<Image
         .with_context(|| format!("cannot load {spec}"))?;
     Ok(model
         .image_encoder(kind, args.batch)?
-        .with_precision(args.precision)?)
+        .with_precision(args.precision)?
+        .with_attention_kernel(args.attention.into()))
 }
 
 pub fn run(args: EmbedImagesArgs) -> anyhow::Result<()> {
@@ -199,6 +207,35 @@ pub fn run(args: EmbedImagesArgs) -> anyhow::Result<()> {
                 String::new()
             }
         );
+        let stages = summary.stages;
+        eprintln!(
+            "time: model {:.1} s ({:.0}% of the run; its first chunk {:.1} s, kernel compilation and tuning included), reading and preprocessing photos {:.1} s on {} threads ahead of the model, waiting for photos {:.1} s, batching and writing {:.1} s",
+            stages.model,
+            100.0 * stages.model_share(summary.seconds),
+            stages.first_chunk,
+            stages.reading_photos,
+            rayon::current_num_threads(),
+            stages.waiting_for_photos,
+            stages.writing
+        );
     }
     Ok(())
+}
+
+/// `--attention`: the CLIP tower's attention kernel.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AttentionArg {
+    Explicit,
+    Fused,
+    FusedPadded,
+}
+
+impl From<AttentionArg> for AttentionKernel {
+    fn from(kernel: AttentionArg) -> Self {
+        match kernel {
+            AttentionArg::Explicit => AttentionKernel::Explicit,
+            AttentionArg::Fused => AttentionKernel::Fused,
+            AttentionArg::FusedPadded => AttentionKernel::FusedPadded,
+        }
+    }
 }
