@@ -24,8 +24,9 @@ use std::time::Instant;
 
 use burn::prelude::{Device, Tensor, TensorData};
 use burn::tensor::Distribution;
+use burn::tensor::ops::PadMode;
 use clap::{Parser, ValueEnum};
-use g3::align::clip::{AttentionKernel, ClipConfig, ClipModel, CpuVisionTower};
+use g3::align::clip::{AttentionKernel, ClipConfig, ClipModel, CpuVisionTower, FLASH_QUERY_BLOCK};
 use g3::align::{ComputeDevice, Precision};
 
 #[derive(Debug, Parser)]
@@ -63,6 +64,7 @@ enum EngineArg {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum KernelArg {
     Fused,
+    FusedPadded,
     Explicit,
 }
 
@@ -112,6 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .cast_module(ClipModel::new(&config, &device));
     model.set_attention_kernel(match arguments.attention {
         KernelArg::Fused => AttentionKernel::Fused,
+        KernelArg::FusedPadded => AttentionKernel::FusedPadded,
         KernelArg::Explicit => AttentionKernel::Explicit,
     });
     let side = config.vision.image_size;
@@ -133,12 +136,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let values: Vec<f32> = (0..batch * 3 * side * side)
             .map(|index| ((index * 7919) % 1000) as f32 / 500.0 - 1.0)
             .collect();
+        // As `ImageEncoder` uploads them: in the model's precision, converted on the host.
         let pixels = || {
             Tensor::<4>::from_data(
-                TensorData::new(values.clone(), [batch, 3, side, side]),
-                &device,
+                arguments
+                    .precision
+                    .host_data(&values, [batch, 3, side, side]),
+                (&device, arguments.precision.dtype().into()),
             )
-            .cast(arguments.precision.dtype())
         };
         let forward = || -> Result<Vec<f32>, Box<dyn std::error::Error>> {
             let features = match &native {
@@ -174,7 +179,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if arguments.profile {
-        profile(&model, &config, largest_batch, &device)?;
+        profile(&model, &config, largest_batch, &device, arguments.precision)?;
     }
     Ok(())
 }
@@ -197,12 +202,15 @@ fn time_ms<F: Fn() -> Tensor<D>, const D: usize>(operation: F) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0 / repeats as f64
 }
 
-/// Where a forward pass of the vision tower spends its time, part by part.
+/// Where a forward pass of the vision tower spends its time, part by part, in the
+/// precision the model computes in: host-to-device copy of the pixels, matrix products,
+/// attention, layer norm, one whole block, and the copy of the features back.
 fn profile(
     model: &ClipModel,
     config: &ClipConfig,
     batch: usize,
     device: &Device,
+    precision: Precision,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let vision = &config.vision;
     let tokens = vision.sequence_length();
@@ -211,10 +219,37 @@ fn profile(
     let head_width = width / heads;
     let rows = batch * tokens;
     let normal = Distribution::Normal(0.0, 1.0);
-    let hidden = Tensor::<3>::random([batch, tokens, width], normal, device);
+    let dtype = precision.dtype();
+    let hidden = Tensor::<3>::random([batch, tokens, width], normal, device).cast(dtype);
     let flat = hidden.clone().reshape([rows, width]);
-    let up = Tensor::<2>::random([width, vision.intermediate_size], normal, device);
+    let up = Tensor::<2>::random([width, vision.intermediate_size], normal, device).cast(dtype);
     let gflops = |flops: f64, ms: f64| flops / ms / 1e6;
+
+    // Transfers: the pixels of a batch to the device (in the model's precision, as
+    // ImageEncoder uploads them), and a batch of features back to the host.
+    let side = vision.image_size;
+    let pixel_values = vec![0.25f32; batch * 3 * side * side];
+    let ms = time_ms(|| {
+        Tensor::<4>::from_data(
+            precision.host_data(&pixel_values, [batch, 3, side, side]),
+            (device, precision.dtype().into()),
+        )
+    });
+    println!(
+        "profile batch={batch} part=pixels_to_device ms={ms:.3} gb_per_s={:.1}",
+        (pixel_values.len() * 4) as f64 / ms / 1e6
+    );
+    let features = Tensor::<2>::random([batch, config.projection_dim], normal, device).cast(dtype);
+    let started = Instant::now();
+    let repeats = 10;
+    for _ in 0..repeats {
+        let data = (features.clone() + 1.0).into_data().convert::<f32>();
+        black_box(data);
+    }
+    println!(
+        "profile batch={batch} part=features_to_host ms={:.3}",
+        started.elapsed().as_secs_f64() * 1000.0 / repeats as f64
+    );
 
     let ms = time_ms(|| hidden.clone().matmul(up.clone().unsqueeze_dim::<3>(0)));
     let mlp_flops = 2.0 * rows as f64 * width as f64 * vision.intermediate_size as f64;
@@ -244,7 +279,11 @@ fn profile(
         split(hidden.clone()),
     );
     let attention_flops = 4.0 * batch as f64 * heads as f64 * (tokens * tokens * head_width) as f64;
-    for kernel in [AttentionKernel::Fused, AttentionKernel::Explicit] {
+    for kernel in [
+        AttentionKernel::Fused,
+        AttentionKernel::FusedPadded,
+        AttentionKernel::Explicit,
+    ] {
         let ms = time_ms(|| match kernel {
             AttentionKernel::Fused => burn::tensor::module::attention(
                 query.clone(),
@@ -254,6 +293,21 @@ fn profile(
                 None,
                 Default::default(),
             ),
+            // As the tower's `FusedPadded` computes it: queries padded for the flash kernels.
+            AttentionKernel::FusedPadded => {
+                let padding = tokens.next_multiple_of(FLASH_QUERY_BLOCK) - tokens;
+                burn::tensor::module::attention(
+                    query
+                        .clone()
+                        .pad([(0, padding), (0, 0)], PadMode::Constant(0.0)),
+                    key.clone(),
+                    value.clone(),
+                    None,
+                    None,
+                    Default::default(),
+                )
+                .slice([0..batch, 0..heads, 0..tokens, 0..head_width])
+            }
             AttentionKernel::Explicit => burn::tensor::activation::softmax(
                 query.clone().matmul(key.clone().swap_dims(2, 3)) / (head_width as f64).sqrt(),
                 3,

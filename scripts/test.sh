@@ -13,6 +13,16 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+
+# The GPU path (burn's wgpu device, --features wgpu) against the CPU tower on any
+# Vulkan driver: in CI, Mesa's software driver lavapipe (Debian package
+# mesa-vulkan-drivers). Without a driver the test fails, naming what is missing.
+if ! compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null && [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then
+    echo "gpu_parity needs a Vulkan driver: install mesa-vulkan-drivers (lavapipe) and libvulkan1" >&2
+fi
+cargo test -p g3-align --locked --features wgpu --test gpu_parity 2>&1 | tee -a "$log"
+gpu_status=${PIPESTATUS[0]}
+if [ "$status" = 0 ]; then status=$gpu_status; fi
 set -e
 
 # cargo prints one "test result" line per test binary; end with the workspace's totals.
