@@ -5,7 +5,7 @@
 //! state dict around it saved by `torch.save`, and float64 outputs of both on the fixture
 //! images' pixels and on token ids.
 
-use std::path::{Path, PathBuf};
+mod clip_fixtures;
 
 use burn::prelude::{Device, Tensor, TensorData};
 use g3_align::clip::{
@@ -15,14 +15,10 @@ use g3_align::clip::{
 use g3_align::{G3Model, GpsEncoder, l2_normalize, loader};
 use g3_core::GeoPoint;
 
+use clip_fixtures::{fixture, fixture_images};
+
 /// Acceptance bar: every value within 1e-4 of the float64 reference.
 const MAX_ABS_DIFF: f64 = 1e-4;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/clip")
-        .join(name)
-}
 
 #[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
 fn device() -> Device {
@@ -267,18 +263,6 @@ fn a_checkpoint_for_another_architecture_is_a_clear_error() {
         error.contains("vision_projection_else_1.0.weight"),
         "{error}"
     );
-}
-
-fn fixture_images() -> Vec<g3_core::ImageInput> {
-    std::fs::read_to_string(fixture("images.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let name = line.split(',').next().unwrap();
-            g3_core::ImageInput::from_path(fixture(&format!("images/{name}"))).unwrap()
-        })
-        .collect()
 }
 
 fn embeddings_tensor(embeddings: &g3_core::Embeddings, device: &Device) -> Tensor<2> {

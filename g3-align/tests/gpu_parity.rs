@@ -20,31 +20,15 @@
 //! on a real GPU (`benches/gpu/vit_embedding.sh`). Without a Vulkan driver the test fails; it
 //! never skips.
 
-use std::path::{Path, PathBuf};
+mod clip_fixtures;
 
 use burn::prelude::Device;
 use g3_align::clip::AttentionKernel;
 use g3_align::pretrained::HfClipDirectory;
 use g3_align::{ComputeDevice, G3Model, ImageEmbeddingKind, ImageEncoder, ImageModel, Precision};
-use g3_core::{Embeddings, ImageInput};
+use g3_core::Embeddings;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/clip")
-        .join(name)
-}
-
-fn fixture_images() -> Vec<ImageInput> {
-    std::fs::read_to_string(fixture("images.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let name = line.split(',').next().unwrap();
-            ImageInput::from_path(fixture(&format!("images/{name}"))).unwrap()
-        })
-        .collect()
-}
+use clip_fixtures::{fixture, fixture_images};
 
 /// G3's database embedding (CLIP, image-text and image-GPS parts) of the fixture photos.
 fn embed(
