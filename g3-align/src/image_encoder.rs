@@ -323,11 +323,17 @@ impl ImageEncoder {
                     );
                     if images == self.batch_size {
                         self.full_batch_done.store(true, Ordering::Relaxed);
+                    }
+                    // Zero images pad a short batch to the shape already compiled; every
+                    // image is computed on its own, so the real rows are unchanged.
+                    let padding = if self.full_batch_done.load(Ordering::Relaxed) {
+                        self.batch_size - images
+                    } else {
+                        0
+                    };
+                    if padding == 0 {
                         self.model.vision_tower().forward(input)?.pooled
-                    } else if self.full_batch_done.load(Ordering::Relaxed) {
-                        // Zero images pad the batch to the shape already compiled; every
-                        // image is computed on its own, so the real rows are unchanged.
-                        let padding = self.batch_size - images;
+                    } else {
                         let input = input.pad(
                             [(0, padding), (0, 0), (0, 0), (0, 0)],
                             PadMode::Constant(0.0),
@@ -335,8 +341,6 @@ impl ImageEncoder {
                         let pooled = self.model.vision_tower().forward(input)?.pooled;
                         let pooled_width = pooled.dims()[1];
                         pooled.slice([0..images, 0..pooled_width])
-                    } else {
-                        self.model.vision_tower().forward(input)?.pooled
                     }
                 }
             };
