@@ -76,6 +76,10 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// A published file is missing from its repository, or its name is ambiguous there.
+    #[error("{0}")]
+    PublishedFile(String),
+
     /// Stages that do not fit together, or a pipeline setting that cannot work.
     #[error("invalid pipeline: {0}")]
     InvalidPipeline(String),

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use g3_align::AlignError;
 use g3_align::pretrained::{HF_CLIP_FILES, ModelSource};
 use g3_core::Progress;
-use g3_hub::{FetchedFile, HubCache, HubClient, HubError, Repo};
+use g3_hub::{FetchedFile, HubCache, HubClient, HubError, ListingSource, Repo, RepoListing};
 use g3_index::{Database, StoreConfig};
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -18,8 +19,11 @@ pub const G3_CHECKPOINT_REPO: &str = "Jia-py/G3-checkpoint";
 /// G3's trained model (a PyTorch state_dict): CLIP towers, projection heads, GPS encoder.
 pub const G3_CHECKPOINT_FILE: &str = "g3.pth";
 /// G3's retrieval index: faiss `IndexFlatIP` over MP16-Pro's 4.12M × 2304 database
-/// embeddings (~38 GB), where the reference's `IndexSearch.py` writes it.
+/// embeddings (~38 GB), where the reference's `IndexSearch.py` writes it. `g3 fetch` does not
+/// rely on this path: it takes the one `*.index` file of the repository's listing.
 pub const G3_INDEX_FILE: &str = "index/g3.index";
+/// The index's name where a user places it by hand.
+pub const G3_INDEX_FILE_NAME: &str = "g3.index";
 /// The dataset repository with MP16-Pro's metadata.
 pub const MP16_PRO_REPO: &str = "Jia-py/MP16-Pro";
 /// MP16-Pro's metadata, row for row with the index (`IMG_ID`, `LAT`, `LON`, place levels).
@@ -96,13 +100,25 @@ impl LocalFiles {
         })
     }
 
-    /// G3's checkpoint: `name` as a file, or `g3.pth` in the snapshot of the repo id `name`.
+    /// G3's checkpoint: `name` as a file, or in the snapshot of the repo id `name` where
+    /// `g3 fetch` recorded it ([`FetchRecord`]), else `g3.pth` at the snapshot's root.
     pub fn g3_checkpoint(&self, name: &str) -> Option<PathBuf> {
         let path = Path::new(name);
         if path.is_file() {
             return Some(path.to_path_buf());
         }
+        if let Some(record) = self.fetch_record(name)
+            && let Some(found) = self.cached(name, &record.checkpoint)
+        {
+            return Some(found);
+        }
         self.cached(name, G3_CHECKPOINT_FILE)
+    }
+
+    /// What `g3 fetch g3` recorded in the snapshot of the repo id `repo_id`, if it ran.
+    pub fn fetch_record(&self, repo_id: &str) -> Option<FetchRecord> {
+        let path = self.cached(repo_id, FETCH_RECORD_FILE)?;
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     }
 
     /// The database `g3 fetch g3` made from the index of `checkpoint_repo` (a repo id), if
@@ -122,17 +138,111 @@ pub fn resolve_model(name: &str) -> std::result::Result<ModelSource, AlignError>
     LocalFiles::from_env().model(name)
 }
 
+/// How a published file is found in its repository's file listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileMatch {
+    /// Exactly this path (a user's `--index-file`).
+    Path(String),
+    /// The one file with this name, in whatever directory.
+    Name(String),
+    /// The one file whose name ends with `.{extension}`.
+    Extension(String),
+}
+
+impl FileMatch {
+    /// The files of `listing` this matches.
+    fn candidates<'a>(&self, listing: &'a RepoListing) -> Vec<&'a str> {
+        let candidates = match self {
+            FileMatch::Path(path) => {
+                return listing
+                    .files
+                    .iter()
+                    .filter(|file| *file == path)
+                    .map(String::as_str)
+                    .collect();
+            }
+            FileMatch::Name(name) => listing.named(name),
+            FileMatch::Extension(extension) => listing.with_extension(extension),
+        };
+        // What g3 itself wrote into a snapshot is never a published file.
+        candidates
+            .into_iter()
+            .filter(|file| !file.starts_with(&format!("{DATABASE_DIRECTORY}/")))
+            .collect()
+    }
+
+    /// The rule in words, for messages.
+    fn describe(&self) -> String {
+        match self {
+            FileMatch::Path(path) => format!("the path {path}"),
+            FileMatch::Name(name) => format!("a file named {name}"),
+            FileMatch::Extension(extension) => format!("a *.{extension} file"),
+        }
+    }
+
+    /// The file name used where a user places the file by hand.
+    fn manual_name(&self, default: &str) -> String {
+        match self {
+            FileMatch::Path(path) => path.clone(),
+            FileMatch::Name(name) => name.clone(),
+            FileMatch::Extension(_) => default.to_owned(),
+        }
+    }
+}
+
+/// The one file of `listing` that `rule` finds: none is an error naming what is missing
+/// (and the repository's files), several an error listing them all.
+pub fn find_published_file(
+    listing: &RepoListing,
+    repo: &Repo,
+    role: &str,
+    rule: &FileMatch,
+    flag: &str,
+) -> Result<String> {
+    let candidates = rule.candidates(listing);
+    match candidates.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => {
+            let files: Vec<&str> = listing
+                .files
+                .iter()
+                .map(String::as_str)
+                .filter(|file| !file.starts_with(&format!("{DATABASE_DIRECTORY}/")))
+                .collect();
+            Err(Error::PublishedFile(format!(
+                "{repo} at {} has no {role} ({} was looked for); its files: {}. Pass {flag} PATH to name it",
+                listing.commit_label(),
+                rule.describe(),
+                if files.is_empty() {
+                    "none".to_owned()
+                } else {
+                    files.join(", ")
+                }
+            )))
+        }
+        several => Err(Error::PublishedFile(format!(
+            "{repo} at {} has {} files that could be the {role} ({}): {}. Pass {flag} with the one to use",
+            listing.commit_label(),
+            several.len(),
+            rule.describe(),
+            several.join(", ")
+        ))),
+    }
+}
+
 /// Which of the published files `g3 fetch g3` takes, and how it imports the index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct G3BundleOptions {
-    /// The checkpoint repository's revision (a branch, tag or commit).
+    /// The checkpoint repository's revision (a branch, tag or commit): its file listing at
+    /// that revision decides which commit every file is fetched from.
     pub revision: String,
-    /// The checkpoint's path in the repository.
-    pub checkpoint_file: String,
-    /// The faiss index's path in the repository.
-    pub index_file: String,
-    /// MP16-Pro's metadata's path in the dataset repository.
-    pub metadata_file: String,
+    /// The checkpoint in the repository (default: the one file named `g3.pth`).
+    pub checkpoint: FileMatch,
+    /// The faiss index in the repository (default: the one `*.index` file).
+    pub index: FileMatch,
+    /// MP16-Pro's metadata in the dataset repository (default: the one file named
+    /// `MP16_Pro_filtered.csv`).
+    pub metadata: FileMatch,
     /// The database the index is imported into, beside it in the snapshot; `None` fetches
     /// the files only.
     pub database: Option<StoreConfig>,
@@ -142,17 +252,52 @@ impl Default for G3BundleOptions {
     fn default() -> Self {
         G3BundleOptions {
             revision: "main".into(),
-            checkpoint_file: G3_CHECKPOINT_FILE.into(),
-            index_file: G3_INDEX_FILE.into(),
-            metadata_file: MP16_PRO_METADATA_FILE.into(),
+            checkpoint: FileMatch::Name(G3_CHECKPOINT_FILE.into()),
+            index: FileMatch::Extension("index".into()),
+            metadata: FileMatch::Name(MP16_PRO_METADATA_FILE.into()),
             database: Some(StoreConfig::exact(g3_index::Metric::InnerProduct)),
         }
     }
 }
 
+/// What `g3 fetch g3` fetched, written as [`FETCH_RECORD_FILE`] into the checkpoint's
+/// snapshot: which commit, and where each published file sits in it. Commands that need
+/// the checkpoint read it to find a file the authors keep outside the repository's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRecord {
+    /// The checkpoint repository (`Jia-py/G3-checkpoint`).
+    pub repo: String,
+    /// The revision asked for (`main`, a tag, a commit).
+    pub revision: String,
+    /// The commit every checkpoint-repository file was fetched from; `None` for files
+    /// placed by hand.
+    pub commit: Option<String>,
+    /// The checkpoint's path in the repository.
+    pub checkpoint: String,
+    /// The index's path in the repository.
+    pub index: String,
+    /// The dataset repository with the metadata.
+    pub metadata_repo: String,
+    /// The dataset's commit.
+    pub metadata_commit: Option<String>,
+    /// The metadata's path in the dataset.
+    pub metadata: String,
+    /// When, in seconds since the Unix epoch.
+    pub fetched_unix_seconds: u64,
+}
+
+/// The record's file name in the checkpoint's snapshot.
+pub const FETCH_RECORD_FILE: &str = "g3-fetch.json";
+
 /// What `fetch_g3_bundle` left in the cache.
 #[derive(Debug, Clone)]
 pub struct G3Bundle {
+    /// Which commit and paths were fetched (also written into the snapshot).
+    pub record: FetchRecord,
+    /// Where the record was written.
+    pub record_path: PathBuf,
+    /// The listings were read from the cache, the hub being unreachable or offline.
+    pub listed_from_cache: bool,
     /// G3's checkpoint.
     pub checkpoint: FetchedFile,
     /// The faiss index.
@@ -167,10 +312,49 @@ pub struct G3Bundle {
     pub import: Option<g3_index::BuildSummary>,
 }
 
-/// Fetches G3's published files into the HF cache (CLIP's settings, MP16-Pro's metadata, the
-/// checkpoint, the index: the small ones first, so that a refusal shows before 40 GB) and
-/// imports the index into a database beside it, unless one is already there with these
-/// settings.
+/// A repository's listing, or, when it cannot be listed at all, an error that names each
+/// wanted file and where to put it by hand.
+fn list_repository(
+    client: &HubClient,
+    repo: &Repo,
+    wanted: &[(&FileMatch, &str)],
+) -> Result<RepoListing> {
+    match client.list_files(repo) {
+        Ok(listing) => Ok(listing),
+        Err(HubError::NotListed { why, .. }) => {
+            let places: Vec<String> = wanted
+                .iter()
+                .map(|(rule, default)| {
+                    let name = rule.manual_name(default);
+                    format!(
+                        "  - {name} of {repo}: put it at {}",
+                        client.cache().manual_location(repo, &name).display()
+                    )
+                })
+                .collect();
+            Err(Error::PublishedFile(format!(
+                "{repo} cannot be listed: {why}, and the HF cache ({}) has no snapshot of it. On a machine with the network run the same `g3 fetch` with that cache, or download the files and put them in place:\n{}",
+                client.cache().root().display(),
+                places.join("\n")
+            )))
+        }
+        Err(error) => Err(Error::Fetch {
+            file: "the file listing".into(),
+            repo: repo.to_string(),
+            source: Box::new(error),
+        }),
+    }
+}
+
+/// Fetches G3's published files into the HF cache and imports the index into a database
+/// beside it, unless one is already there with these settings.
+///
+/// The repositories' file listings come first: they name the commit (every file of the
+/// checkpoint repository comes from that one commit) and find each file by name wherever
+/// it sits, refusing when a name is missing or ambiguous before any byte is fetched. Then
+/// the small files (CLIP's settings, MP16-Pro's metadata, the checkpoint), then the index,
+/// so that a refusal shows before 40 GB. The commit and paths are recorded in the
+/// snapshot ([`FetchRecord`]).
 pub fn fetch_g3_bundle(
     client: &HubClient,
     options: &G3BundleOptions,
@@ -179,18 +363,85 @@ pub fn fetch_g3_bundle(
     let checkpoint_repo = Repo::model(G3_CHECKPOINT_REPO)?.with_revision(&options.revision);
     let dataset = Repo::dataset(MP16_PRO_REPO)?;
     let clip = Repo::model(CLIP_REPO)?;
+    let listing = list_repository(
+        client,
+        &checkpoint_repo,
+        &[
+            (&options.checkpoint, G3_CHECKPOINT_FILE),
+            (&options.index, G3_INDEX_FILE_NAME),
+        ],
+    )?;
+    let checkpoint_file = find_published_file(
+        &listing,
+        &checkpoint_repo,
+        "checkpoint",
+        &options.checkpoint,
+        "--checkpoint-file",
+    )?;
+    let index_file = find_published_file(
+        &listing,
+        &checkpoint_repo,
+        "retrieval index",
+        &options.index,
+        "--index-file",
+    )?;
+    let dataset_listing = list_repository(
+        client,
+        &dataset,
+        &[(&options.metadata, MP16_PRO_METADATA_FILE)],
+    )?;
+    let metadata_file = find_published_file(
+        &dataset_listing,
+        &dataset,
+        "metadata",
+        &options.metadata,
+        "--metadata-file",
+    )?;
+    progress.notice(&format!(
+        "{G3_CHECKPOINT_REPO} ({}) at {}: {checkpoint_file}, {index_file}",
+        options.revision,
+        listing.commit_label()
+    ));
+    // Every file of one repository from the commit its listing named.
+    let pinned = |repo: &Repo, listing: &RepoListing| match &listing.commit {
+        Some(commit) => repo.clone().with_revision(commit),
+        None => repo.clone(),
+    };
+    let checkpoint_at_commit = pinned(&checkpoint_repo, &listing);
+    let dataset_at_commit = pinned(&dataset, &dataset_listing);
     let mut wanted: Vec<(&Repo, &str)> = CLIP_SETTINGS_FILES
         .iter()
         .map(|file| (&clip, *file))
         .collect();
-    wanted.push((&dataset, &options.metadata_file));
-    wanted.push((&checkpoint_repo, &options.checkpoint_file));
-    wanted.push((&checkpoint_repo, &options.index_file));
+    wanted.push((&dataset_at_commit, &metadata_file));
+    wanted.push((&checkpoint_at_commit, &checkpoint_file));
+    wanted.push((&checkpoint_at_commit, &index_file));
     let mut fetched = fetch_files(client, &wanted, progress)?;
     let index = fetched.pop().expect("the index was asked for");
     let checkpoint = fetched.pop().expect("the checkpoint was asked for");
     let metadata = fetched.pop().expect("the metadata was asked for");
+    let snapshot = snapshot_root(&index.path, &index_file)?;
+    let record = FetchRecord {
+        repo: G3_CHECKPOINT_REPO.to_owned(),
+        revision: options.revision.clone(),
+        commit: listing.commit.clone(),
+        checkpoint: checkpoint_file,
+        index: index_file.clone(),
+        metadata_repo: MP16_PRO_REPO.to_owned(),
+        metadata_commit: dataset_listing.commit.clone(),
+        metadata: metadata_file,
+        fetched_unix_seconds: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs()),
+    };
+    let record_path = snapshot.join(FETCH_RECORD_FILE);
+    let json = serde_json::to_string_pretty(&record).expect("a record serializes");
+    g3_core::atomic::write_atomically(&record_path, json.as_bytes())?;
     let mut bundle = G3Bundle {
+        record,
+        record_path,
+        listed_from_cache: listing.source == ListingSource::Cache
+            || dataset_listing.source == ListingSource::Cache,
         checkpoint,
         index,
         metadata,
@@ -201,8 +452,14 @@ pub fn fetch_g3_bundle(
     let Some(config) = &options.database else {
         return Ok(bundle);
     };
-    let snapshot = snapshot_root(&bundle.index.path, &options.index_file)?;
     let database = snapshot.join(DATABASE_DIRECTORY);
+    if let Some(parent) = database.parent() {
+        // `index/` exists only when the index itself sits there.
+        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
     if database_is_current(&database, config, &bundle.index.path) {
         bundle.database_was_current = true;
     } else {

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use g3::align::pretrained::HF_CLIP_FILES;
 use g3::hub::{HubClient, HubSettings, Repo};
 use g3::index::{Metric, StoreConfig, StoreKind};
-use g3::published::{self, G3BundleOptions};
+use g3::published::{self, FileMatch, G3BundleOptions};
 
 use crate::common::{DtypeArg, KindArg, report_import};
 use crate::terminal;
@@ -25,7 +25,9 @@ pub struct FetchArgs {
     #[arg(value_enum)]
     what: FetchTarget,
 
-    /// The branch, tag or commit of the model repository (G3-checkpoint or CLIP).
+    /// The branch, tag or commit of the model repository (G3-checkpoint or CLIP): its file
+    /// listing at that revision names the commit every file is fetched from (shown, and
+    /// recorded in the snapshot's g3-fetch.json). A commit hash pins the fetch.
     #[arg(long, default_value = "main")]
     revision: String,
 
@@ -34,17 +36,21 @@ pub struct FetchArgs {
     #[arg(long)]
     offline: bool,
 
-    /// G3's checkpoint in Jia-py/G3-checkpoint.
-    #[arg(long, default_value = published::G3_CHECKPOINT_FILE)]
-    checkpoint_file: String,
+    /// G3's checkpoint's path in Jia-py/G3-checkpoint (default: the one file named g3.pth,
+    /// wherever it sits in the repository's listing).
+    #[arg(long, value_name = "PATH")]
+    checkpoint_file: Option<String>,
 
-    /// G3's retrieval index (faiss IndexFlatIP) in Jia-py/G3-checkpoint.
-    #[arg(long, default_value = published::G3_INDEX_FILE)]
-    index_file: String,
+    /// G3's retrieval index (faiss IndexFlatIP) in Jia-py/G3-checkpoint (default: the one
+    /// *.index file of the repository's listing; with several, the fetch lists them and
+    /// stops).
+    #[arg(long, value_name = "PATH")]
+    index_file: Option<String>,
 
-    /// MP16-Pro's metadata CSV in the dataset Jia-py/MP16-Pro, row for row with the index.
-    #[arg(long, default_value = published::MP16_PRO_METADATA_FILE)]
-    metadata_file: String,
+    /// MP16-Pro's metadata CSV in the dataset Jia-py/MP16-Pro, row for row with the index
+    /// (default: the one file named MP16_Pro_filtered.csv).
+    #[arg(long, value_name = "PATH")]
+    metadata_file: Option<String>,
 
     /// Fetch the index without importing it into a database.
     #[arg(long)]
@@ -91,11 +97,14 @@ pub fn run(args: FetchArgs) -> anyhow::Result<()> {
 }
 
 fn fetch_g3(client: &HubClient, args: &FetchArgs) -> anyhow::Result<()> {
+    let defaults = G3BundleOptions::default();
+    let path =
+        |given: &Option<String>, default: FileMatch| given.clone().map_or(default, FileMatch::Path);
     let options = G3BundleOptions {
         revision: args.revision.clone(),
-        checkpoint_file: args.checkpoint_file.clone(),
-        index_file: args.index_file.clone(),
-        metadata_file: args.metadata_file.clone(),
+        checkpoint: path(&args.checkpoint_file, defaults.checkpoint),
+        index: path(&args.index_file, defaults.index),
+        metadata: path(&args.metadata_file, defaults.metadata),
         database: (!args.no_database).then(|| {
             let kind: StoreKind = args.kind.into();
             StoreConfig {
@@ -109,6 +118,22 @@ fn fetch_g3(client: &HubClient, args: &FetchArgs) -> anyhow::Result<()> {
         }),
     };
     let bundle = published::fetch_g3_bundle(client, &options, &terminal::Bars::default())?;
+    let record = &bundle.record;
+    terminal::notice(format!(
+        "{} {} is {}{}: recorded in {}",
+        record.repo,
+        record.revision,
+        record.commit.as_deref().map_or_else(
+            || "files placed by hand".to_owned(),
+            |commit| format!("commit {commit}")
+        ),
+        if bundle.listed_from_cache {
+            " (as last fetched: the hub was not asked)"
+        } else {
+            ""
+        },
+        bundle.record_path.display()
+    ));
     let Some(database) = &bundle.database else {
         return Ok(());
     };

@@ -40,16 +40,19 @@ fn succeed(command: &mut Command) -> String {
 }
 
 fn serve_published_files() -> MockHub {
+    serve_published_files_with_index_at(&["index/g3.index"])
+}
+
+/// The published files, the index at each of `index_paths` in the checkpoint repository.
+fn serve_published_files_with_index_at(index_paths: &[&str]) -> MockHub {
     let hub = MockHub::start().unwrap();
     let read = |path: PathBuf| std::fs::read(path).unwrap();
     let checkpoint = Repo::model(published::G3_CHECKPOINT_REPO).unwrap();
     hub.add_file(&checkpoint, "g3.pth", read(fixture("g3.pth")), true);
-    hub.add_file(
-        &checkpoint,
-        "index/g3.index",
-        read(hub_fixture("g3.index")),
-        true,
-    );
+    hub.add_file(&checkpoint, "README.md", b"# G3".to_vec(), false);
+    for path in index_paths {
+        hub.add_file(&checkpoint, path, read(hub_fixture("g3.index")), true);
+    }
     let dataset = Repo::dataset(published::MP16_PRO_REPO).unwrap();
     hub.add_file(
         &dataset,
@@ -90,6 +93,14 @@ fn fetched_g3_locates_like_the_same_pipeline_configured_by_hand() {
         .join(&commit);
     assert!(snapshot.join("g3.pth").is_file());
     assert!(snapshot.join("index/g3-database/manifest.json").is_file());
+    // The commit is shown and recorded.
+    assert!(
+        stderr.contains(&format!("main is commit {commit}")),
+        "{stderr}"
+    );
+    let record = fetch_record(&snapshot);
+    assert_eq!(record.commit.as_deref(), Some(commit.as_str()));
+    assert_eq!(record.index, "index/g3.index");
     assert!(
         hf_home
             .join("hub/datasets--Jia-py--MP16-Pro/refs/main")
@@ -101,7 +112,14 @@ fn fetched_g3_locates_like_the_same_pipeline_configured_by_hand() {
     let stderr = succeed(g3(&hf_home, &endpoint).args(["fetch", "g3"]));
     assert!(stderr.contains("up to date"), "{stderr}");
     assert!(!stderr.contains("downloaded"), "{stderr}");
-    assert!(hub.log().iter().all(|request| request.method == "HEAD"));
+    // The listings (GET /api/…) and a HEAD per file: no body fetched.
+    assert!(
+        hub.log()
+            .iter()
+            .all(|request| request.method == "HEAD" || request.path.starts_with("/api/")),
+        "{:?}",
+        hub.log()
+    );
 
     // A bare `g3 locate`, the hub gone: everything comes from the cache.
     let photo = fixture("images").join("landscape.jpg");
@@ -152,6 +170,81 @@ fn fetched_g3_locates_like_the_same_pipeline_configured_by_hand() {
     let (fetched, by_hand) = (predictions(&fetched), predictions(&by_hand));
     assert_eq!(fetched, by_hand);
     assert_eq!(fetched.as_array().unwrap().len(), 1);
+}
+
+fn fetch_record(snapshot: &Path) -> published::FetchRecord {
+    let text = std::fs::read(snapshot.join(published::FETCH_RECORD_FILE)).unwrap();
+    serde_json::from_slice(&text).unwrap()
+}
+
+#[test]
+fn the_index_is_found_at_the_repositorys_root_and_two_indexes_are_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let checkpoint = Repo::model(published::G3_CHECKPOINT_REPO).unwrap();
+
+    // At the root.
+    let hub = serve_published_files_with_index_at(&["g3.index"]);
+    let commit = hub.commit(&checkpoint).unwrap();
+    let hf_home = directory.path().join("root");
+    let stderr = succeed(g3(&hf_home, &hub.endpoint()).args(["fetch", "g3"]));
+    assert!(stderr.contains("G3 is ready"), "{stderr}");
+    let snapshot = hf_home
+        .join("hub/models--Jia-py--G3-checkpoint/snapshots")
+        .join(&commit);
+    assert_eq!(fetch_record(&snapshot).index, "g3.index");
+    assert!(snapshot.join("g3.index").is_file());
+    assert!(snapshot.join("index/g3-database/manifest.json").is_file());
+    // Pinned to the commit, from the cache: nothing downloaded.
+    let stderr =
+        succeed(g3(&hf_home, &hub.endpoint()).args(["fetch", "g3", "--revision", &commit]));
+    assert!(stderr.contains("up to date"), "{stderr}");
+    assert!(!stderr.contains("downloaded"), "{stderr}");
+    drop(hub);
+
+    // Two candidates: a refusal listing both, before any download.
+    let hub = serve_published_files_with_index_at(&["index/g3.index", "old/g3-v0.index"]);
+    let hf_home = directory.path().join("two");
+    let output = g3(&hf_home, &hub.endpoint())
+        .args(["fetch", "g3"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("2 files that could be the retrieval index")
+            && stderr.contains("index/g3.index")
+            && stderr.contains("old/g3-v0.index")
+            && stderr.contains("--index-file"),
+        "{stderr}"
+    );
+    assert!(
+        hub.log()
+            .iter()
+            .all(|request| request.method != "GET" || request.path.starts_with("/api/"))
+    );
+    // Naming one settles it.
+    let stderr = succeed(g3(&hf_home, &hub.endpoint()).args([
+        "fetch",
+        "g3",
+        "--index-file",
+        "old/g3-v0.index",
+        "--no-database",
+    ]));
+    assert!(stderr.contains("old/g3-v0.index downloaded"), "{stderr}");
+
+    // No index at all: what is missing, and the repository's files.
+    let hub = serve_published_files_with_index_at(&[]);
+    let output = g3(&directory.path().join("none"), &hub.endpoint())
+        .args(["fetch", "g3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("has no retrieval index (a *.index file was looked for)")
+            && stderr.contains("README.md, g3.pth"),
+        "{stderr}"
+    );
 }
 
 #[test]

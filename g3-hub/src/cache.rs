@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{HubError, Result};
+use crate::listing::{ListingSource, RepoListing, list_directory};
 use crate::repo::{Repo, is_commit_hash};
 
 /// The snapshot name under which a file placed by hand is found (see
@@ -107,6 +108,30 @@ impl HubCache {
             .join("snapshots")
             .join(MANUAL_SNAPSHOT)
             .join(file)
+    }
+
+    /// The repository's files as the cache holds them: the snapshot of the revision's commit,
+    /// else (for the default revision) the snapshot of files placed by hand. `None` when
+    /// neither exists.
+    pub fn cached_listing(&self, repo: &Repo) -> Option<RepoListing> {
+        if let Some(directory) = self.snapshot_dir(repo) {
+            return Some(RepoListing {
+                commit: self.commit(repo),
+                files: list_directory(&directory),
+                source: ListingSource::Cache,
+            });
+        }
+        let manual = self.repo_dir(repo).join("snapshots").join(MANUAL_SNAPSHOT);
+        (repo.revision() == "main" && manual.is_dir()).then(|| RepoListing {
+            commit: None,
+            files: list_directory(&manual),
+            source: ListingSource::Cache,
+        })
+    }
+
+    /// The directory of files placed by hand (see [`manual_location`](Self::manual_location)).
+    pub fn manual_directory(&self, repo: &Repo) -> PathBuf {
+        self.repo_dir(repo).join("snapshots").join(MANUAL_SNAPSHOT)
     }
 
     /// The blob named `etag`.

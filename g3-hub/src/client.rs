@@ -23,7 +23,8 @@ use ureq::http::Response;
 use crate::cache::HubCache;
 use crate::digest::{ContentDigest, normalize_etag};
 use crate::error::{HubError, Result};
-use crate::repo::{Repo, is_commit_hash};
+use crate::listing::{ListingSource, RepoInfo, RepoListing, encode_revision};
+use crate::repo::{Repo, RepoKind, is_commit_hash};
 
 /// The public hub, unless `HF_ENDPOINT` says otherwise.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -248,6 +249,91 @@ impl HubClient {
         })
     }
 
+    /// `{endpoint}/api/{models|datasets}/{id}/revision/{revision}`: the repository's info at a
+    /// revision, with its commit and file listing.
+    pub fn listing_url(&self, repo: &Repo) -> String {
+        let kind = match repo.kind() {
+            RepoKind::Model => "models",
+            RepoKind::Dataset => "datasets",
+        };
+        format!(
+            "{}/api/{kind}/{}/revision/{}",
+            self.settings.endpoint.trim_end_matches('/'),
+            repo.id(),
+            encode_revision(repo.revision())
+        )
+    }
+
+    /// The repository's files at its revision, and the commit the revision points to (then
+    /// recorded as the revision's ref in the cache, as a download records it).
+    ///
+    /// Offline, the cached snapshot is listed. When the hub cannot be reached, so is the
+    /// cached snapshot, with a warning; without one, the error says where files placed by
+    /// hand are found. A refusal (no such repository or revision, a token needed) is an
+    /// error either way.
+    pub fn list_files(&self, repo: &Repo) -> Result<RepoListing> {
+        let cache = &self.settings.cache;
+        let from_cache = |why: String| {
+            cache
+                .cached_listing(repo)
+                .ok_or_else(|| HubError::NotListed {
+                    repo: repo.to_string(),
+                    why: why.clone(),
+                    manual_directory: cache.manual_directory(repo),
+                })
+                .inspect(|_| {
+                    if !self.settings.offline {
+                        tracing::warn!("{why}; using the files of {repo} in the HF cache");
+                    }
+                })
+        };
+        if self.settings.offline {
+            return from_cache("offline mode is on (HF_HUB_OFFLINE or --offline)".to_owned());
+        }
+        let url = self.listing_url(repo);
+        let response = match self.authorized(self.download_agent.get(&url)).call() {
+            Ok(response) => response,
+            Err(error) => {
+                return from_cache(format!(
+                    "the hub at {} cannot be reached ({error})",
+                    self.settings.endpoint
+                ));
+            }
+        };
+        self.check_status(&response, repo, "", &url)?;
+        let protocol = |problem: String| HubError::Protocol {
+            url: url.clone(),
+            problem,
+        };
+        let body = response
+            .into_body()
+            .read_to_string()
+            .map_err(|error| protocol(format!("reading the repository's listing: {error}")))?;
+        let info: RepoInfo = serde_json::from_str(&body).map_err(|error| {
+            protocol(format!(
+                "not a repository listing ({error}): is this an HF hub endpoint?"
+            ))
+        })?;
+        if !is_commit_hash(&info.sha) {
+            return Err(protocol(format!(
+                "the listing names {:?} as the commit, not a commit hash",
+                info.sha
+            )));
+        }
+        cache.write_ref(repo, &info.sha)?;
+        let mut files: Vec<String> = info
+            .siblings
+            .into_iter()
+            .map(|sibling| sibling.rfilename)
+            .collect();
+        files.sort();
+        Ok(RepoListing {
+            commit: Some(info.sha),
+            files,
+            source: ListingSource::Hub,
+        })
+    }
+
     /// The error for a file the cache lacks when the hub cannot be asked.
     fn not_cached(&self, repo: &Repo, file: &str, why: &str) -> HubError {
         HubError::NotCached {
@@ -349,6 +435,7 @@ impl HubClient {
                     Some("RevisionNotFound") => {
                         format!("{repo} has no revision {}", repo.revision())
                     }
+                    _ if file.is_empty() => format!("{repo} has no revision {}", repo.revision()),
                     _ => format!("{repo} has no file {file} at {}", repo.revision()),
                 },
             }),

@@ -24,6 +24,19 @@ pub enum HubError {
         destination: PathBuf,
     },
 
+    /// Offline (asked for, or the hub unreachable) and the cache holds no snapshot of the
+    /// repository to list.
+    #[error(
+        "{repo} cannot be listed: {why}, and the HF cache has no snapshot of it. Put its files by hand under {}",
+        manual_directory.display()
+    )]
+    NotListed {
+        repo: String,
+        why: String,
+        /// The snapshot directory where files placed by hand are found.
+        manual_directory: PathBuf,
+    },
+
     /// The hub refused without (or with a wrong) token.
     #[error(
         "{url}: {status} — {repo} needs an access token{hint}: set HF_TOKEN to a token that can read it"

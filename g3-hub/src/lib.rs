@@ -7,6 +7,9 @@
 //! - [`HubCache`]: the cache layout (`models--owner--name/{blobs,refs,snapshots}`), found as
 //!   `huggingface_hub` finds it (`HF_HUB_CACHE`, `HF_HOME`, `~/.cache/huggingface/hub`).
 //!   Reading it needs no network: every command that needs a model looks there.
+//! - [`HubClient::list_files`]: the repository's file listing at a revision ([`RepoListing`]),
+//!   so that a published file is found by name wherever it sits, and the commit is known
+//!   before the first byte is fetched.
 //! - [`HubClient`]: the hub's download protocol (a `HEAD` on `…/resolve/{revision}/{file}`
 //!   for the commit, the ETag — the sha256 of LFS files — and the size; the body, resumed
 //!   with `Range` after an interruption; verified before it enters the cache), honouring
@@ -18,6 +21,7 @@ mod cache;
 mod client;
 mod digest;
 mod error;
+mod listing;
 #[cfg(feature = "mock-hub")]
 pub mod mock;
 mod repo;
@@ -26,4 +30,5 @@ pub use cache::HubCache;
 pub use client::{DEFAULT_ENDPOINT, FetchProgress, FetchedFile, HubClient, HubSettings};
 pub use digest::ContentDigest;
 pub use error::{HubError, Result};
+pub use listing::{ListingSource, RepoListing};
 pub use repo::{Repo, RepoKind};

@@ -1,5 +1,5 @@
 //! [`MockHub`]: an HF hub on a loopback port, for tests. It serves repositories as the real
-//! hub does (LFS files through a redirect to a storage path carrying `X-Linked-Etag` and
+//! hub does (the repository info with its file listing at `/api/…/revision/…`, LFS files through a redirect to a storage path carrying `X-Linked-Etag` and
 //! `X-Linked-Size`, other files directly with their git blob id as `ETag`, `Range`
 //! requests, `X-Error-Code` on 404s, 401 without the token) and injects the failures real
 //! downloads meet: a connection dropped mid-file, a corrupted body.
@@ -244,6 +244,9 @@ fn answer(
             failure,
         );
     }
+    if let Some(rest) = path.strip_prefix("/api/") {
+        return (listing(state, request, rest), None);
+    }
     let (kind, rest) = match path.strip_prefix("/datasets/") {
         Some(rest) => (RepoKind::Dataset, rest),
         None => (RepoKind::Model, path.trim_start_matches('/')),
@@ -304,6 +307,45 @@ fn answer(
     };
     let failure = take_failure(state, request, file);
     (reply, failure)
+}
+
+/// `GET /api/{models|datasets}/{owner}/{name}/revision/{revision}`: the commit and the file
+/// listing, as the hub's repository info gives them.
+fn listing(state: &State, request: &LoggedRequest, rest: &str) -> Reply {
+    let segments: Vec<&str> = rest.split('/').collect();
+    let (kind, owner, name, revision) = match segments.as_slice() {
+        ["models", owner, name, "revision", revision] => (RepoKind::Model, owner, name, revision),
+        ["datasets", owner, name, "revision", revision] => {
+            (RepoKind::Dataset, owner, name, revision)
+        }
+        _ => return Reply::error(404, "NotFound"),
+    };
+    if let Some(token) = &state.token
+        && request.authorization.as_deref() != Some(&format!("Bearer {token}"))
+    {
+        return Reply::error(401, "GatedRepo");
+    }
+    let Some(repo) = state.repos.get(&(kind, format!("{owner}/{name}"))) else {
+        return Reply::error(404, "RepoNotFound");
+    };
+    if *revision != "main" && *revision != repo.commit {
+        return Reply::error(404, "RevisionNotFound");
+    }
+    let siblings: Vec<String> = repo
+        .files
+        .keys()
+        .map(|file| format!("{{\"rfilename\":\"{file}\"}}"))
+        .collect();
+    Reply {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: format!(
+            "{{\"id\":\"{owner}/{name}\",\"sha\":\"{}\",\"siblings\":[{}]}}",
+            repo.commit,
+            siblings.join(",")
+        )
+        .into_bytes(),
+    }
 }
 
 /// The next failure queued for `file`'s body (bodies are only sent to `GET`s).

@@ -358,3 +358,62 @@ fn an_unreachable_hub_is_an_error_unless_the_file_is_cached() {
         .unwrap_err();
     assert!(error.to_string().contains("cannot be reached"), "{error}");
 }
+
+#[test]
+fn the_listing_names_every_file_at_the_revisions_commit() {
+    let fixture = fixture();
+    let client = fixture.client();
+    let commit = fixture.hub.commit(&fixture.model).unwrap();
+    let listing = client.list_files(&fixture.model).unwrap();
+    assert_eq!(listing.commit.as_deref(), Some(commit.as_str()));
+    assert_eq!(listing.files, [CONFIG, WEIGHTS, INDEX]);
+    assert_eq!(listing.source, g3_hub::ListingSource::Hub);
+    assert_eq!(listing.with_extension("index"), [INDEX]);
+    // The commit is recorded as the revision's ref, as a download records it.
+    assert_eq!(
+        HubCache::new(fixture.cache.path()).commit(&fixture.model),
+        Some(commit.clone())
+    );
+    // A dataset, and the commit itself as the revision.
+    let dataset = client.list_files(&fixture.dataset).unwrap();
+    assert_eq!(dataset.files, ["MP16_Pro_filtered.csv"]);
+    let pinned = client
+        .list_files(&fixture.model.clone().with_revision(&commit))
+        .unwrap();
+    assert_eq!(pinned.files, listing.files);
+    // No such revision or repository.
+    let error = client
+        .list_files(&fixture.model.clone().with_revision("v9"))
+        .unwrap_err();
+    assert!(error.to_string().contains("has no revision v9"), "{error}");
+    let error = client
+        .list_files(&Repo::model("nobody/nothing").unwrap())
+        .unwrap_err();
+    assert!(error.to_string().contains("no repository"), "{error}");
+}
+
+#[test]
+fn offline_the_cached_snapshot_is_listed_or_the_error_says_where_files_go() {
+    let fixture = fixture();
+    let offline = fixture.client_with(|settings| settings.offline = true);
+    let error = offline.list_files(&fixture.model).unwrap_err().to_string();
+    assert!(
+        error.contains("offline") && error.contains("snapshots/local"),
+        "{error}"
+    );
+    // After one fetch, the snapshot answers offline and with the hub unreachable.
+    fixture
+        .fetch(&fixture.client(), &fixture.model, INDEX)
+        .unwrap();
+    let commit = fixture.hub.commit(&fixture.model).unwrap();
+    let listing = offline.list_files(&fixture.model).unwrap();
+    assert_eq!(listing.files, [INDEX]);
+    assert_eq!(listing.commit, Some(commit));
+    assert_eq!(listing.source, g3_hub::ListingSource::Cache);
+    let unreachable =
+        fixture.client_with(|settings| settings.endpoint = "http://127.0.0.1:9".into());
+    assert_eq!(
+        unreachable.list_files(&fixture.model).unwrap().files,
+        [INDEX]
+    );
+}
