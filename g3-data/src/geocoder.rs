@@ -26,7 +26,7 @@ pub const GAZETTEER_ASSET: Asset = Asset {
 };
 
 /// ISO 3166-1 country names with their continents (`country_code,country,continent`), made
-/// by `scripts/fetch-assets.sh` from pycountry and pycountry-convert.
+/// by `g3 fetch geoclip` (`g3::assets`) from pycountry and pycountry-convert.
 pub const COUNTRY_TABLE_ASSET: Asset = Asset {
     directory: "pycountry-convert-0.7.2",
     file: "countries.csv",

