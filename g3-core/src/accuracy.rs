@@ -68,6 +68,37 @@ impl From<AccuracyThresholds> for Vec<f64> {
     }
 }
 
+/// Whether an error equal to a threshold counts as within it. Papers differ: G3's and
+/// GeoRanker's evaluation (and OSV-5M's) count `error < threshold`, GeoCLIP's counts
+/// `error <= threshold`. Only errors exactly on a threshold tell them apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThresholdConvention {
+    /// `error < threshold`: G3, GeoRanker, OSV-5M (the default).
+    #[default]
+    Strict,
+    /// `error <= threshold`: GeoCLIP.
+    Inclusive,
+}
+
+impl ThresholdConvention {
+    /// The comparison as a symbol (`<` or `≤`).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ThresholdConvention::Strict => "<",
+            ThresholdConvention::Inclusive => "≤",
+        }
+    }
+
+    /// Whether an error of `distance_km` counts as within `threshold_km`.
+    pub fn within(self, distance_km: f64, threshold_km: f64) -> bool {
+        match self {
+            ThresholdConvention::Strict => distance_km < threshold_km,
+            ThresholdConvention::Inclusive => distance_km <= threshold_km,
+        }
+    }
+}
+
 /// The geographic level the paper attaches to one of its thresholds, if `threshold_km` is one.
 pub fn paper_level_name(threshold_km: f64) -> Option<&'static str> {
     const NAMES: [&str; 5] = ["street", "city", "region", "country", "continent"];
@@ -97,6 +128,10 @@ pub fn paper_level_name(threshold_km: f64) -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub struct AccuracyAccumulator {
     thresholds: AccuracyThresholds,
+    convention: ThresholdConvention,
+    /// The GeoGuessr points summed over the rows pushed with one.
+    geoguessr_sum: f64,
+    geoguessr_rows: u64,
     /// `first_within[i]` counts rows whose smallest threshold above the error is threshold `i`
     /// (index `len` = beyond every threshold); cumulated in [`AccuracyAccumulator::finish`].
     first_within: Vec<u64>,
@@ -108,9 +143,21 @@ pub struct AccuracyAccumulator {
 impl AccuracyAccumulator {
     /// An empty accumulator for these thresholds.
     pub fn new(thresholds: AccuracyThresholds) -> Self {
+        AccuracyAccumulator::with_convention(thresholds, ThresholdConvention::Strict)
+    }
+
+    /// An empty accumulator for these thresholds, counting an error on a threshold as
+    /// `convention` says.
+    pub fn with_convention(
+        thresholds: AccuracyThresholds,
+        convention: ThresholdConvention,
+    ) -> Self {
         let buckets = thresholds.as_km().len() + 1;
         AccuracyAccumulator {
             thresholds,
+            convention,
+            geoguessr_sum: 0.0,
+            geoguessr_rows: 0,
             first_within: vec![0; buckets],
             distances_km: Vec::new(),
             sum_km: 0.0,
@@ -119,18 +166,30 @@ impl AccuracyAccumulator {
     }
 
     /// Records one prediction error in km. A row counts as correct at a threshold when its
-    /// error is strictly below it, as in the reference evaluation.
+    /// error is below it (strictly, as in the reference evaluation, unless the convention is
+    /// [`ThresholdConvention::Inclusive`]).
     pub fn push(&mut self, distance_km: f64) -> Result<()> {
         if !distance_km.is_finite() || distance_km < 0.0 {
             return Err(Error::InvalidDistance { distance_km });
         }
+        let convention = self.convention;
+        // The first threshold the error is within.
         let bucket = self
             .thresholds
             .as_km()
-            .partition_point(|threshold| *threshold <= distance_km);
+            .partition_point(|threshold| !convention.within(distance_km, *threshold));
         self.first_within[bucket] += 1;
         self.distances_km.push(distance_km);
         self.sum_km += distance_km;
+        Ok(())
+    }
+
+    /// Records one prediction's error in km and its GeoGuessr points
+    /// ([`crate::geoguessr::geoguessr_score`]), which the report averages.
+    pub fn push_with_geoguessr_points(&mut self, distance_km: f64, points: f64) -> Result<()> {
+        self.push(distance_km)?;
+        self.geoguessr_sum += points;
+        self.geoguessr_rows += 1;
         Ok(())
     }
 
@@ -179,7 +238,10 @@ impl AccuracyAccumulator {
         AccuracyReport {
             rows,
             skipped_rows: self.skipped_rows,
+            convention: self.convention,
             thresholds,
+            mean_geoguessr_score: (self.geoguessr_rows > 0)
+                .then(|| self.geoguessr_sum / self.geoguessr_rows as f64),
             mean_error_km: (rows > 0).then(|| self.sum_km / rows as f64),
             median_error_km: median(&mut self.distances_km),
         }
@@ -209,7 +271,8 @@ fn median(values: &mut [f64]) -> Option<f64> {
 pub struct ThresholdAccuracy {
     /// The threshold in km.
     pub threshold_km: f64,
-    /// Rows whose error is strictly below the threshold.
+    /// Rows whose error is within the threshold (below it, or at most it under
+    /// [`ThresholdConvention::Inclusive`]).
     pub within: u64,
     /// `within` as a percentage of the evaluated rows (0 when there are none).
     pub percent: f64,
@@ -222,8 +285,15 @@ pub struct AccuracyReport {
     pub rows: u64,
     /// Rows skipped as invalid; not part of any percentage.
     pub skipped_rows: u64,
+    /// Whether an error on a threshold counted as within it.
+    #[serde(default)]
+    pub convention: ThresholdConvention,
     /// One entry per threshold, increasing.
     pub thresholds: Vec<ThresholdAccuracy>,
+    /// The mean GeoGuessr score (5000 · exp(−d / 1492.7 km), OSV-5M's haversine); `None`
+    /// when no row was scored with one.
+    #[serde(default)]
+    pub mean_geoguessr_score: Option<f64>,
     /// Mean error in km; `None` when no row was evaluated.
     pub mean_error_km: Option<f64>,
     /// Median error in km; `None` when no row was evaluated.
@@ -255,7 +325,10 @@ impl fmt::Display for AccuracyReport {
         writeln!(
             f,
             "{:>12}  {:<9}  {:>10}  {:>8}",
-            "threshold", "level", "within", "accuracy"
+            format!("error {}", self.convention.symbol()),
+            "level",
+            "within",
+            "accuracy"
         )?;
         for threshold in &self.thresholds {
             let label = format!("{} km", threshold.threshold_km);
@@ -271,7 +344,14 @@ impl fmt::Display for AccuracyReport {
             None => "n/a".to_owned(),
         };
         writeln!(f, "mean error:   {}", statistic(self.mean_error_km))?;
-        write!(f, "median error: {}", statistic(self.median_error_km))
+        write!(f, "median error: {}", statistic(self.median_error_km))?;
+        if let Some(score) = self.mean_geoguessr_score {
+            write!(
+                f,
+                "\nGeoGuessr score: {score:.1} (mean of 5000·exp(−d/1492.7 km))"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -290,6 +370,28 @@ mod tests {
         assert_eq!(within, [1, 2, 3, 3, 4]);
         assert_eq!(report.rows, 5);
         assert_eq!(report.thresholds[4].percent, 80.0);
+    }
+
+    #[test]
+    fn the_inclusive_convention_counts_an_error_on_the_threshold() {
+        let errors = [1.0, 0.999, 25.0, 2500.0, 2500.0001];
+        let mut inclusive = AccuracyAccumulator::with_convention(
+            AccuracyThresholds::default(),
+            ThresholdConvention::Inclusive,
+        );
+        for error in errors {
+            inclusive.push(error).unwrap();
+        }
+        let report = inclusive.finish();
+        let within: Vec<u64> = report.thresholds.iter().map(|t| t.within).collect();
+        assert_eq!(within, [2, 3, 3, 3, 4]);
+        assert_eq!(report.convention, ThresholdConvention::Inclusive);
+        assert!(report.to_string().contains("error ≤"), "{report}");
+        let strict =
+            AccuracyReport::from_distances_km(errors, AccuracyThresholds::default()).unwrap();
+        let within: Vec<u64> = strict.thresholds.iter().map(|t| t.within).collect();
+        assert_eq!(within, [1, 2, 3, 3, 3]);
+        assert!(strict.to_string().contains("error <"), "{strict}");
     }
 
     #[test]

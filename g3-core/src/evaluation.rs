@@ -7,7 +7,9 @@ use std::path::Path;
 use csv::ByteRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::accuracy::{AccuracyAccumulator, AccuracyReport, AccuracyThresholds};
+use crate::accuracy::{
+    AccuracyAccumulator, AccuracyReport, AccuracyThresholds, ThresholdConvention,
+};
 use crate::atomic::AtomicFile;
 use crate::distance::DistanceMetric;
 use crate::error::{Error, Result, RowProblem};
@@ -54,6 +56,9 @@ pub struct EvaluationOptions {
     /// Count and report invalid rows instead of stopping at the first one. Skipped rows are
     /// still written to the output, with an empty distance.
     pub skip_invalid: bool,
+    /// Whether an error on a threshold counts as within it (default: strictly below, as
+    /// G3's evaluation; GeoCLIP's counts `<=`).
+    pub convention: ThresholdConvention,
 }
 
 /// A row that was skipped because it could not be scored.
@@ -158,7 +163,8 @@ fn evaluate_stream<R: Read, W: Write>(
     }
 
     let output_width = header.len() + usize::from(indices.distance.is_none());
-    let mut accumulator = AccuracyAccumulator::new(options.thresholds.clone());
+    let mut accumulator =
+        AccuracyAccumulator::with_convention(options.thresholds.clone(), options.convention);
     let mut skipped_examples = Vec::new();
     let mut record = ByteRecord::new();
     let mut out_record = ByteRecord::new();
@@ -170,8 +176,8 @@ fn evaluate_stream<R: Read, W: Write>(
             line_of_record(path, position)
         };
         let distance_km = match score_row(&record, header.len(), &indices, options) {
-            Ok(distance_km) => {
-                accumulator.push(distance_km)?;
+            Ok((distance_km, points)) => {
+                accumulator.push_with_geoguessr_points(distance_km, points)?;
                 Some(distance_km)
             }
             Err(problem) if options.skip_invalid => {
@@ -249,13 +255,13 @@ fn build_output_row(
     }
 }
 
-/// The error in km of one row, or what is wrong with it.
+/// The error in km of one row and its GeoGuessr points, or what is wrong with it.
 fn score_row(
     record: &ByteRecord,
     header_len: usize,
     indices: &ColumnIndices,
     options: &EvaluationOptions,
-) -> std::result::Result<f64, RowProblem> {
+) -> std::result::Result<(f64, f64), RowProblem> {
     if record.len() != header_len {
         return Err(RowProblem::FieldCount {
             expected: header_len,
@@ -273,5 +279,8 @@ fn score_row(
         (indices.predicted_latitude, &columns.predicted_latitude),
         (indices.predicted_longitude, &columns.predicted_longitude),
     )?;
-    Ok(options.metric.distance_km(truth, predicted))
+    Ok((
+        options.metric.distance_km(truth, predicted),
+        crate::geoguessr::geoguessr_score(truth, predicted),
+    ))
 }

@@ -42,6 +42,7 @@ mod distance;
 mod embedding;
 mod error;
 pub mod evaluation;
+pub mod geoguessr;
 mod image;
 mod lmm;
 pub mod npy;
@@ -53,7 +54,8 @@ pub mod table;
 mod text_file;
 
 pub use accuracy::{
-    AccuracyAccumulator, AccuracyReport, AccuracyThresholds, ThresholdAccuracy, paper_level_name,
+    AccuracyAccumulator, AccuracyReport, AccuracyThresholds, ThresholdAccuracy,
+    ThresholdConvention, paper_level_name,
 };
 pub use candidate::{
     Candidate, CandidateSource, ImageDetail, Prediction, PromptRequest, RejectedAnswer,

@@ -51,6 +51,7 @@ mod images;
 mod metadata;
 pub mod parts;
 mod photos;
+pub mod place_accuracy;
 
 pub use description::{DescriptionTemplate, LocationLevel, LocationNames};
 pub use error::{DataError, Result};
@@ -65,3 +66,4 @@ pub use images::{
 pub use metadata::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};
 pub use parts::{PartHeader, PartManifest, PartSet};
 pub use photos::{PhotoSet, WorkShard};
+pub use place_accuracy::{PlaceAccuracy, PlaceHits, place_accuracy_of_csv};
