@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use g3::core::ThresholdConvention;
+use g3::data::{PlaceAccuracy, load_place_labeller, place_accuracy_of_csv};
 use g3::evaluation::{EvaluationOptions, evaluate_predictions_csv};
 use g3::{AccuracyThresholds, DistanceMetric};
 
@@ -40,6 +42,35 @@ pub struct EvalArgs {
     /// How to measure the error.
     #[arg(long, value_enum, default_value_t = MetricArg::Geodesic)]
     metric: MetricArg,
+
+    /// Count an error equal to a threshold as within it (`<=`, GeoCLIP's evaluation) instead
+    /// of strictly below it (`<`, G3's, GeoRanker's and OSV-5M's).
+    #[arg(long)]
+    inclusive: bool,
+
+    /// Leave out country, region and city accuracy (which reverse-geocode both points with
+    /// the GeoNames gazetteer of `g3 fetch geoclip`).
+    #[arg(long)]
+    no_places: bool,
+}
+
+/// The JSON `g3 eval --json` prints: the accuracy report and, unless `--no-places`, the
+/// country / region / city accuracy.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    report: &'a g3::AccuracyReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    places: Option<PlacesJson>,
+}
+
+#[derive(serde::Serialize)]
+struct PlacesJson {
+    #[serde(flatten)]
+    counts: PlaceAccuracy,
+    country_percent: f64,
+    region_percent: f64,
+    city_percent: f64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,7 +89,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             MetricArg::Haversine => DistanceMetric::Haversine,
         },
         skip_invalid: args.skip_invalid,
+        convention: if args.inclusive {
+            ThresholdConvention::Inclusive
+        } else {
+            ThresholdConvention::Strict
+        },
         ..EvaluationOptions::default()
+    };
+    // The gazetteer first: a missing one stops before the scoring, saying how to get it.
+    let labeller = if args.no_places {
+        None
+    } else {
+        Some(load_place_labeller().context(
+            "country, region and city accuracy need the GeoNames gazetteer: run `g3 fetch geoclip`, or pass --no-places",
+        )?)
     };
     let input_len = std::fs::metadata(&args.predictions)
         .with_context(|| format!("cannot read {}", args.predictions.display()))?
@@ -74,6 +118,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         &mut |bytes_read| progress.set_position(bytes_read),
     )?;
     progress.finish_and_clear();
+    let places = match &labeller {
+        Some(labeller) => Some(place_accuracy_of_csv(
+            &args.predictions,
+            &options.columns,
+            labeller,
+        )?),
+        None => None,
+    };
 
     let report = &evaluation.report;
     if report.skipped_rows > 0 {
@@ -91,9 +143,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        let json = JsonReport {
+            report,
+            places: places.map(|counts| PlacesJson {
+                counts,
+                country_percent: counts.country_percent(),
+                region_percent: counts.region_percent(),
+                city_percent: counts.city_percent(),
+            }),
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!("{report}");
+        if let Some(places) = places {
+            println!("{places}");
+        }
     }
     if let Some(output) = &args.output {
         eprintln!("wrote {}", output.display());

@@ -263,6 +263,54 @@ fn cli_prints_a_table_or_json() {
     assert_eq!(report["rows"], 3);
     assert_eq!(report["thresholds"][0]["threshold_km"], 10.0);
     assert_eq!(report["thresholds"][1]["within"], 3);
+    assert_eq!(report["convention"], "strict");
+    assert!(report["mean_geoguessr_score"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["places"]["rows"], 3);
+    assert!(report["places"]["country_percent"].is_number());
+}
+
+#[test]
+fn cli_names_the_threshold_convention_and_counts_an_exact_threshold_when_inclusive() {
+    let directory = tempfile::tempdir().unwrap();
+    // A threshold equal to the first row's own error (written as the shortest text that
+    // reads back as the same double): only the conventions tell it apart.
+    let input = write(
+        directory.path(),
+        "predictions.csv",
+        "LAT,LON,LAT_pred,LON_pred\n0,0,0,1\n10,10,10,10\n",
+    );
+    let distance = g3::DistanceMetric::Geodesic.distance_km(
+        g3::GeoPoint::new(0.0, 0.0).unwrap(),
+        g3::GeoPoint::new(0.0, 1.0).unwrap(),
+    );
+    let thresholds = format!("{distance:?},20000");
+    let run = |extra: &[&str]| {
+        let output = g3()
+            .args(["eval", "--no-places", "--thresholds", &thresholds])
+            .args(extra)
+            .arg("--predictions")
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let strict = run(&[]);
+    assert!(
+        strict.contains("error <") && strict.contains("50.00%"),
+        "{strict}"
+    );
+    assert!(!strict.contains("country:"), "{strict}");
+    let inclusive = run(&["--inclusive"]);
+    assert!(
+        inclusive.contains("error ≤") && inclusive.contains("100.00%"),
+        "{inclusive}"
+    );
+    assert!(inclusive.contains("GeoGuessr score"), "{inclusive}");
 }
 
 #[test]

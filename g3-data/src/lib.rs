@@ -66,4 +66,4 @@ pub use images::{
 pub use metadata::{DatasetKind, MetadataOptions, MetadataReader, MetadataRecord};
 pub use parts::{PartHeader, PartManifest, PartSet};
 pub use photos::{PhotoSet, WorkShard};
-pub use place_accuracy::{PlaceAccuracy, PlaceHits, place_accuracy_of_csv};
+pub use place_accuracy::{PlaceAccuracy, PlaceHits, load_place_labeller, place_accuracy_of_csv};

