@@ -1,4 +1,5 @@
-//! Charts of evaluation results (`g3 eval --plot`).
+//! Charts of evaluation results: one run's cumulative error curve (`g3 eval --plot`, and each
+//! run in `g3 report`), and several runs' curves on one chart (`g3 report`).
 
 use std::path::Path;
 
@@ -42,6 +43,37 @@ pub fn error_curve_svg(
     Ok(svg)
 }
 
+/// Font sizes as plotters takes them (it writes 0.81 of this into the SVG, 21 px for 26).
+/// The report inlines charts at down to 0.6 of their 900 px width (two per row), where
+/// 21 px of the chart still renders at 12.6 CSS px.
+const CAPTION_FONT: u32 = 30;
+const TEXT_FONT: u32 = 26;
+
+/// The distance axis starts here (errors below it are drawn at it).
+const SMALLEST_KM: f64 = 0.1;
+
+/// The cumulative curve's points: one step per distinct error, thinned to at most ~2,000
+/// points, from [`SMALLEST_KM`] to [`LARGEST_ERROR_KM`].
+fn curve_points(sorted: &[f64]) -> Vec<(f64, f64)> {
+    let count = sorted.len() as f64;
+    let stride = (sorted.len() / 2000).max(1);
+    let mut points = vec![(SMALLEST_KM, 0.0)];
+    let below_smallest = sorted.partition_point(|d| *d < SMALLEST_KM);
+    points.push((SMALLEST_KM, 100.0 * below_smallest as f64 / count));
+    for (index, distance) in sorted
+        .iter()
+        .enumerate()
+        .skip(below_smallest)
+        .step_by(stride)
+    {
+        let x = distance.clamp(SMALLEST_KM, LARGEST_ERROR_KM);
+        points.push((x, 100.0 * index as f64 / count));
+        points.push((x, 100.0 * (index + 1) as f64 / count));
+    }
+    points.push((LARGEST_ERROR_KM, points.last().map_or(0.0, |p| p.1)));
+    points
+}
+
 fn draw(
     svg: &mut String,
     sorted: &[f64],
@@ -50,41 +82,21 @@ fn draw(
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(svg, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
-    let smallest = 0.1;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+        .caption(title, ("sans-serif", CAPTION_FONT))
         .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(56)
-        .build_cartesian_2d((smallest..LARGEST_ERROR_KM).log_scale(), 0.0..100.0)?;
+        .x_label_area_size(56)
+        .y_label_area_size(72)
+        .build_cartesian_2d((SMALLEST_KM..LARGEST_ERROR_KM).log_scale(), 0.0..100.0)?;
     chart
         .configure_mesh()
         .x_desc("error (km, log scale)")
         .y_desc("images within the error (%)")
+        .label_style(("sans-serif", TEXT_FONT))
+        .axis_desc_style(("sans-serif", TEXT_FONT))
         .x_label_formatter(&|km| format!("{km}"))
         .draw()?;
-
-    // The curve: one step per distinct error, thinned to at most ~2,000 points.
-    let count = sorted.len() as f64;
-    let stride = (sorted.len() / 2000).max(1);
-    let mut points = vec![(smallest, 0.0)];
-    let below_smallest = sorted.partition_point(|d| *d < smallest);
-    points.push((smallest, 100.0 * below_smallest as f64 / count));
-    for (index, distance) in sorted
-        .iter()
-        .enumerate()
-        .skip(below_smallest)
-        .step_by(stride)
-    {
-        let x = distance.clamp(smallest, LARGEST_ERROR_KM);
-        points.push((x, 100.0 * index as f64 / count));
-        points.push((x, 100.0 * (index + 1) as f64 / count));
-    }
-    points.push((
-        LARGEST_ERROR_KM,
-        100.0 * points.last().map_or(0.0, |p| p.1) / 100.0,
-    ));
-    chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
+    chart.draw_series(LineSeries::new(curve_points(sorted), BLUE.stroke_width(2)))?;
 
     let label_heights = label_heights(
         &report
@@ -107,9 +119,96 @@ fn draw(
         chart.draw_series(std::iter::once(Text::new(
             format!("{x} km: {:.1}%", threshold.percent),
             (x * 1.08, label_y),
-            ("sans-serif", 14).into_font(),
+            ("sans-serif", TEXT_FONT).into_font(),
         )))?;
     }
+    root.present()?;
+    Ok(())
+}
+
+/// One run's curve on a chart of several ([`error_curves_svg`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CurveSeries<'a> {
+    /// The run's label, in the legend.
+    pub label: &'a str,
+    /// Its errors in km, ascending.
+    pub sorted_distances_km: &'a [f64],
+    /// Its colour (`#rrggbb`).
+    pub colour: (u8, u8, u8),
+}
+
+/// Several runs' cumulative error curves on one chart, each in its colour, with a legend
+/// and the thresholds marked: an ablation read at a glance. Runs without scored rows are
+/// left out (and so is the chart, as an error, when none has any).
+pub fn error_curves_svg(
+    series: &[CurveSeries<'_>],
+    thresholds_km: &[f64],
+    title: &str,
+) -> Result<String> {
+    if series.iter().all(|run| run.sorted_distances_km.is_empty()) {
+        return Err(Error::InvalidPipeline(
+            "no scored rows: there is no error curve to plot".into(),
+        ));
+    }
+    let mut svg = String::new();
+    draw_overlay(&mut svg, series, thresholds_km, title)
+        .map_err(|error| Error::InvalidPipeline(format!("drawing the error curves: {error}")))?;
+    Ok(svg)
+}
+
+fn draw_overlay(
+    svg: &mut String,
+    series: &[CurveSeries<'_>],
+    thresholds_km: &[f64],
+    title: &str,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", CAPTION_FONT))
+        .margin(16)
+        .x_label_area_size(56)
+        .y_label_area_size(72)
+        .build_cartesian_2d((SMALLEST_KM..LARGEST_ERROR_KM).log_scale(), 0.0..100.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("error (km, log scale)")
+        .y_desc("images within the error (%)")
+        .label_style(("sans-serif", TEXT_FONT))
+        .axis_desc_style(("sans-serif", TEXT_FONT))
+        .x_label_formatter(&|km| format!("{km}"))
+        .draw()?;
+    for &km in thresholds_km {
+        chart.draw_series(LineSeries::new(
+            [(km, 0.0), (km, 100.0)],
+            BLACK.mix(0.25).stroke_width(1),
+        ))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{km} km"),
+            (km * 1.06, 98.0),
+            ("sans-serif", TEXT_FONT).into_font().color(&BLACK.mix(0.6)),
+        )))?;
+    }
+    for run in series
+        .iter()
+        .filter(|run| !run.sorted_distances_km.is_empty())
+    {
+        let colour = RGBColor(run.colour.0, run.colour.1, run.colour.2);
+        chart
+            .draw_series(LineSeries::new(
+                curve_points(run.sorted_distances_km),
+                colour.stroke_width(3),
+            ))?
+            .label(run.label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(("sans-serif", TEXT_FONT))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
     root.present()?;
     Ok(())
 }
@@ -136,8 +235,8 @@ fn label_heights(percents: &[f64]) -> Vec<f64> {
 }
 
 /// Vertical distance between consecutive threshold labels, in percentage points (about one
-/// line of 14 px text on the 560 px chart).
-const LABEL_SPACING: f64 = 5.0;
+/// line of 21 px text on the 560 px chart's plotting area).
+const LABEL_SPACING: f64 = 6.0;
 
 #[cfg(test)]
 mod tests {

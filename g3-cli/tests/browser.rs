@@ -135,21 +135,24 @@ fn the_page_draws_the_whole_pool_of_an_uploaded_photo() {
     );
 }
 
-#[test]
-fn a_report_shows_every_photo_on_its_map() {
-    let directory = tempfile::tempdir().unwrap();
-    // A results file as `g3 run` writes it, with pools.
-    let places = [
-        ("paris.jpg", 48.8566, 2.3522, 48.85, 2.35),
-        ("tokyo.jpg", 35.6762, 139.6503, 34.69, 135.50),
-        ("lima.jpg", -12.0464, -77.0428, -33.45, -70.67),
-        ("cairo.jpg", 30.0444, 31.2357, 41.01, 28.98),
-        ("sydney.jpg", -33.8688, 151.2093, 51.51, -0.13),
-    ];
+/// A results file as `g3 run` writes it, with pools: each photo predicted `offset` degrees
+/// of longitude east of the truth's prediction in `PLACES`.
+const PLACES: [(&str, f64, f64, f64, f64); 6] = [
+    ("paris.jpg", 48.8566, 2.3522, 48.85, 2.35),
+    ("tokyo.jpg", 35.6762, 139.6503, 34.69, 135.50),
+    ("lima.jpg", -12.0464, -77.0428, -33.45, -70.67),
+    ("cairo.jpg", 30.0444, 31.2357, 41.01, 28.98),
+    ("sydney.jpg", -33.8688, 151.2093, 51.51, -0.13),
+    // Across the antimeridian: drawn the short way, in two parts.
+    ("suva.jpg", -18.1248, 178.4501, -13.83, -171.76),
+];
+
+fn results_csv(directory: &Path, name: &str, drift_deg: f64) -> PathBuf {
     let mut csv = String::from(
         "IMG_ID,LAT,LON,LAT_pred,LON_pred,geodesic,source,score,rejected,lost,candidates\n",
     );
-    for (id, lat, lon, lat_pred, lon_pred) in places {
+    for (id, lat, lon, lat_pred, lon_pred) in PLACES {
+        let lat_pred = (lat_pred + drift_deg).clamp(-89.0, 89.0);
         let pool = format!(
             "[{{\"location\":{{\"latitude\":{lat_pred},\"longitude\":{lon_pred}}},\"source\":{{\"kind\":\"generated\",\"prompt_index\":0,\"sample_index\":0}},\"score\":0.5}},{{\"location\":{{\"latitude\":{lat},\"longitude\":{lon}}},\"source\":{{\"kind\":\"retrieved\",\"key\":1,\"rank\":0,\"similarity\":0.9}},\"score\":0.4}}]"
         );
@@ -158,42 +161,139 @@ fn a_report_shows_every_photo_on_its_map() {
             pool.replace('"', "\"\"")
         ));
     }
-    let results = directory.path().join("results.csv");
-    std::fs::write(&results, csv).unwrap();
-    let report = directory.path().join("report.html");
+    let path = directory.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+fn g3_report(results: &[&Path], extra: &[&str], output: &Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_g3"))
-        .args(["report"])
-        .arg(&results)
-        .arg(&results)
+        .arg("report")
+        .args(results)
+        .args(extra)
         .arg("--output")
-        .arg(&report)
+        .arg(output)
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+/// Measures, in a copy of the report with a script added at its end (the report itself runs
+/// none), the smallest rendered size in CSS px of the charts' text.
+fn smallest_chart_text_px(report: &Path) -> (f64, usize) {
+    let html = std::fs::read_to_string(report).unwrap();
+    let probe = report.with_extension("probe.html");
+    let script = "<script>let smallest=1e9,texts=0;for(const t of document.querySelectorAll('figure svg text')){if(!t.textContent.trim())continue;const m=t.getScreenCTM();const size=parseFloat(getComputedStyle(t).fontSize)*Math.hypot(m.a,m.b);smallest=Math.min(smallest,size);texts++;}document.body.setAttribute('data-smallest-text-px',smallest.toFixed(2));document.body.setAttribute('data-texts',texts);</script>";
+    std::fs::write(&probe, html.replace("</body>", &format!("{script}</body>"))).unwrap();
+    let dom = browse(&format!("file://{}", probe.display()), "--dump-dom");
+    let attribute = |name: &str| {
+        let start = dom
+            .find(&format!("{name}=\""))
+            .unwrap_or_else(|| panic!("{name} missing"))
+            + name.len()
+            + 2;
+        dom[start..start + dom[start..].find('"').unwrap()].to_owned()
+    };
+    (
+        attribute("data-smallest-text-px").parse().unwrap(),
+        attribute("data-texts").parse().unwrap(),
+    )
+}
+
+#[test]
+fn a_report_of_three_runs_labels_each_and_overlays_their_curves() {
+    let directory = tempfile::tempdir().unwrap();
+    let g3_run = results_csv(directory.path(), "g3/results.csv", 0.0);
+    let img2loc = results_csv(directory.path(), "img2loc/results.csv", 3.0);
+    let geoclip = results_csv(directory.path(), "geoclip.csv", 9.0);
+    let report = directory.path().join("report.html");
+    let stderr = g3_report(&[&g3_run, &img2loc, &geoclip], &[], &report);
     assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr.contains("3 runs: g3/results, img2loc/results, geoclip"),
+        "{stderr}"
     );
 
     let url = format!("file://{}", report.display());
     let dom = browse(&url, "--dump-dom");
-    assert_eq!(count(&dom, "<g class=\"photo\""), places.len());
-    assert_eq!(
-        count(&dom, "<tr><td>results</td>"),
-        2,
-        "one table row per run"
-    );
+    assert!(!dom.contains("<script"), "a report runs no script");
+    for label in ["g3/results", "img2loc/results", "geoclip"] {
+        assert!(
+            dom.contains(&format!("{label}</a></td>")),
+            "{label} has no table row"
+        );
+        assert!(
+            dom.contains(&format!("{label}: every photo")),
+            "{label} has no map"
+        );
+        assert!(
+            dom.contains(&format!("The 6 largest errors of {label}")),
+            "{label} has no largest errors"
+        );
+    }
+    // One overlaid chart: a curve per run in its colour, a legend naming each.
+    let overlay_start = dom
+        .find("<figure class=\"overlay\">")
+        .expect("the overlaid chart");
+    let overlay = dom
+        [overlay_start..overlay_start + dom[overlay_start..].find("</figure>").unwrap()]
+        .replace('\n', "");
+    for (colour, label) in [
+        ("#1C7ED6", "g3/results"),
+        ("#E8590C", "img2loc/results"),
+        ("#2B8A3E", "geoclip"),
+    ] {
+        assert!(
+            overlay
+                .to_uppercase()
+                .contains(&format!("STROKE=\"{colour}\"")),
+            "no {colour} curve"
+        );
+        assert!(
+            overlay.contains(&format!(">{label}</text>")),
+            "no legend entry {label}"
+        );
+    }
+    // Every photo of every run on its map; the Suva track in two parts.
+    assert_eq!(count(&dom, "<g class=\"photo\""), 3 * PLACES.len());
+    assert!(dom.contains("M0.00 "), "a track crosses the antimeridian");
     assert!(
-        count(&dom, "class=\"candidate\"") >= 2 * places.len(),
+        count(&dom, "class=\"candidate\"") >= 2 * PLACES.len(),
         "the pools are drawn"
     );
-    assert!(!dom.contains("<script"), "a report runs no script");
+    // The GeoGuessr score and the place accuracies are in the table.
+    assert!(dom.contains("<th>GeoGuessr</th>") && dom.contains("<th>country</th>"));
+
+    // Chart text legible at the page's width.
+    let (smallest, texts) = smallest_chart_text_px(&report);
+    assert!(texts > 20, "{texts} chart texts");
+    assert!(smallest >= 11.0, "chart text renders at {smallest} CSS px");
+
     let screenshot = screenshots().join("report.png");
     let _ = std::fs::remove_file(&screenshot);
     browse_sized(
         &url,
         &format!("--screenshot={}", screenshot.display()),
-        "1280,2000",
+        "1280,1500",
     );
     assert!(std::fs::read(&screenshot).unwrap().starts_with(b"\x89PNG"));
+
+    // Labels given by hand, the rest derived; one label too many is refused.
+    let named = directory.path().join("named.html");
+    let stderr = g3_report(
+        &[&g3_run, &img2loc, &geoclip],
+        &["--label", "G3", "--label", "Img2Loc", "--no-places"],
+        &named,
+    );
+    assert!(stderr.contains("3 runs: G3, Img2Loc, geoclip"), "{stderr}");
+    let output = Command::new(env!("CARGO_BIN_EXE_g3"))
+        .arg("report")
+        .arg(&g3_run)
+        .args(["--label", "a", "--label", "b"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("2 labels for 1 results files"));
 }
