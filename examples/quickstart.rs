@@ -7,8 +7,8 @@
 //! It needs G3's checkpoint (`g3.pth`, HF `Jia-py/G3-checkpoint`, found in the local HF hub
 //! cache or given with `G3_CHECKPOINT=/path/g3.pth`) and a database of G3 embeddings
 //! (`g3 embed-images --kind database`, then `g3 index build`). Without them it lists what is
-//! missing and how to get it. The LMM is the offline density-peak generator; see the
-//! README's "Pipelines and presets" for an OpenAI-compatible model.
+//! missing and how to get it. The LMM is the offline density-peak generator; see
+//! docs/lmm.md for an OpenAI-compatible model.
 
 use std::process::ExitCode;
 

@@ -79,3 +79,8 @@ pub use results::{RESULT_COLUMNS, ResultsFile, RunUsage, UsageLog};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The same for the pipelines page's example.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/pipelines.md")]
+pub struct PipelinesDoctests;

@@ -12,7 +12,7 @@ use crate::error::AlignError;
 /// x86 CPUs multiply a subnormal operand through a microcode assist, far slower than a
 /// normal multiply-add, and about 1% of GeoCLIP's location-encoder weights are subnormal:
 /// enough to slow every matrix product they enter by an order of magnitude (in PyTorch as
-/// well; the README has the measurements). A subnormal weight (below 1.2e-38) adds less than
+/// well; docs/performance.md has the measurements). A subnormal weight (below 1.2e-38) adds less than
 /// 1e-37 to any product, far below float32's resolution of the sums it enters, so zero leaves
 /// the results as they were.
 pub(crate) fn read_weights<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, AlignError> {

@@ -251,7 +251,7 @@ impl ImageEncoder {
 
     /// The encoder with its CLIP towers computing attention with `kernel` (on devices where
     /// the burn module runs; the native CPU tower has its own). [`AttentionKernel::Explicit`]
-    /// by default; the README's `g3 embed-images` section measures the kernels on a GPU.
+    /// by default; docs/performance.md measures the kernels on a GPU.
     pub fn with_attention_kernel(mut self, kernel: AttentionKernel) -> Self {
         self.model.set_attention_kernel(kernel);
         self.attention = kernel;

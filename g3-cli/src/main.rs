@@ -2,6 +2,8 @@
 
 mod cache_features;
 mod common;
+#[cfg(test)]
+mod docs_check;
 mod embed_gps;
 mod embed_images;
 mod eval;

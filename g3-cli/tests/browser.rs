@@ -2,7 +2,7 @@
 //! Debian package `chromium`, which `.ci/run` installs) opens the page, which uploads a
 //! fixture photo through its own upload code and draws the answer; the test reads the
 //! rendered DOM (the pool size shown, the markers drawn) against the API's answer, and saves
-//! screenshots under `target/tmp/screenshots/` (the README's come from there). Without a
+//! screenshots under `target/tmp/screenshots/` (the README's and docs/'s come from there). Without a
 //! Chromium the test fails, naming what to install: it never skips.
 
 mod support;

@@ -29,7 +29,7 @@ use crate::store::{
 /// as well). Dissimilar searches therefore use their own, wider beam,
 /// [`HnswConfig::expansion_dissimilar`] (256 by default), applied per call without touching
 /// the similar-search setting. `benches/compare/index.py` reports the recall of both
-/// directions at several beams; the README has the figures.
+/// directions at several beams; docs/performance.md has the figures.
 /// Where exact dissimilar neighbours matter, use the [`ExactStore`](crate::ExactStore).
 ///
 /// **Exact re-ranking.** A graph over f16 or i8 vectors walks faster than one over f32 but

@@ -8,8 +8,8 @@
 //!   the ground truth, with the same results as faiss `IndexFlatIP`.
 //! - [`HnswStore`]: a usearch HNSW graph over f32, f16 or i8 vectors, many times faster
 //!   per query on large collections at a small loss of recall; quantised graphs can keep
-//!   an f32 copy and re-rank their candidates exactly (the README compares both stores
-//!   with faiss).
+//!   an f32 copy and re-rank their candidates exactly (docs/performance.md compares both
+//!   stores with faiss).
 //!
 //! A [`Database`] adds a key, a location and text fields to every row, implements
 //! [`g3_core::VectorStore`], and saves to a checksummed directory that opens by memory

@@ -25,8 +25,8 @@ use crate::error::AlignError;
 pub enum AttentionKernel {
     /// burn's fused `attention` operation (a flash-attention kernel where the backend has
     /// one). In burn 0.22 it is slower than [`AttentionKernel::Explicit`] through wgpu at
-    /// ViT-L/14's shapes and no faster on the CPU (the README's `g3 embed-images` section has
-    /// the measurements).
+    /// ViT-L/14's shapes and no faster on the CPU (docs/performance.md has the
+    /// measurements).
     Fused,
     /// Two matrix products and a softmax, materialising the `[tokens, tokens]` scores (a few
     /// MB per image at CLIP's 257 tokens). The default.
