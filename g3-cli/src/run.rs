@@ -139,9 +139,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         ));
     }
     if summary.finished > 0 {
-        let evaluation =
-            evaluate_predictions_csv(output, None, &EvaluationOptions::default(), &mut |_| {})?;
+        let options = EvaluationOptions::default();
+        let evaluation = evaluate_predictions_csv(output, None, &options, &mut |_| {})?;
         println!("{}", evaluation.report);
+        // Country, region and city accuracy need the gazetteer; without it the run's rows
+        // stand, and the user is told what is missing.
+        match g3::data::load_place_labeller() {
+            Ok(labeller) => println!(
+                "{}",
+                g3::data::place_accuracy_of_csv(output, &options.columns, &labeller)?
+            ),
+            Err(error) => terminal::notice(format!(
+                "country, region and city accuracy left out: {error}"
+            )),
+        }
         terminal::notice(format!("wrote {}", output.display()));
     }
     if summary.stopped {
