@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use g3_core::AccuracyReport;
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -74,15 +76,18 @@ fn curve_points(sorted: &[f64]) -> Vec<(f64, f64)> {
     points
 }
 
-fn draw(
-    svg: &mut String,
-    sorted: &[f64],
-    report: &AccuracyReport,
+/// A chart of error curves: log distance against percent.
+type ErrorChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, RangedCoordf64>>;
+
+/// The chart every error curve is drawn on: a white 900 × 560 page, the distance on a log
+/// axis from [`SMALLEST_KM`] to [`LARGEST_ERROR_KM`], the share of images from 0 to 100%.
+fn error_axes<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
     title: &str,
-) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::with_string(svg, (900, 560)).into_drawing_area();
+) -> std::result::Result<ErrorChart<'a, 'b>, Box<dyn std::error::Error>> {
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", CAPTION_FONT))
         .margin(16)
         .x_label_area_size(56)
@@ -96,6 +101,17 @@ fn draw(
         .axis_desc_style(("sans-serif", TEXT_FONT))
         .x_label_formatter(&|km| format!("{km}"))
         .draw()?;
+    Ok(chart)
+}
+
+fn draw(
+    svg: &mut String,
+    sorted: &[f64],
+    report: &AccuracyReport,
+    title: &str,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (900, 560)).into_drawing_area();
+    let mut chart = error_axes(&root, title)?;
     chart.draw_series(LineSeries::new(curve_points(sorted), BLUE.stroke_width(2)))?;
 
     let label_heights = label_heights(
@@ -163,21 +179,7 @@ fn draw_overlay(
     title: &str,
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(svg, (900, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", CAPTION_FONT))
-        .margin(16)
-        .x_label_area_size(56)
-        .y_label_area_size(72)
-        .build_cartesian_2d((SMALLEST_KM..LARGEST_ERROR_KM).log_scale(), 0.0..100.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("error (km, log scale)")
-        .y_desc("images within the error (%)")
-        .label_style(("sans-serif", TEXT_FONT))
-        .axis_desc_style(("sans-serif", TEXT_FONT))
-        .x_label_formatter(&|km| format!("{km}"))
-        .draw()?;
+    let mut chart = error_axes(&root, title)?;
     for &km in thresholds_km {
         chart.draw_series(LineSeries::new(
             [(km, 0.0), (km, 100.0)],

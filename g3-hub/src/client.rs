@@ -83,14 +83,45 @@ impl HubSettings {
     /// 0.5 s, 1 s, 2 s... up to 8 s. No jitter: one client alone on its download gains
     /// nothing from spreading, and predictable waits are easier to read in a log.
     pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_retries: self.retries,
-            initial_backoff_ms: 500,
-            max_backoff_ms: 8_000,
-            jitter: Jitter::None,
-            ..RetryPolicy::default()
-        }
+        download_retry_policy(self.retries)
     }
+}
+
+/// `retries` retries of a download, waiting 0.5 s doubling to 8 s, without jitter (see
+/// [`HubSettings::retry_policy`]).
+pub(crate) fn download_retry_policy(retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_retries: retries,
+        initial_backoff_ms: 500,
+        max_backoff_ms: 8_000,
+        jitter: Jitter::None,
+        ..RetryPolicy::default()
+    }
+}
+
+/// An HTTP agent as both of the crate's clients use it: statuses as answers (not errors),
+/// bodies as stored (sizes and digests are of the bytes as stored: no transfer compression),
+/// the system's trusted roots (with a proxy's CA where one is installed, not a bundled list
+/// that a TLS-inspecting proxy fails), and no limit on receiving a body (ureq's is a budget
+/// for the whole body, which a 38 GB file outlasts; a stalled download is stopped with
+/// Ctrl-C and resumed by the next run).
+pub(crate) fn http_agent(
+    config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+) -> Agent {
+    Agent::new_with_config(
+        config
+            .http_status_as_error(false)
+            .accept_encoding("identity")
+            .user_agent(concat!("g3-rs/", env!("CARGO_PKG_VERSION")))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .build(),
+    )
 }
 
 /// Progress of one file: bytes in the cache so far (resumed bytes included) of `total`.
@@ -134,27 +165,13 @@ pub struct HubClient {
 impl HubClient {
     /// A client with `settings`.
     pub fn new(settings: HubSettings) -> Self {
-        // No limit on receiving a body: ureq's is a budget for the whole body, which a 38 GB
-        // file outlasts. A stalled download is stopped with Ctrl-C and resumed by the next run.
+        // The metadata agent follows no redirects (the LFS redirect's own headers carry the
+        // metadata); the download agent follows them to the storage.
         let agent = |redirects| {
-            Agent::new_with_config(
+            http_agent(
                 Agent::config_builder()
-                    .http_status_as_error(false)
                     .max_redirects(redirects)
-                    .max_redirects_will_error(false)
-                    // Sizes and digests are of the bytes as stored: no transfer compression.
-                    .accept_encoding("identity")
-                    .user_agent(concat!("g3-rs/", env!("CARGO_PKG_VERSION")))
-                    // The system's trusted roots (with a proxy's CA where one is installed), not a
-                    // bundled list that a TLS-inspecting proxy fails.
-                    .tls_config(
-                        ureq::tls::TlsConfig::builder()
-                            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                            .build(),
-                    )
-                    .timeout_connect(Some(Duration::from_secs(30)))
-                    .timeout_recv_response(Some(Duration::from_secs(60)))
-                    .build(),
+                    .max_redirects_will_error(false),
             )
         };
         HubClient {

@@ -16,9 +16,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use g3_core::retry::{Jitter, RetryPolicy};
+use g3_core::retry::RetryPolicy;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use ureq::Agent;
@@ -124,13 +123,7 @@ impl PackageIndexSettings {
 
     /// Waits of 0.5 s doubling to 8 s between tries, as the hub client's.
     fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_retries: self.retries,
-            initial_backoff_ms: 500,
-            max_backoff_ms: 8_000,
-            jitter: Jitter::None,
-            ..RetryPolicy::default()
-        }
+        crate::client::download_retry_policy(self.retries)
     }
 }
 
@@ -173,22 +166,7 @@ pub struct PackageIndexClient {
 impl PackageIndexClient {
     /// A client with `settings`.
     pub fn new(settings: PackageIndexSettings) -> Self {
-        let agent = Agent::new_with_config(
-            Agent::config_builder()
-                .http_status_as_error(false)
-                .accept_encoding("identity")
-                .user_agent(concat!("g3-rs/", env!("CARGO_PKG_VERSION")))
-                // The system's trusted roots (with a proxy's CA where one is installed), not a
-                // bundled list that a TLS-inspecting proxy fails.
-                .tls_config(
-                    ureq::tls::TlsConfig::builder()
-                        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                        .build(),
-                )
-                .timeout_connect(Some(Duration::from_secs(30)))
-                .timeout_recv_response(Some(Duration::from_secs(60)))
-                .build(),
-        );
+        let agent = crate::client::http_agent(Agent::config_builder());
         PackageIndexClient { settings, agent }
     }
 
