@@ -73,6 +73,7 @@ pub use point::{GeoPoint, normalize_longitude_deg};
 pub use progress::{NoProgress, Progress};
 pub use stage::{
     AnswerParser, GpsEmbedder, ImageEmbedder, LmmGenerator, PromptEnsemble, ReferenceCounts,
-    StageKind, TextEmbedder, VectorStore, Verification, VerificationQuery, Verifier,
+    StageKind, TextEmbedder, TwoWayNeighbors, VectorStore, Verification, VerificationQuery,
+    Verifier,
 };
 pub use text_file::{LineCounter, line_number_at};

@@ -107,6 +107,39 @@ pub trait VectorStore: Send + Sync {
         k: usize,
         direction: SearchDirection,
     ) -> Result<Vec<Vec<RetrievedNeighbor>>>;
+
+    /// Both of G3's searches at once: for each query, its `k_similar` most similar entries
+    /// and its `k_dissimilar` least similar ones, as two [`search`](Self::search)es give
+    /// them (a `k` of 0 gives empty lists). The default makes the two searches; a store that
+    /// reads every vector (an exact store) overrides it to serve both from one pass, half
+    /// the memory traffic at the published size.
+    fn search_both(
+        &self,
+        queries: &Embeddings,
+        k_similar: usize,
+        k_dissimilar: usize,
+    ) -> Result<TwoWayNeighbors> {
+        let search = |k: usize, direction| {
+            if k == 0 {
+                Ok(vec![Vec::new(); queries.len()])
+            } else {
+                self.search(queries, k, direction)
+            }
+        };
+        Ok(TwoWayNeighbors {
+            similar: search(k_similar, SearchDirection::Similar)?,
+            dissimilar: search(k_dissimilar, SearchDirection::Dissimilar)?,
+        })
+    }
+}
+
+/// Each query's neighbours in both directions ([`VectorStore::search_both`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TwoWayNeighbors {
+    /// Per query, the most similar entries, best first.
+    pub similar: Vec<Vec<RetrievedNeighbor>>,
+    /// Per query, the least similar entries, least similar first.
+    pub dissimilar: Vec<Vec<RetrievedNeighbor>>,
 }
 
 /// How many retrieved references an ensemble quotes at most, so the pipeline knows how
@@ -296,6 +329,9 @@ forward_through_pointers!(VectorStore {
     fn is_empty(&self) -> bool { (**self).is_empty() }
     fn search(&self, queries: &Embeddings, k: usize, direction: SearchDirection) -> Result<Vec<Vec<RetrievedNeighbor>>> {
         (**self).search(queries, k, direction)
+    }
+    fn search_both(&self, queries: &Embeddings, k_similar: usize, k_dissimilar: usize) -> Result<TwoWayNeighbors> {
+        (**self).search_both(queries, k_similar, k_dissimilar)
     }
 });
 

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use g3_core::{Embeddings, RetrievedNeighbor, SearchDirection, VectorStore};
+use g3_core::{Embeddings, RetrievedNeighbor, SearchDirection, TwoWayNeighbors, VectorStore};
 use serde::{Deserialize, Serialize};
 
 use crate::column::Column;
@@ -36,7 +36,7 @@ use crate::exact::ExactStore;
 use crate::hnsw::HnswStore;
 use crate::metadata::EntryMetadata;
 use crate::staging::StagedDatabase;
-use crate::store::VectorIndex;
+use crate::store::{RowMatch, VectorIndex};
 use crate::verification::Stamp;
 
 /// The value of `format` in every manifest.
@@ -486,16 +486,44 @@ impl Database {
         k: usize,
         direction: SearchDirection,
     ) -> Result<Vec<Vec<RetrievedNeighbor>>> {
-        let index = self.index();
-        if queries.dimension() != index.dimension() {
+        self.check_query_dimension(queries)?;
+        let found = self.index().search_rows(queries.as_slice(), k, direction)?;
+        Ok(self.attach_metadata(found))
+    }
+
+    /// [`VectorIndex::search_rows_both`] with keys and locations attached: both directions
+    /// from one pass over an exact store's vectors.
+    pub fn search_neighbors_both(
+        &self,
+        queries: &Embeddings,
+        k_similar: usize,
+        k_dissimilar: usize,
+    ) -> Result<TwoWayNeighbors> {
+        self.check_query_dimension(queries)?;
+        let found = self
+            .index()
+            .search_rows_both(queries.as_slice(), k_similar, k_dissimilar)?;
+        Ok(TwoWayNeighbors {
+            similar: self.attach_metadata(found.similar),
+            dissimilar: self.attach_metadata(found.dissimilar),
+        })
+    }
+
+    fn check_query_dimension(&self, queries: &Embeddings) -> Result<()> {
+        let expected = self.index().dimension();
+        if queries.dimension() != expected {
             return Err(IndexError::DimensionMismatch {
                 what: "query",
-                expected: index.dimension(),
+                expected,
                 found: queries.dimension(),
             });
         }
-        let found = index.search_rows(queries.as_slice(), k, direction)?;
-        Ok(found
+        Ok(())
+    }
+
+    /// Rows found by the index as neighbours: ranks, keys and locations.
+    fn attach_metadata(&self, found: Vec<Vec<RowMatch>>) -> Vec<Vec<RetrievedNeighbor>> {
+        found
             .into_iter()
             .map(|matches| {
                 matches
@@ -509,7 +537,7 @@ impl Database {
                     })
                     .collect()
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -529,6 +557,15 @@ impl VectorStore for Database {
         direction: SearchDirection,
     ) -> g3_core::Result<Vec<Vec<RetrievedNeighbor>>> {
         Ok(self.search_neighbors(queries, k, direction)?)
+    }
+
+    fn search_both(
+        &self,
+        queries: &Embeddings,
+        k_similar: usize,
+        k_dissimilar: usize,
+    ) -> g3_core::Result<TwoWayNeighbors> {
+        Ok(self.search_neighbors_both(queries, k_similar, k_dissimilar)?)
     }
 }
 

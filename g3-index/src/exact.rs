@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use g3_core::SearchDirection;
-use g3_kernels::{MatrixMut, MatrixRef, Product, dot, matmul};
+use g3_kernels::{MatrixMut, MatrixRef, Product, dot, dot_f16, matmul, widen_f16};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
@@ -12,7 +12,8 @@ use crate::column::Column;
 use crate::config::{Metric, VectorPrecision};
 use crate::error::{IndexError, Result};
 use crate::store::{
-    RowMatch, VectorIndex, check_batch, check_f16_range, normalize_rows, prepare_queries,
+    RowMatch, TwoWayRowMatches, VectorIndex, check_batch, check_f16_range, normalize_rows,
+    prepare_queries,
 };
 use crate::top_k::TopK;
 
@@ -21,8 +22,8 @@ use crate::top_k::TopK;
 const ROWS_PER_BLOCK: usize = 1024;
 
 /// From this many queries on, a search scores blocks with a matrix product (as faiss does
-/// from 20 queries on); below it, one pass of dot products per query reads the vectors once
-/// and is bound by memory bandwidth anyway.
+/// from 20 queries on); below it, one pass of dot products reads each row once for all the
+/// queries and is bound by memory bandwidth anyway.
 const MATRIX_PRODUCT_MIN_QUERIES: usize = 4;
 
 /// Queries scored together in one matrix product; bounds each thread's score block at
@@ -181,51 +182,41 @@ impl ExactStore {
                 let values = column.as_slice();
                 let rows = &values[block * span..values.len().min((block + 1) * span)];
                 buffer.resize(rows.len(), 0.0);
-                rows.convert_to_f32_slice(buffer);
+                widen_f16(rows.reinterpret_cast(), buffer);
                 buffer
             }
         }
     }
 
-    /// Scores block `block`'s rows against one query into the front of `scores` (which has
-    /// room for `ROWS_PER_BLOCK`) and returns that part. f16 rows are widened a few at a
-    /// time, so that the widened copy stays in cache between being written and read.
-    fn score_rows<'s>(
-        &self,
-        block: usize,
-        query: &[f32],
-        scores: &'s mut [f32],
-        widened: &mut Vec<f32>,
-    ) -> &'s mut [f32] {
-        const ROWS_WIDENED_AT_ONCE: usize = 32;
+    /// Scores block `block`'s rows against every query of `queries` into `scores`
+    /// (query-major: `scores[q * ROWS_PER_BLOCK + r]`) and returns the block's row count.
+    /// Each row is read once for all the queries (it stays in the first-level cache between
+    /// them); f16 rows are widened in registers as they are read ([`dot_f16`]), never copied
+    /// out.
+    fn score_rows(&self, block: usize, queries: &[f32], scores: &mut [f32]) -> usize {
         let dimension = self.dimension;
         let span = ROWS_PER_BLOCK * dimension;
         match &self.vectors {
             StoredVectors::F32(column) => {
                 let values = column.as_slice();
                 let rows = &values[block * span..values.len().min((block + 1) * span)];
-                let used = &mut scores[..rows.len() / dimension];
-                for (score, row) in used.iter_mut().zip(rows.chunks_exact(dimension)) {
-                    *score = dot(query, row);
+                for (index, row) in rows.chunks_exact(dimension).enumerate() {
+                    for (query_index, query) in queries.chunks_exact(dimension).enumerate() {
+                        scores[query_index * ROWS_PER_BLOCK + index] = dot(query, row);
+                    }
                 }
-                used
+                rows.len() / dimension
             }
             StoredVectors::F16(column) => {
                 let values = column.as_slice();
                 let rows = &values[block * span..values.len().min((block + 1) * span)];
-                let used = &mut scores[..rows.len() / dimension];
-                for (chunk_scores, chunk) in used
-                    .chunks_mut(ROWS_WIDENED_AT_ONCE)
-                    .zip(rows.chunks(ROWS_WIDENED_AT_ONCE * dimension))
-                {
-                    widened.resize(chunk.len(), 0.0);
-                    chunk.convert_to_f32_slice(widened);
-                    for (score, row) in chunk_scores.iter_mut().zip(widened.chunks_exact(dimension))
-                    {
-                        *score = dot(query, row);
+                let bits: &[u16] = rows.reinterpret_cast();
+                for (index, row) in bits.chunks_exact(dimension).enumerate() {
+                    for (query_index, query) in queries.chunks_exact(dimension).enumerate() {
+                        scores[query_index * ROWS_PER_BLOCK + index] = dot_f16(query, row);
                     }
                 }
-                used
+                rows.len() / dimension
             }
         }
     }
@@ -270,58 +261,69 @@ impl ExactStore {
         Ok(store)
     }
 
+    /// Top-k lists of every query (a few) in every wanted `(k, direction)`, from one scan of
+    /// the vectors for all of them, row by row: `[direction][query]`.
     fn search_one_by_one(
         &self,
         queries: &[f32],
-        k: usize,
-        direction: SearchDirection,
-    ) -> Vec<Vec<RowMatch>> {
-        let dimension = self.dimension;
-        queries
-            .chunks_exact(dimension)
-            .map(|query| {
-                (0..self.block_count())
-                    .into_par_iter()
-                    .fold(
-                        || {
-                            (
-                                TopK::new(k, direction),
-                                vec![0.0f32; ROWS_PER_BLOCK],
-                                Vec::new(),
-                            )
-                        },
-                        |(mut top, mut scores, mut widened), block| {
-                            let used = self.score_rows(block, query, &mut scores, &mut widened);
-                            top.offer_block((block * ROWS_PER_BLOCK) as u32, used);
-                            (top, scores, widened)
-                        },
-                    )
-                    .map(|(top, _, _)| top)
-                    .reduce(
-                        || TopK::new(k, direction),
-                        |mut left, right| {
-                            left.merge(right);
-                            left
-                        },
-                    )
-                    .into_sorted()
+        wanted: &[(usize, SearchDirection)],
+    ) -> Vec<Vec<Vec<RowMatch>>> {
+        let query_count = queries.len() / self.dimension;
+        // One list per (query, direction), query-major.
+        let fresh = || -> Vec<TopK> {
+            (0..query_count)
+                .flat_map(|_| wanted.iter().map(|&(k, direction)| TopK::new(k, direction)))
+                .collect()
+        };
+        let tops = (0..self.block_count())
+            .into_par_iter()
+            .fold(
+                || (fresh(), vec![0.0f32; ROWS_PER_BLOCK * query_count]),
+                |(mut tops, mut scores), block| {
+                    let rows = self.score_rows(block, queries, &mut scores);
+                    let first_row = (block * ROWS_PER_BLOCK) as u32;
+                    for (query_tops, query_scores) in tops
+                        .chunks_mut(wanted.len())
+                        .zip(scores.chunks_exact(ROWS_PER_BLOCK))
+                    {
+                        for top in query_tops {
+                            top.offer_block(first_row, &query_scores[..rows]);
+                        }
+                    }
+                    (tops, scores)
+                },
+            )
+            .map(|(tops, _)| tops)
+            .reduce(fresh, merge_tops);
+        let mut tops = tops.into_iter();
+        let per_query = (0..query_count)
+            .map(|_| {
+                tops.by_ref()
+                    .take(wanted.len())
+                    .map(TopK::into_sorted)
+                    .collect()
             })
-            .collect()
+            .collect();
+        by_direction(per_query, wanted.len())
     }
 
+    /// [`search_one_by_one`](Self::search_one_by_one) for a batch: each block of vectors is
+    /// scored against a pass of queries with one matrix product.
     fn search_by_matrix_product(
         &self,
         queries: &[f32],
-        k: usize,
-        direction: SearchDirection,
-    ) -> Vec<Vec<RowMatch>> {
+        wanted: &[(usize, SearchDirection)],
+    ) -> Vec<Vec<Vec<RowMatch>>> {
         let dimension = self.dimension;
-        let mut results = Vec::with_capacity(queries.len() / dimension);
+        let mut per_query: Vec<Vec<Vec<RowMatch>>> = Vec::with_capacity(queries.len() / dimension);
         for pass in queries.chunks(QUERIES_PER_PASS * dimension) {
             let query_count = pass.len() / dimension;
+            // One list per (query, direction), query-major.
             let fresh = || {
                 (
-                    vec![TopK::new(k, direction); query_count],
+                    (0..query_count)
+                        .flat_map(|_| wanted.iter().map(|&(k, direction)| TopK::new(k, direction)))
+                        .collect::<Vec<TopK>>(),
                     vec![0.0f32; ROWS_PER_BLOCK * query_count],
                     Vec::new(),
                 )
@@ -334,23 +336,75 @@ impl ExactStore {
                     let scores_used = &mut scores[..row_count * query_count];
                     score_block(rows, pass, dimension, scores_used);
                     let first_row = (block * ROWS_PER_BLOCK) as u32;
-                    for (top, query_scores) in
-                        tops.iter_mut().zip(scores_used.chunks_exact(row_count))
+                    for (query_tops, query_scores) in tops
+                        .chunks_mut(wanted.len())
+                        .zip(scores_used.chunks_exact(row_count))
                     {
-                        top.offer_block(first_row, query_scores);
+                        for top in query_tops {
+                            top.offer_block(first_row, query_scores);
+                        }
                     }
                     (tops, scores, widened)
                 })
-                .reduce(fresh, |(mut left, scores, widened), (right, _, _)| {
-                    for (left, right) in left.iter_mut().zip(right) {
-                        left.merge(right);
-                    }
-                    (left, scores, widened)
+                .reduce(fresh, |(left, scores, widened), (right, _, _)| {
+                    (merge_tops(left, right), scores, widened)
                 });
-            results.extend(tops.into_iter().map(TopK::into_sorted));
+            let mut tops = tops.into_iter();
+            for _ in 0..query_count {
+                per_query.push(
+                    tops.by_ref()
+                        .take(wanted.len())
+                        .map(TopK::into_sorted)
+                        .collect(),
+                );
+            }
         }
-        results
+        by_direction(per_query, wanted.len())
     }
+
+    /// Every wanted `(k, direction)` of every query from one scan of the vectors (or one
+    /// scan per pass of [`QUERIES_PER_PASS`] queries): `[direction][query]`.
+    fn search_wanted(
+        &self,
+        queries: &[f32],
+        wanted: &[(usize, SearchDirection)],
+    ) -> Result<Vec<Vec<Vec<RowMatch>>>> {
+        let queries = prepare_queries(queries, self.dimension, self.metric)?;
+        let query_count = queries.len() / self.dimension;
+        let wanted: Vec<(usize, SearchDirection)> = wanted
+            .iter()
+            .map(|&(k, direction)| (k.min(self.len()), direction))
+            .collect();
+        if wanted.iter().all(|&(k, _)| k == 0) {
+            return Ok(vec![vec![Vec::new(); query_count]; wanted.len()]);
+        }
+        Ok(if query_count < MATRIX_PRODUCT_MIN_QUERIES {
+            self.search_one_by_one(&queries, &wanted)
+        } else {
+            self.search_by_matrix_product(&queries, &wanted)
+        })
+    }
+}
+
+/// Folds two partial results of the same lists, list by list.
+fn merge_tops(mut left: Vec<TopK>, right: Vec<TopK>) -> Vec<TopK> {
+    for (left, right) in left.iter_mut().zip(right) {
+        left.merge(right);
+    }
+    left
+}
+
+/// `[query][direction]` lists turned into `[direction][query]`.
+fn by_direction(per_query: Vec<Vec<Vec<RowMatch>>>, directions: usize) -> Vec<Vec<Vec<RowMatch>>> {
+    let mut lists: Vec<Vec<Vec<RowMatch>>> = (0..directions)
+        .map(|_| Vec::with_capacity(per_query.len()))
+        .collect();
+    for query in per_query {
+        for (list, found) in lists.iter_mut().zip(query) {
+            list.push(found);
+        }
+    }
+    lists
 }
 
 impl VectorIndex for ExactStore {
@@ -372,16 +426,30 @@ impl VectorIndex for ExactStore {
         k: usize,
         direction: SearchDirection,
     ) -> Result<Vec<Vec<RowMatch>>> {
-        let queries = prepare_queries(queries, self.dimension, self.metric)?;
-        let query_count = queries.len() / self.dimension;
-        let k = k.min(self.len());
-        if k == 0 {
-            return Ok(vec![Vec::new(); query_count]);
-        }
-        Ok(if query_count < MATRIX_PRODUCT_MIN_QUERIES {
-            self.search_one_by_one(&queries, k, direction)
-        } else {
-            self.search_by_matrix_product(&queries, k, direction)
+        let mut lists = self.search_wanted(queries, &[(k, direction)])?;
+        Ok(lists.pop().unwrap_or_default())
+    }
+
+    /// One scan of the vectors keeps both the highest and the lowest scores of every query:
+    /// at the published size, half the memory traffic of two searches.
+    fn search_rows_both(
+        &self,
+        queries: &[f32],
+        k_similar: usize,
+        k_dissimilar: usize,
+    ) -> Result<TwoWayRowMatches> {
+        let mut lists = self.search_wanted(
+            queries,
+            &[
+                (k_similar, SearchDirection::Similar),
+                (k_dissimilar, SearchDirection::Dissimilar),
+            ],
+        )?;
+        let dissimilar = lists.pop().unwrap_or_default();
+        let similar = lists.pop().unwrap_or_default();
+        Ok(TwoWayRowMatches {
+            similar,
+            dissimilar,
         })
     }
 }
@@ -453,7 +521,10 @@ mod tests {
         let batched = store
             .search_rows(&queries, 10, SearchDirection::Similar)
             .unwrap();
-        let single = store.search_one_by_one(&queries, 10, SearchDirection::Similar);
+        let single = store
+            .search_one_by_one(&queries, &[(10, SearchDirection::Similar)])
+            .pop()
+            .unwrap();
         for (index, query) in queries.chunks_exact(dimension).enumerate() {
             let expected = brute_force(&store, query, 10);
             let rows = |m: &Vec<RowMatch>| m.iter().map(|m| m.row).collect::<Vec<_>>();
@@ -461,6 +532,45 @@ mod tests {
             assert_eq!(rows(&single[index]), expected);
             for (a, b) in batched[index].iter().zip(&single[index]) {
                 assert!((a.similarity - b.similarity).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn one_scan_of_both_directions_equals_two_searches() {
+        let dimension = 19;
+        for precision in [VectorPrecision::F32, VectorPrecision::F16] {
+            let mut store =
+                ExactStore::with_precision(dimension, Metric::InnerProduct, precision).unwrap();
+            store.add(&pseudo_random(2500 * dimension, 5)).unwrap();
+            // One query (one scan per query), a batch (matrix products), and k of 0.
+            for (query_count, k_similar, k_dissimilar) in
+                [(1, 7, 5), (3, 4, 9), (6, 12, 3), (5, 0, 4)]
+            {
+                let queries = pseudo_random(query_count * dimension, 6 + query_count as u64);
+                let TwoWayRowMatches {
+                    similar,
+                    dissimilar,
+                } = store
+                    .search_rows_both(&queries, k_similar, k_dissimilar)
+                    .unwrap();
+                let separate_similar = store
+                    .search_rows(&queries, k_similar, SearchDirection::Similar)
+                    .unwrap();
+                let separate_dissimilar = store
+                    .search_rows(&queries, k_dissimilar, SearchDirection::Dissimilar)
+                    .unwrap();
+                assert_eq!(
+                    similar, separate_similar,
+                    "{precision:?} {query_count} queries"
+                );
+                assert_eq!(
+                    dissimilar, separate_dissimilar,
+                    "{precision:?} {query_count} queries"
+                );
+                assert_eq!(similar.len(), query_count);
+                assert!(similar.iter().all(|found| found.len() == k_similar));
+                assert!(dissimilar.iter().all(|found| found.len() == k_dissimilar));
             }
         }
     }

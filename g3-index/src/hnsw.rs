@@ -12,7 +12,8 @@ use crate::column::{Column, map_verified};
 use crate::config::{HnswConfig, Metric, VectorPrecision};
 use crate::error::{IndexError, Result};
 use crate::store::{
-    RowMatch, VectorIndex, check_batch, check_f16_range, normalize_rows, prepare_queries,
+    RowMatch, TwoWayRowMatches, VectorIndex, check_batch, check_f16_range, normalize_rows,
+    prepare_queries,
 };
 
 /// An approximate store: usearch's HNSW graph over f32, f16 or i8 vectors.
@@ -560,6 +561,24 @@ impl VectorIndex for HnswStore {
             return Ok(vec![search_one(rows[0])?]);
         }
         rows.into_par_iter().map(search_one).collect()
+    }
+
+    /// The two directions are two graph walks, side by side on two threads (a single
+    /// photo's searches each run on one thread, so together they take the longer one's time).
+    fn search_rows_both(
+        &self,
+        queries: &[f32],
+        k_similar: usize,
+        k_dissimilar: usize,
+    ) -> Result<TwoWayRowMatches> {
+        let (similar, dissimilar) = rayon::join(
+            || self.search_rows(queries, k_similar, SearchDirection::Similar),
+            || self.search_rows(queries, k_dissimilar, SearchDirection::Dissimilar),
+        );
+        Ok(TwoWayRowMatches {
+            similar: similar?,
+            dissimilar: dissimilar?,
+        })
     }
 }
 

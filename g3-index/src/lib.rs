@@ -5,7 +5,10 @@
 //! `IndexFlatIP`. This crate offers two stores behind one trait, [`VectorIndex`]:
 //!
 //! - [`ExactStore`]: every entry scored on all cores (a blocked matrix product for batches);
-//!   the ground truth, with the same results as faiss `IndexFlatIP`.
+//!   the ground truth, with the same results as faiss `IndexFlatIP`. One pass over the
+//!   vectors serves both of a photo's searches and every query of a batch
+//!   ([`VectorIndex::search_rows_both`], [`g3_core::VectorStore::search_both`]), and f16 rows
+//!   are widened in registers as they are read, so the f16 store reads half the bytes.
 //! - [`HnswStore`]: a usearch HNSW graph over f32, f16 or i8 vectors, many times faster
 //!   per query on large collections at a small loss of recall; quantised graphs can keep
 //!   an f32 copy and re-rank their candidates exactly (docs/performance.md compares both
@@ -41,6 +44,9 @@
 //! assert_eq!(similar[0][0].key, 0); // Paris
 //! let dissimilar = database.search(&query, 1, SearchDirection::Dissimilar)?;
 //! assert_eq!(dissimilar[0][0].key, 2); // Sydney
+//! // Both at once: one pass over the vectors.
+//! let both = database.search_both(&query, 1, 1)?;
+//! assert_eq!((both.similar, both.dissimilar), (similar, dissimilar));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
@@ -72,5 +78,5 @@ pub use metadata::{EntryMetadata, EntryMetadataBuilder, MetadataCsvOptions, Meta
 pub use retrieval::{
     NEIGHBOR_COLUMNS, RetrievalDistances, retrieval_distances, write_neighbors_csv,
 };
-pub use store::{RowMatch, VectorIndex};
+pub use store::{RowMatch, TwoWayRowMatches, VectorIndex};
 pub use writer::DatabaseWriter;

@@ -15,6 +15,15 @@ pub struct RowMatch {
     pub similarity: f32,
 }
 
+/// Each query's rows in both directions ([`VectorIndex::search_rows_both`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TwoWayRowMatches {
+    /// Per query, the most similar rows, best first.
+    pub similar: Vec<Vec<RowMatch>>,
+    /// Per query, the least similar rows, least similar first.
+    pub dissimilar: Vec<Vec<RowMatch>>,
+}
+
 /// A searchable set of vectors addressed by row. [`Database`](crate::Database) puts keys and
 /// locations on top of it and implements [`g3_core::VectorStore`]; researchers can also
 /// implement this trait to try another index under the same database.
@@ -46,6 +55,29 @@ pub trait VectorIndex: Send + Sync {
         k: usize,
         direction: SearchDirection,
     ) -> Result<Vec<Vec<RowMatch>>>;
+
+    /// Both directions at once: for each query, its `k_similar` most similar rows and its
+    /// `k_dissimilar` least similar ones, exactly as two [`search_rows`](Self::search_rows)
+    /// would give them. The default makes those two searches; an index that can serve both
+    /// from one pass over its vectors (the exact store) overrides it.
+    fn search_rows_both(
+        &self,
+        queries: &[f32],
+        k_similar: usize,
+        k_dissimilar: usize,
+    ) -> Result<TwoWayRowMatches> {
+        let search = |k: usize, direction| {
+            if k == 0 {
+                Ok(vec![Vec::new(); queries.len() / self.dimension().max(1)])
+            } else {
+                self.search_rows(queries, k, direction)
+            }
+        };
+        Ok(TwoWayRowMatches {
+            similar: search(k_similar, SearchDirection::Similar)?,
+            dissimilar: search(k_dissimilar, SearchDirection::Dissimilar)?,
+        })
+    }
 }
 
 /// Checks a row-major batch: whole rows of `dimension`, every value finite, and no zero row

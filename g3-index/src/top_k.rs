@@ -57,7 +57,12 @@ impl TopK {
                 SearchDirection::Dissimilar => -1.0,
             },
             heap: BinaryHeap::with_capacity(k + 1),
-            threshold: f32::NEG_INFINITY,
+            // Keeping nothing, every offer is turned away by the first comparison.
+            threshold: if k == 0 {
+                f32::INFINITY
+            } else {
+                f32::NEG_INFINITY
+            },
         }
     }
 

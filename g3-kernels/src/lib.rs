@@ -14,6 +14,8 @@
 //! - [`LayerNorm`], [`Activation`] (GELU, quick GELU), [`softmax`], [`relu`], [`dot`]:
 //!   element-wise and row kernels, written so the compiler vectorises them without
 //!   reordering any sum.
+//! - [`dot_f16`]: an f32 query against an f16 row, widened in registers (`vcvtph2ps`) as it
+//!   is read: the exact store's f16 scans at memory speed; [`widen_f16`] for whole blocks.
 //!
 //! Every element-wise and row kernel is compiled for AVX-512, for AVX2 with FMA and for
 //! baseline x86-64, and each call runs the best copy the CPU has (one runtime dispatch for
@@ -40,6 +42,7 @@ mod attention;
 mod dense;
 mod dispatch;
 mod dot;
+mod dot_f16;
 mod lanes;
 mod matrix;
 mod norm;
@@ -48,5 +51,6 @@ pub use activation::{Activation, gelu, quick_gelu, relu, softmax};
 pub use attention::{AttentionShape, self_attention};
 pub use dense::{Dense, PackedDense};
 pub use dot::dot;
+pub use dot_f16::{dot_f16, widen_f16};
 pub use matrix::{MatrixMut, MatrixRef, Product, matmul, matmul_into};
 pub use norm::LayerNorm;

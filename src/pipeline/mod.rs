@@ -56,8 +56,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use answers::GenerationAccount;
 use g3_core::{
     AnswerParser, Candidate, CandidateSource, ImageEmbedder, ImageInput, LmmGenerator, LostAnswers,
-    Prediction, PromptEnsemble, ReferenceCounts, RejectedAnswer, RetrievedNeighbor,
-    SearchDirection, StageKind, VectorStore, VerificationQuery, Verifier,
+    Prediction, PromptEnsemble, ReferenceCounts, RejectedAnswer, RetrievedNeighbor, StageKind,
+    TwoWayNeighbors, VectorStore, VerificationQuery, Verifier,
 };
 use g3_prompt::RobustAnswerParser;
 use g3_verify::GpsGallery;
@@ -286,10 +286,15 @@ impl Pipeline {
             )));
         }
         let needed = self.neighbors_needed();
-        let search = |k: usize, direction| -> Result<Vec<Vec<RetrievedNeighbor>>> {
-            match (&self.store, k) {
-                (Some(store), k) if k > 0 => {
-                    let results = store.search(&embeddings, k, direction)?;
+        // Both directions of every photo of the batch at once: an exact store serves them
+        // from one pass over its vectors.
+        let TwoWayNeighbors {
+            similar,
+            dissimilar,
+        } = match &self.store {
+            Some(store) if needed.similar > 0 || needed.dissimilar > 0 => {
+                let found = store.search_both(&embeddings, needed.similar, needed.dissimilar)?;
+                for results in [&found.similar, &found.dissimilar] {
                     if results.len() != images.len() {
                         return Err(g3_core::Error::OutputCountMismatch {
                             stage: StageKind::VectorStore,
@@ -298,18 +303,14 @@ impl Pipeline {
                         }
                         .into());
                     }
-                    Ok(results)
                 }
-                _ => Ok(vec![Vec::new(); images.len()]),
+                found
             }
+            _ => TwoWayNeighbors {
+                similar: vec![Vec::new(); images.len()],
+                dissimilar: vec![Vec::new(); images.len()],
+            },
         };
-        // The two searches are independent: one photo's searches each run on one thread, so
-        // side by side they take the time of the longer one.
-        let (similar, dissimilar) = rayon::join(
-            || search(needed.similar, SearchDirection::Similar),
-            || search(needed.dissimilar, SearchDirection::Dissimilar),
-        );
-        let (similar, dissimilar) = (similar?, dissimilar?);
 
         // Generation and the pools, up to `concurrent_queries` queries at once.
         let pools = self.for_each_concurrently(images.len(), |index| {

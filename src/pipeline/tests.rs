@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use g3_core::{
     Embeddings, GeneratedAnswers, GeoPoint, LmmAnswer, PromptRequest, ReferenceCounts,
-    Result as CoreResult,
+    Result as CoreResult, SearchDirection,
 };
 
 use super::*;
