@@ -1,6 +1,10 @@
 //! Vector search: the exact store (one query at a time and batched) and HNSW stores (f32,
 //! f16, i8; one query at a time and batched) on clustered synthetic unit vectors.
 //!
+//! Then G3's own shape, 200,000 × 2304 (1.8 GB in f32, 0.9 GB in f16): the exact store's single
+//! queries in f32 and f16, and a photo's two searches (most and least similar) as two scans
+//! or one, alone and in a batch of 16 photos.
+//!
 //! Run with `cargo bench --bench index`. The full-size comparison with faiss (200,000 × 2304
 //! and 1,000,000 × 768, recall, build time, memory) is `benches/compare/index.py`.
 
@@ -15,9 +19,18 @@ const EXACT_ROWS: usize = 100_000;
 const HNSW_ROWS: usize = 20_000;
 const BATCH: usize = 1000;
 const K: usize = 20;
+/// G3's database embeddings: 2304-d (image 768 + GPS 768 + text 768).
+const G3_DIMENSION: usize = 2304;
+const G3_ROWS: usize = 200_000;
+/// G3's retrieval: 15 neighbours each way (RAG_NUM).
+const G3_K: usize = 15;
 
 /// Unit vectors around 200 unit centres (a cheap deterministic generator, no dependency).
 fn clustered(count: usize, seed: u64) -> Vec<f32> {
+    clustered_in(DIMENSION, count, seed)
+}
+
+fn clustered_in(dimension: usize, count: usize, seed: u64) -> Vec<f32> {
     let mut state = seed;
     let mut uniform = move || {
         state = state
@@ -25,10 +38,10 @@ fn clustered(count: usize, seed: u64) -> Vec<f32> {
             .wrapping_add(1442695040888963407);
         (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
     };
-    let centres: Vec<f32> = (0..200 * DIMENSION).map(|_| uniform()).collect();
-    let mut values = Vec::with_capacity(count * DIMENSION);
+    let centres: Vec<f32> = (0..200 * dimension).map(|_| uniform()).collect();
+    let mut values = Vec::with_capacity(count * dimension);
     for row in 0..count {
-        let centre = &centres[(row * 7919 % 200) * DIMENSION..][..DIMENSION];
+        let centre = &centres[(row * 7919 % 200) * dimension..][..dimension];
         let start = values.len();
         values.extend(centre.iter().map(|c| c + 0.5 * uniform()));
         let vector = &mut values[start..];
@@ -36,6 +49,58 @@ fn clustered(count: usize, seed: u64) -> Vec<f32> {
         vector.iter_mut().for_each(|v| *v /= norm);
     }
     values
+}
+
+/// The exact store at G3's width: f16 against f32, both directions in one scan or two.
+fn exact_at_g3_width(criterion: &mut Criterion) {
+    let vectors = clustered_in(G3_DIMENSION, G3_ROWS, 3);
+    let queries = clustered_in(G3_DIMENSION, 16, 98);
+    let query = &queries[..G3_DIMENSION];
+    let mut group = criterion.benchmark_group("exact_200k_2304");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1));
+    let mut f16_store =
+        ExactStore::with_precision(G3_DIMENSION, Metric::InnerProduct, VectorPrecision::F16)
+            .unwrap();
+    f16_store.add(&vectors).unwrap();
+    let f32_store = ExactStore::from_vectors(G3_DIMENSION, Metric::InnerProduct, vectors)
+        .expect("finite vectors");
+    for (name, store) in [("f32", &f32_store), ("f16", &f16_store)] {
+        group.bench_function(format!("{name}/single_query"), |b| {
+            b.iter(|| {
+                black_box(
+                    store
+                        .search_rows(query, G3_K, SearchDirection::Similar)
+                        .unwrap(),
+                )
+            })
+        });
+    }
+    for (name, store) in [("f32", &f32_store), ("f16", &f16_store)] {
+        group.bench_function(format!("{name}/photo_two_scans"), |b| {
+            b.iter(|| {
+                black_box((
+                    store
+                        .search_rows(query, G3_K, SearchDirection::Similar)
+                        .unwrap(),
+                    store
+                        .search_rows(query, G3_K, SearchDirection::Dissimilar)
+                        .unwrap(),
+                ))
+            })
+        });
+        group.bench_function(format!("{name}/photo_one_scan"), |b| {
+            b.iter(|| black_box(store.search_rows_both(query, G3_K, G3_K).unwrap()))
+        });
+    }
+    // Per photo: 16 photos' both directions in one pass.
+    group.throughput(Throughput::Elements(16));
+    for (name, store) in [("f32", &f32_store), ("f16", &f16_store)] {
+        group.bench_function(format!("{name}/batch_of_16_one_scan"), |b| {
+            b.iter(|| black_box(store.search_rows_both(&queries, G3_K, G3_K).unwrap()))
+        });
+    }
+    group.finish();
 }
 
 fn index(criterion: &mut Criterion) {
@@ -115,5 +180,5 @@ fn index(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, index);
+criterion_group!(benches, index, exact_at_g3_width);
 criterion_main!(benches);

@@ -6,7 +6,8 @@
 //! ```text
 //! cargo run --release --example index_compare -- BASE.npy QUERIES.npy FAISS_IDS.npy [K] [PRECISIONS]
 //! ```
-//! `PRECISIONS` picks the HNSW graphs to build, comma-separated (default `f32,f16,i8`);
+//! `PRECISIONS` picks the HNSW graphs to build, comma-separated (default `f32,f16,i8`; `none`
+//! for the exact stores only);
 //! `G3_HNSW_CONNECTIVITY` and `G3_HNSW_EXPANSION_ADD` change their graph settings (default
 //! usearch's 16 and 128).
 //! `FAISS_IDS.npy` holds faiss `IndexFlatIP`'s int64 ids for the queries ([queries, K]); the
@@ -104,10 +105,12 @@ fn main() {
     let k: usize = rest
         .first()
         .map_or(20, |k| k.parse().expect("K is a number"));
+    // `none`: the exact stores only.
     let precisions: Vec<VectorPrecision> = rest
         .get(1)
         .map_or("f32,f16,i8", String::as_str)
         .split(',')
+        .filter(|name| *name != "none")
         .map(|name| match name {
             "f32" => VectorPrecision::F32,
             "f16" => VectorPrecision::F16,

@@ -24,7 +24,7 @@ approximate index can rank: recall@20 of both HNSW libraries fell to 0.6-0.8 on 
     /tmp/faissvenv/bin/pip install -r tools/goldens/requirements-faiss.txt
     cargo build --release --example index_compare
     /tmp/faissvenv/bin/python benches/compare/index.py [--only 200k|1m] [--precisions f32,f16,i8]
-        [--connectivity 16] [--expansion-add 128] [--workdir DIR]
+        [--connectivity 16] [--expansion-add 128] [--workdir DIR] [--exact-only]
 
 Both libraries use every core (faiss through OpenMP, g3-index through rayon). "Single-query"
 means one query per call, answered in turn; "batched" means all 1,000 queries in one call.
@@ -88,7 +88,7 @@ def recall(found, truth):
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
 
 
-def run_faiss(base, queries, connectivity, expansion_add):
+def run_faiss(base, queries, connectivity, expansion_add, exact_only=False):
     rows = []
     dimension = base.shape[1]
     before = resident_mib()
@@ -109,6 +109,8 @@ def run_faiss(base, queries, connectivity, expansion_add):
     rows.append({**common, "direction": "similar", "single_qps": single, "batched_qps": batched})
     rows.append({**common, "direction": "dissimilar", "single_qps": single_dissimilar, "batched_qps": batched_dissimilar})
     del flat
+    if exact_only:
+        return rows, truth
 
     before = resident_mib()
     started = time.perf_counter()
@@ -137,6 +139,8 @@ def main():
     parser.add_argument("--only", choices=["200k", "1m"])
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--precisions", default="f32,f16,i8", help="g3 HNSW graphs to build, comma-separated")
+    parser.add_argument("--exact-only", action="store_true",
+                        help="only the exact stores (f32, f16) against IndexFlatIP: no graph is built")
     parser.add_argument("--connectivity", type=int, default=16, help="HNSW M of both libraries' graphs")
     parser.add_argument("--expansion-add", type=int, default=128, help="HNSW efConstruction of both libraries' graphs")
     parser.add_argument("--scale", type=float, default=1.0, help="shrink the datasets (for a quick check)")
@@ -158,11 +162,13 @@ def main():
         paths = {part: workdir / f"{name}-{part}.npy" for part in ("base", "queries", "faiss-ids")}
         np.save(paths["base"], base)
         np.save(paths["queries"], queries)
-        faiss_rows, truth = run_faiss(base, queries, arguments.connectivity, arguments.expansion_add)
+        faiss_rows, truth = run_faiss(base, queries, arguments.connectivity, arguments.expansion_add,
+                                      arguments.exact_only)
         np.save(paths["faiss-ids"], truth.astype(np.int64))
         del base
         settings = {"G3_HNSW_CONNECTIVITY": str(arguments.connectivity), "G3_HNSW_EXPANSION_ADD": str(arguments.expansion_add)}
-        output = subprocess.run([str(binary), str(paths["base"]), str(paths["queries"]), str(paths["faiss-ids"]), str(K), arguments.precisions],
+        precisions = "none" if arguments.exact_only else arguments.precisions
+        output = subprocess.run([str(binary), str(paths["base"]), str(paths["queries"]), str(paths["faiss-ids"]), str(K), precisions],
                                 check=True, capture_output=True, text=True, env={**os.environ, **settings}).stdout
         ours = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
         exact = {row["direction"]: row for row in ours if row["store"] == "exact"}
@@ -178,6 +184,15 @@ def main():
             print(f"\nexact store ÷ faiss IndexFlatIP, {direction}: single {exact[direction]['single_qps'] / flat[direction]['single_qps']:.2f}×, "
                   f"batched {exact[direction]['batched_qps'] / flat[direction]['batched_qps']:.2f}×")
         print(f"exact store ids agree with faiss on {exact['similar']['agreement_with_faiss'] * 100:.3f}% of neighbours")
+        half = {row["direction"]: row for row in ours if row["store"] == "exact-F16"}
+        for direction in ("similar", "dissimilar"):
+            print(f"exact f16 store, {direction}: single {half[direction]['single_qps'] / exact[direction]['single_qps']:.2f}× the f32 store, "
+                  f"batched {half[direction]['batched_qps'] / flat[direction]['batched_qps']:.2f}× faiss IndexFlatIP")
+        if arguments.exact_only:
+            sys.stdout.flush()
+            for path in paths.values():
+                path.unlink()
+            continue
         print("\nfaiss IndexHNSWFlat against the fastest g3 graph at equal or higher recall@20 (single-query q/s):\n")
         print("| direction | faiss ef | faiss recall | faiss q/s | g3 store | g3 ef | g3 recall | g3 q/s | g3 ÷ faiss |")
         print("|---|---|---|---|---|---|---|---|---|")
