@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use g3_core::SearchDirection;
-use g3_kernels::{MatrixMut, MatrixRef, Product, dot, dot_f16, matmul, widen_f16};
+use g3_kernels::{MatrixMut, MatrixRef, Product, StoredRows, inner_products, matmul, widen_f16};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
@@ -22,9 +22,10 @@ use crate::top_k::TopK;
 const ROWS_PER_BLOCK: usize = 1024;
 
 /// From this many queries on, a search scores blocks with a matrix product (as faiss does
-/// from 20 queries on); below it, one pass of dot products reads each row once for all the
-/// queries and is bound by memory bandwidth anyway.
-const MATRIX_PRODUCT_MIN_QUERIES: usize = 4;
+/// from 20 queries on), whose blocking keeps many queries in cache; below it, tiles of rows ×
+/// queries are scored in registers ([`inner_products`]), each row read once for all the
+/// queries and f16 rows never widened into memory (`benches/index.rs` measures both).
+const MATRIX_PRODUCT_MIN_QUERIES: usize = 64;
 
 /// Queries scored together in one matrix product; bounds each thread's score block at
 /// `ROWS_PER_BLOCK × QUERIES_PER_PASS` floats (4 MiB). Every pass reads all vectors again,
@@ -39,10 +40,14 @@ const QUERIES_PER_PASS: usize = 1024;
 /// best `k` per query, and the partial results are merged.
 ///
 /// **f16 storage** ([`with_precision`](Self::with_precision)) halves the memory (MP16-Pro's
-/// 4.12M × 2304 vectors: 19 GB instead of 38 GB). Each block of rows is widened to f32 just
-/// before it is scored, so the arithmetic is the f32 store's; scores differ from it by the
-/// rounding of the stored values (below 1e-3 for unit vectors), which reorders only entries
-/// whose scores are that close.
+/// 4.12M × 2304 vectors: 19 GB instead of 38 GB). Rows are widened to f32 as they are
+/// scored (in registers, or block by block before a large batch's matrix product), so the
+/// arithmetic is the f32 store's; scores differ from it by the rounding of the stored values
+/// (below 1e-3 for unit vectors), which reorders only entries whose scores are that close.
+///
+/// Up to a few dozen queries, a query's scores do not depend on the other queries of its
+/// batch ([`inner_products`] sums every pair the same way): a photo's retrieval is the same
+/// alone or in a batch.
 pub struct ExactStore {
     dimension: usize,
     metric: Metric,
@@ -190,35 +195,24 @@ impl ExactStore {
 
     /// Scores block `block`'s rows against every query of `queries` into `scores`
     /// (query-major: `scores[q * ROWS_PER_BLOCK + r]`) and returns the block's row count.
-    /// Each row is read once for all the queries (it stays in the first-level cache between
-    /// them); f16 rows are widened in registers as they are read ([`dot_f16`]), never copied
-    /// out.
+    /// A tile of rows × queries is scored at once in registers ([`inner_products`]): each
+    /// row is read from memory once for all the queries, and f16 rows are widened in
+    /// registers as they are read, never copied out.
     fn score_rows(&self, block: usize, queries: &[f32], scores: &mut [f32]) -> usize {
-        let dimension = self.dimension;
-        let span = ROWS_PER_BLOCK * dimension;
-        match &self.vectors {
+        let span = ROWS_PER_BLOCK * self.dimension;
+        let rows = match &self.vectors {
             StoredVectors::F32(column) => {
                 let values = column.as_slice();
-                let rows = &values[block * span..values.len().min((block + 1) * span)];
-                for (index, row) in rows.chunks_exact(dimension).enumerate() {
-                    for (query_index, query) in queries.chunks_exact(dimension).enumerate() {
-                        scores[query_index * ROWS_PER_BLOCK + index] = dot(query, row);
-                    }
-                }
-                rows.len() / dimension
+                StoredRows::F32(&values[block * span..values.len().min((block + 1) * span)])
             }
             StoredVectors::F16(column) => {
                 let values = column.as_slice();
                 let rows = &values[block * span..values.len().min((block + 1) * span)];
-                let bits: &[u16] = rows.reinterpret_cast();
-                for (index, row) in bits.chunks_exact(dimension).enumerate() {
-                    for (query_index, query) in queries.chunks_exact(dimension).enumerate() {
-                        scores[query_index * ROWS_PER_BLOCK + index] = dot_f16(query, row);
-                    }
-                }
-                rows.len() / dimension
+                StoredRows::F16(rows.reinterpret_cast())
             }
-        }
+        };
+        inner_products(queries, rows, self.dimension, scores, ROWS_PER_BLOCK);
+        rows.values() / self.dimension
     }
 
     fn block_count(&self) -> usize {
@@ -261,9 +255,9 @@ impl ExactStore {
         Ok(store)
     }
 
-    /// Top-k lists of every query (a few) in every wanted `(k, direction)`, from one scan of
-    /// the vectors for all of them, row by row: `[direction][query]`.
-    fn search_one_by_one(
+    /// Top-k lists of every query (up to a few dozen) in every wanted `(k, direction)`, from
+    /// one scan of the vectors for all of them, a tile of rows at a time: `[direction][query]`.
+    fn search_by_tiles(
         &self,
         queries: &[f32],
         wanted: &[(usize, SearchDirection)],
@@ -307,7 +301,7 @@ impl ExactStore {
         by_direction(per_query, wanted.len())
     }
 
-    /// [`search_one_by_one`](Self::search_one_by_one) for a batch: each block of vectors is
+    /// [`search_by_tiles`](Self::search_by_tiles) for a batch: each block of vectors is
     /// scored against a pass of queries with one matrix product.
     fn search_by_matrix_product(
         &self,
@@ -379,7 +373,7 @@ impl ExactStore {
             return Ok(vec![vec![Vec::new(); query_count]; wanted.len()]);
         }
         Ok(if query_count < MATRIX_PRODUCT_MIN_QUERIES {
-            self.search_one_by_one(&queries, &wanted)
+            self.search_by_tiles(&queries, &wanted)
         } else {
             self.search_by_matrix_product(&queries, &wanted)
         })
@@ -517,12 +511,13 @@ mod tests {
             pseudo_random(3000 * dimension, 1),
         )
         .unwrap();
-        let queries = pseudo_random(9 * dimension, 2);
+        // Past the matrix-product threshold, so the two paths differ.
+        let queries = pseudo_random(MATRIX_PRODUCT_MIN_QUERIES * dimension, 2);
         let batched = store
             .search_rows(&queries, 10, SearchDirection::Similar)
             .unwrap();
         let single = store
-            .search_one_by_one(&queries, &[(10, SearchDirection::Similar)])
+            .search_by_tiles(&queries, &[(10, SearchDirection::Similar)])
             .pop()
             .unwrap();
         for (index, query) in queries.chunks_exact(dimension).enumerate() {
@@ -543,10 +538,15 @@ mod tests {
             let mut store =
                 ExactStore::with_precision(dimension, Metric::InnerProduct, precision).unwrap();
             store.add(&pseudo_random(2500 * dimension, 5)).unwrap();
-            // One query (one scan per query), a batch (matrix products), and k of 0.
-            for (query_count, k_similar, k_dissimilar) in
-                [(1, 7, 5), (3, 4, 9), (6, 12, 3), (5, 0, 4)]
-            {
+            // One query, a few (tiles in registers), a large batch (matrix products), and
+            // k of 0.
+            for (query_count, k_similar, k_dissimilar) in [
+                (1, 7, 5),
+                (3, 4, 9),
+                (6, 12, 3),
+                (5, 0, 4),
+                (MATRIX_PRODUCT_MIN_QUERIES + 3, 6, 6),
+            ] {
                 let queries = pseudo_random(query_count * dimension, 6 + query_count as u64);
                 let TwoWayRowMatches {
                     similar,
@@ -571,6 +571,29 @@ mod tests {
                 assert_eq!(similar.len(), query_count);
                 assert!(similar.iter().all(|found| found.len() == k_similar));
                 assert!(dissimilar.iter().all(|found| found.len() == k_dissimilar));
+            }
+        }
+    }
+
+    #[test]
+    fn a_photo_finds_the_same_alone_or_in_a_batch() {
+        let dimension = 45;
+        for precision in [VectorPrecision::F32, VectorPrecision::F16] {
+            let mut store =
+                ExactStore::with_precision(dimension, Metric::Cosine, precision).unwrap();
+            store.add(&pseudo_random(3100 * dimension, 11)).unwrap();
+            let queries = pseudo_random(16 * dimension, 12);
+            let batch = store.search_rows_both(&queries, 15, 15).unwrap();
+            for (index, query) in queries.chunks_exact(dimension).enumerate() {
+                let alone = store.search_rows_both(query, 15, 15).unwrap();
+                assert_eq!(
+                    alone.similar[0], batch.similar[index],
+                    "{precision:?} {index}"
+                );
+                assert_eq!(
+                    alone.dissimilar[0], batch.dissimilar[index],
+                    "{precision:?} {index}"
+                );
             }
         }
     }

@@ -4,11 +4,13 @@
 //! database of 4.12M MP16-Pro embeddings; the reference does it exhaustively with faiss
 //! `IndexFlatIP`. This crate offers two stores behind one trait, [`VectorIndex`]:
 //!
-//! - [`ExactStore`]: every entry scored on all cores (a blocked matrix product for batches);
-//!   the ground truth, with the same results as faiss `IndexFlatIP`. One pass over the
-//!   vectors serves both of a photo's searches and every query of a batch
-//!   ([`VectorIndex::search_rows_both`], [`g3_core::VectorStore::search_both`]), and f16 rows
-//!   are widened in registers as they are read, so the f16 store reads half the bytes.
+//! - [`ExactStore`]: every entry scored on all cores; the ground truth, with the same results
+//!   as faiss `IndexFlatIP`. One pass over the vectors serves both of a photo's searches and
+//!   every query of a batch ([`VectorIndex::search_rows_both`],
+//!   [`g3_core::VectorStore::search_both`]): up to a few dozen queries, tiles of rows ×
+//!   queries are scored in registers, f16 rows widened as they are read (so the f16 store
+//!   reads half the bytes, and a photo's results do not depend on its batch); larger batches
+//!   go through a blocked matrix product.
 //! - [`HnswStore`]: a usearch HNSW graph over f32, f16 or i8 vectors, many times faster
 //!   per query on large collections at a small loss of recall; quantised graphs can keep
 //!   an f32 copy and re-rank their candidates exactly (docs/performance.md compares both

@@ -16,6 +16,8 @@
 //!   reordering any sum.
 //! - [`dot_f16`]: an f32 query against an f16 row, widened in registers (`vcvtph2ps`) as it
 //!   is read: the exact store's f16 scans at memory speed; [`widen_f16`] for whole blocks.
+//! - [`inner_products`]: a few queries against a block of f32 or f16 [`StoredRows`], a tile
+//!   of rows × queries in registers at once: the exact store's batched scans.
 //!
 //! Every element-wise and row kernel is compiled for AVX-512, for AVX2 with FMA and for
 //! baseline x86-64, and each call runs the best copy the CPU has (one runtime dispatch for
@@ -43,6 +45,7 @@ mod dense;
 mod dispatch;
 mod dot;
 mod dot_f16;
+mod inner_products;
 mod lanes;
 mod matrix;
 mod norm;
@@ -52,5 +55,6 @@ pub use attention::{AttentionShape, self_attention};
 pub use dense::{Dense, PackedDense};
 pub use dot::dot;
 pub use dot_f16::{dot_f16, widen_f16};
+pub use inner_products::{StoredRows, inner_products};
 pub use matrix::{MatrixMut, MatrixRef, Product, matmul, matmul_into};
 pub use norm::LayerNorm;
