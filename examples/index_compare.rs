@@ -96,6 +96,27 @@ fn batched(
     (found, rate)
 }
 
+/// Photo batch sizes timed for G3's retrieval (both directions of every photo of a batch).
+const PHOTO_BATCHES: [usize; 3] = [1, 16, 64];
+/// Photos timed per batch size.
+const PHOTOS_TIMED: usize = 128;
+
+/// G3's retrieval of photos in batches of `batch`: each photo's `k` most and `k` least similar
+/// entries, one [`VectorIndex::search_rows_both`] call per batch. Prints one JSON line per batch
+/// size with the photos per second.
+fn photo_rates(store: &str, index: &dyn VectorIndex, queries: &[f32], k: usize) {
+    let dimension = index.dimension();
+    let photos = &queries[..PHOTOS_TIMED.min(queries.len() / dimension) * dimension];
+    for batch in PHOTO_BATCHES {
+        let started = Instant::now();
+        for chunk in photos.chunks(batch * dimension) {
+            std::hint::black_box(index.search_rows_both(chunk, k, k).unwrap());
+        }
+        let rate = (photos.len() / dimension) as f64 / started.elapsed().as_secs_f64();
+        println!("{{\"photos\": \"{store}\", \"batch\": {batch}, \"photos_per_s\": {rate:.2}}}");
+    }
+}
+
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let [base, queries, faiss_ids, rest @ ..] = &arguments[..] else {
@@ -157,6 +178,7 @@ fn main() {
     println!(
         "{{\"store\": \"exact\", \"direction\": \"dissimilar\", \"build_s\": {exact_build:.3}, \"memory_mib\": {exact_memory:.0}, \"recall\": 1.0, \"single_qps\": {exact_single_dissimilar:.2}, \"batched_qps\": {exact_batched_dissimilar:.2}}}"
     );
+    photo_rates("exact", &exact, queries.as_slice(), k);
     drop(exact);
 
     // The exact store in half precision: its speed, and its recall against the f32 one.
@@ -183,6 +205,7 @@ fn main() {
             recall(&found, truth),
         );
     }
+    photo_rates("exact-F16", &exact_f16, queries.as_slice(), k);
     drop(exact_f16);
 
     for precision in precisions {

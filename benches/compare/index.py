@@ -26,6 +26,10 @@ approximate index can rank: recall@20 of both HNSW libraries fell to 0.6-0.8 on 
     /tmp/faissvenv/bin/python benches/compare/index.py [--only 200k|1m] [--precisions f32,f16,i8]
         [--connectivity 16] [--expansion-add 128] [--workdir DIR] [--exact-only]
 
+The exact stores are also timed at G3's own job: each photo's K most and K least similar
+entries, photos in batches of 1, 16 and 64 (faiss: a search and a negated search per batch;
+g3: one pass for both).
+
 Both libraries use every core (faiss through OpenMP, g3-index through rayon). "Single-query"
 means one query per call, answered in turn; "batched" means all 1,000 queries in one call.
 """
@@ -88,6 +92,25 @@ def recall(found, truth):
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
 
 
+PHOTO_BATCHES = (1, 16, 64)
+PHOTOS_TIMED = 128
+
+
+def faiss_photo_rates(flat, queries):
+    """G3's retrieval with IndexFlatIP: each photo's K most similar entries and its K least
+    similar ones (the negated query), the photos in batches; photos per second by batch size."""
+    photos = queries[:PHOTOS_TIMED]
+    rates = {}
+    for batch in PHOTO_BATCHES:
+        started = time.perf_counter()
+        for start in range(0, len(photos), batch):
+            chunk = photos[start : start + batch]
+            flat.search(chunk, K)
+            flat.search(np.ascontiguousarray(-chunk), K)
+        rates[batch] = len(photos) / (time.perf_counter() - started)
+    return rates
+
+
 def run_faiss(base, queries, connectivity, expansion_add, exact_only=False):
     rows = []
     dimension = base.shape[1]
@@ -105,7 +128,8 @@ def run_faiss(base, queries, connectivity, expansion_add, exact_only=False):
     started = time.perf_counter()
     _, truth_dissimilar = flat.search(-queries, K)
     batched_dissimilar = QUERIES / (time.perf_counter() - started)
-    common = {"store": "faiss IndexFlatIP", "build_s": build, "memory_mib": memory, "recall": 1.0}
+    photos = faiss_photo_rates(flat, queries)
+    common = {"store": "faiss IndexFlatIP", "build_s": build, "memory_mib": memory, "recall": 1.0, "photos_per_s": photos}
     rows.append({**common, "direction": "similar", "single_qps": single, "batched_qps": batched})
     rows.append({**common, "direction": "dissimilar", "single_qps": single_dissimilar, "batched_qps": batched_dissimilar})
     del flat
@@ -170,7 +194,12 @@ def main():
         precisions = "none" if arguments.exact_only else arguments.precisions
         output = subprocess.run([str(binary), str(paths["base"]), str(paths["queries"]), str(paths["faiss-ids"]), str(K), precisions],
                                 check=True, capture_output=True, text=True, env={**os.environ, **settings}).stdout
-        ours = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        ours = [record for record in records if "store" in record]
+        photo_rates = {}
+        for record in records:
+            if "photos" in record:
+                photo_rates.setdefault(record["photos"], {})[record["batch"]] = record["photos_per_s"]
         exact = {row["direction"]: row for row in ours if row["store"] == "exact"}
         flat = {row["direction"]: row for row in faiss_rows if row["store"] == "faiss IndexFlatIP"}
         print(f"\n## {count:,} x {dimension}, {QUERIES} queries, recall@{K} vs exact\n")
@@ -184,6 +213,15 @@ def main():
             print(f"\nexact store ÷ faiss IndexFlatIP, {direction}: single {exact[direction]['single_qps'] / flat[direction]['single_qps']:.2f}×, "
                   f"batched {exact[direction]['batched_qps'] / flat[direction]['batched_qps']:.2f}×")
         print(f"exact store ids agree with faiss on {exact['similar']['agreement_with_faiss'] * 100:.3f}% of neighbours")
+        print(f"\nG3's retrieval per photo (its {K} most and {K} least similar entries; faiss: two searches, "
+              f"g3: one pass), photos/s over {PHOTOS_TIMED} photos in batches:\n")
+        print("| store | " + " | ".join(f"batch {batch}" for batch in PHOTO_BATCHES) + " |")
+        print("|---|" + "---|" * len(PHOTO_BATCHES))
+        faiss_photos = flat["similar"]["photos_per_s"]
+        print("| faiss IndexFlatIP | " + " | ".join(f"{faiss_photos[batch]:.1f}" for batch in PHOTO_BATCHES) + " |")
+        for store, rates in photo_rates.items():
+            print(f"| g3 {store} | " + " | ".join(
+                f"{rates[batch]:.1f} ({rates[batch] / faiss_photos[batch]:.2f}× faiss)" for batch in PHOTO_BATCHES) + " |")
         half = {row["direction"]: row for row in ours if row["store"] == "exact-F16"}
         for direction in ("similar", "dissimilar"):
             print(f"exact f16 store, {direction}: single {half[direction]['single_qps'] / exact[direction]['single_qps']:.2f}× the f32 store, "
