@@ -4,7 +4,7 @@
 //! f64 and keeps one chain of 4-lane fused multiply-adds. [`dot`] keeps 16 independent f32
 //! partial sums instead, with fused multiply-adds where the CPU has them: swapping it into
 //! the HNSW store made building and searching 2304-d graphs markedly faster (docs/performance.md
-//! has the figures). The exact store scores a few queries with it too.
+//! has the figures).
 
 use crate::dispatch::dispatch;
 use crate::lanes::LANES;

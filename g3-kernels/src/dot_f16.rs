@@ -6,9 +6,11 @@
 //! instead (0.42× on an AMD EPYC): every value was written and read back once more, and the
 //! conversion ran a few values per call. Here each 16 (or 8) halves are converted in a
 //! register by the hardware instruction (`vcvtph2ps`: AVX-512F, or F16C with AVX2) and fed
-//! straight to a fused multiply-add, so nothing is written. This is the one kernel of the
-//! crate written with intrinsics: the compiler does not turn a software half-to-float
-//! conversion into that instruction.
+//! straight to a fused multiply-add, so nothing is written. This and
+//! [`inner_products`](crate::inner_products) (the same widening, for tiles of rows ×
+//! queries, which the exact store now scans with) are the crate's kernels written with
+//! intrinsics: the compiler does not turn a software half-to-float conversion into that
+//! instruction.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;

@@ -14,10 +14,11 @@
 //! - [`LayerNorm`], [`Activation`] (GELU, quick GELU), [`softmax`], [`relu`], [`dot`]:
 //!   element-wise and row kernels, written so the compiler vectorises them without
 //!   reordering any sum.
-//! - [`dot_f16`]: an f32 query against an f16 row, widened in registers (`vcvtph2ps`) as it
-//!   is read: the exact store's f16 scans at memory speed; [`widen_f16`] for whole blocks.
+//! - [`dot_f16`]: one f32 query against one f16 row, widened in registers (`vcvtph2ps`) as
+//!   it is read; [`widen_f16`] for whole blocks (before a large batch's matrix product).
 //! - [`inner_products`]: a few queries against a block of f32 or f16 [`StoredRows`], a tile
-//!   of rows × queries in registers at once: the exact store's batched scans.
+//!   of rows × queries in registers at once: the exact store's scans of single queries and
+//!   of batches of up to 63.
 //!
 //! Every element-wise and row kernel is compiled for AVX-512, for AVX2 with FMA and for
 //! baseline x86-64, and each call runs the best copy the CPU has (one runtime dispatch for
