@@ -194,14 +194,7 @@ unsafe fn dot_f16_avx2(query: &[f32], row: &[u16]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lanes::testing::pseudo_random;
-
-    fn halves(values: &[f32]) -> Vec<u16> {
-        values
-            .iter()
-            .map(|value| half::f16::from_f32(*value).to_bits())
-            .collect()
-    }
+    use crate::lanes::testing::{halves, pseudo_random};
 
     fn reference(query: &[f32], row: &[u16]) -> f64 {
         query

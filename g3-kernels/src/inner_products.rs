@@ -152,11 +152,12 @@ fn portable(queries: &[f32], rows: StoredRows<'_>, scores: &mut [f32], shape: Sh
     }
 }
 
-/// The fixed addition tree of 16 lanes that every copy follows: halves added pairwise
-/// (`0..8 + 8..16`, then `0..4 + 4..8`, …), as a 512-bit register is reduced.
+/// The fixed addition tree that every copy follows for its `N` lanes (16, or 8 in the AVX2
+/// copy): halves added pairwise (`0..8 + 8..16`, then `0..4 + 4..8`, …), as a vector
+/// register is reduced.
 #[inline(always)]
-fn reduce_lanes(lanes: [f32; 16]) -> f32 {
-    let mut width = 16;
+fn reduce_lanes<const N: usize>(lanes: [f32; N]) -> f32 {
+    let mut width = N;
     let mut lanes = lanes;
     while width > 1 {
         width /= 2;
@@ -355,12 +356,12 @@ macro_rules! tiled_copy {
                 let whole = dimension - dimension % $lanes;
                 let mut first_row = 0;
                 while first_row < shape.row_count {
-                    let tile_rows = (shape.row_count - first_row).min(ROWS_PER_TILE);
-                    let full = tile_rows == ROWS_PER_TILE;
+                    let full = shape.row_count - first_row >= ROWS_PER_TILE;
                     let tile_rows = if full { ROWS_PER_TILE } else { 1 };
                     let mut pass_start = 0;
                     while pass_start < shape.query_count {
                         let pass = (shape.query_count - pass_start).min(QUERIES_PER_PASS);
+                        let groups = pass.div_ceil(4);
                         let mut pass_sums: [GroupSums; QUERIES_PER_PASS / 4] =
                             [[[$zero; ROWS_PER_TILE]; 4]; QUERIES_PER_PASS / 4];
                         // One group has nothing to share between groups: one chunk.
@@ -372,11 +373,9 @@ macro_rules! tiled_copy {
                         let mut from = 0;
                         while from < whole {
                             let to = (from + chunk).min(whole);
-                            for (group, group_sums) in pass_sums.iter_mut().enumerate() {
+                            for (group, group_sums) in pass_sums.iter_mut().take(groups).enumerate()
+                            {
                                 let first_query = pass_start + 4 * group;
-                                if first_query >= pass_start + pass {
-                                    break;
-                                }
                                 let left = (pass_start + pass - first_query).min(4);
                                 // SAFETY: the tile's rows and queries exist (`full`, `left`)
                                 // and `to <= whole`.
@@ -467,11 +466,8 @@ macro_rules! tiled_copy {
                             }
                             from = to;
                         }
-                        for (group, group_sums) in pass_sums.iter().enumerate() {
+                        for (group, group_sums) in pass_sums.iter().take(groups).enumerate() {
                             let first_query = pass_start + 4 * group;
-                            if first_query >= pass_start + pass {
-                                break;
-                            }
                             let left = (pass_start + pass - first_query).min(4);
                             // SAFETY: as above.
                             unsafe {
@@ -523,28 +519,14 @@ tiled_copy! {
         let mut lanes = [0.0f32; 8];
         // SAFETY: `lanes` holds 8 floats.
         unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-        let mut width = 8;
-        while width > 1 {
-            width /= 2;
-            for lane in 0..width {
-                lanes[lane] += lanes[lane + width];
-            }
-        }
-        lanes[0]
+        reduce_lanes(lanes)
     },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lanes::testing::pseudo_random;
-
-    fn halves(values: &[f32]) -> Vec<u16> {
-        values
-            .iter()
-            .map(|value| half::f16::from_f32(*value).to_bits())
-            .collect()
-    }
+    use crate::lanes::testing::{halves, pseudo_random};
 
     /// Every score in double precision, query-major with rows side by side.
     fn reference(queries: &[f32], rows: StoredRows<'_>, dimension: usize) -> Vec<f64> {

@@ -40,6 +40,14 @@ pub(crate) mod testing {
             .collect()
     }
 
+    /// `values` rounded to f16, as their bits (the f16 kernels' row layout).
+    pub(crate) fn halves(values: &[f32]) -> Vec<u16> {
+        values
+            .iter()
+            .map(|value| half::f16::from_f32(*value).to_bits())
+            .collect()
+    }
+
     /// Lengths that exercise every tail: empty, shorter than one register, one lane group
     /// plus or minus one, and odd lengths past several groups.
     pub(crate) const ODD_LENGTHS: [usize; 12] = [0, 1, 3, 7, 15, 16, 17, 31, 33, 47, 100, 257];
