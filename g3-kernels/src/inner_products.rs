@@ -11,6 +11,10 @@
 //! loads are shared and the multiply-adds are independent. Nothing is written until a tile's
 //! sums are done.
 //!
+//! A single query has nothing to share between queries, and its scan is bound by memory:
+//! it goes through 12 (AVX2) or 16 (AVX-512) rows at once, one accumulator each, so that
+//! many independent chains of multiply-adds keep many loads in flight.
+//!
 //! Every pair is summed the same way whichever tile it falls in (lane `i` of 16 sums
 //! components `i, i + 16, …`; the lanes are then added in a fixed tree), so a query's scores
 //! do not depend on the other queries of its batch: a photo's retrieval is the same alone or
@@ -220,6 +224,7 @@ const QUERIES_PER_PASS: usize = 16;
 macro_rules! tiled_copy {
     (
         $module:ident, $features:literal, $vector:ty, $lanes:literal, $rows_per_tile:literal,
+        one_query_rows: $one_query_rows:literal,
         zero: $zero:expr,
         load_f32: |$f32_pointer:ident| $load_f32:expr,
         load_f16: |$f16_pointer:ident| $load_f16:expr,
@@ -232,6 +237,15 @@ macro_rules! tiled_copy {
             /// Rows per tile: with 4 queries, `R · 4` accumulators plus `R + 4` loaded
             /// values fit the register file.
             const ROWS_PER_TILE: usize = $rows_per_tile;
+
+            /// Rows scored at once against a single query: one accumulator each, as many as
+            /// the register file holds beside the query's and a row's values. A single
+            /// query's scan is bound by memory, and each accumulator is an independent chain
+            /// of multiply-adds whose loads can be in flight together; at 2 or 4 rows (the
+            /// tiles of a batch) the chains' latency left the memory idle (a single f16 query
+            /// over 200,000 × 2304 rows: about 1.4 times faster at 12 rows than at 2, on a
+            /// 2-core AMD EPYC with AVX2).
+            const ONE_QUERY_ROWS: usize = $one_query_rows;
 
             /// The partial sums of one group of (up to) 4 queries × a tile's rows.
             type GroupSums = [[$vector; ROWS_PER_TILE]; 4];
@@ -340,6 +354,78 @@ macro_rules! tiled_copy {
                 }
             }
 
+            /// A single query against every row, `R` rows at a time: one accumulator per
+            /// row, so `R` independent chains of multiply-adds (and `R` loads in flight)
+            /// keep the memory busy.
+            ///
+            /// # Safety
+            /// As [`score`], with one query.
+            #[target_feature(enable = $features)]
+            unsafe fn score_one_query<const HALF: bool, const R: usize>(
+                query: &[f32],
+                rows: *const u8,
+                scores: &mut [f32],
+                shape: Shape,
+            ) {
+                let mut first_row = 0;
+                while first_row + R <= shape.row_count {
+                    // SAFETY: rows `first_row .. first_row + R` exist.
+                    unsafe {
+                        one_query_tile::<HALF, R>(query, rows, scores, shape.dimension, first_row)
+                    };
+                    first_row += R;
+                }
+                while first_row < shape.row_count {
+                    // SAFETY: row `first_row` exists.
+                    unsafe {
+                        one_query_tile::<HALF, 1>(query, rows, scores, shape.dimension, first_row)
+                    };
+                    first_row += 1;
+                }
+            }
+
+            /// Scores of rows `first_row .. first_row + R` against one query, summed as
+            /// every other tile sums a pair.
+            ///
+            /// # Safety
+            /// The rows exist; `query` holds `dimension` values.
+            #[target_feature(enable = $features)]
+            #[inline]
+            unsafe fn one_query_tile<const HALF: bool, const R: usize>(
+                query: &[f32],
+                rows: *const u8,
+                scores: &mut [f32],
+                dimension: usize,
+                first_row: usize,
+            ) {
+                let whole = dimension - dimension % $lanes;
+                let mut sums: [$vector; R] = [$zero; R];
+                let mut at = 0;
+                while at < whole {
+                    // SAFETY: `at + $lanes <= dimension`: within the query and the rows.
+                    let query_values: $vector = unsafe {
+                        let $f32_pointer = query.as_ptr().add(at);
+                        $load_f32
+                    };
+                    for (offset, sum) in sums.iter_mut().enumerate() {
+                        // SAFETY: as above.
+                        let value =
+                            unsafe { load::<HALF>(rows, (first_row + offset) * dimension + at) };
+                        let ($a, $b, $c) = (query_values, value, *sum);
+                        *sum = $fma;
+                    }
+                    at += $lanes;
+                }
+                for (offset, $sum) in sums.iter().enumerate() {
+                    let row = first_row + offset;
+                    let $sum = *$sum;
+                    let lanes_total: f32 = $reduce;
+                    // SAFETY: `row` exists.
+                    let rest = unsafe { tail::<HALF>(query, rows, row, dimension, whole) };
+                    scores[row] = lanes_total + rest;
+                }
+            }
+
             /// Every row tile against every pass of queries.
             ///
             /// # Safety
@@ -352,6 +438,12 @@ macro_rules! tiled_copy {
                 scores: &mut [f32],
                 shape: Shape,
             ) {
+                if shape.query_count == 1 {
+                    // SAFETY: as this function's.
+                    return unsafe {
+                        score_one_query::<HALF, ONE_QUERY_ROWS>(queries, rows, scores, shape)
+                    };
+                }
                 let dimension = shape.dimension;
                 let whole = dimension - dimension % $lanes;
                 let mut first_row = 0;
@@ -496,6 +588,7 @@ macro_rules! tiled_copy {
 #[cfg(target_arch = "x86_64")]
 tiled_copy! {
     avx512, "avx512f", __m512, 16, 4,
+    one_query_rows: 16,
     zero: _mm512_setzero_ps(),
     load_f32: |pointer| _mm512_loadu_ps(pointer),
     load_f16: |pointer| _mm512_cvtph_ps(_mm256_loadu_si256(pointer.cast())),
@@ -511,6 +604,7 @@ tiled_copy! {
 #[cfg(target_arch = "x86_64")]
 tiled_copy! {
     avx2, "avx2,fma,f16c", __m256, 8, 2,
+    one_query_rows: 12,
     zero: _mm256_setzero_ps(),
     load_f32: |pointer| _mm256_loadu_ps(pointer),
     load_f16: |pointer| _mm256_cvtph_ps(_mm_loadu_si128(pointer.cast())),
@@ -614,7 +708,8 @@ mod tests {
     fn every_tile_shape_and_tail_matches_a_double_precision_sum() {
         for dimension in [1, 7, 8, 15, 16, 17, 33, 64, 100] {
             for query_count in 1..=9 {
-                for row_count in [1, 2, 3, 4, 5, 7, 9] {
+                // Past one and two tiles of a single query's 12 and 16 rows, with remainders.
+                for row_count in [1, 2, 3, 4, 5, 7, 9, 12, 16, 17, 29, 35] {
                     check_shape(dimension, query_count, row_count);
                 }
             }
@@ -625,16 +720,23 @@ mod tests {
     #[test]
     fn a_query_scores_the_same_alone_or_in_any_batch() {
         let dimension = 2304 + 5;
-        let rows = halves(&pseudo_random(11 * dimension, 7));
-        let f32_rows = pseudo_random(11 * dimension, 8);
+        // A single query's tiles of rows (12 or 16) differ from a batch's (2 or 4): whole
+        // tiles of both, and remainders.
+        const ROWS: usize = 37;
+        let rows = halves(&pseudo_random(ROWS * dimension, 7));
+        let f32_rows = pseudo_random(ROWS * dimension, 8);
         let queries = pseudo_random(13 * dimension, 9);
         for rows in [StoredRows::F16(&rows), StoredRows::F32(&f32_rows)] {
-            let mut batch = vec![0.0f32; 13 * 11];
-            inner_products(&queries, rows, dimension, &mut batch, 11);
+            let mut batch = vec![0.0f32; 13 * ROWS];
+            inner_products(&queries, rows, dimension, &mut batch, ROWS);
             for (index, query) in queries.chunks_exact(dimension).enumerate() {
-                let mut alone = vec![0.0f32; 11];
-                inner_products(query, rows, dimension, &mut alone, 11);
-                assert_eq!(alone, batch[index * 11..][..11], "{rows:?} query {index}");
+                let mut alone = vec![0.0f32; ROWS];
+                inner_products(query, rows, dimension, &mut alone, ROWS);
+                assert_eq!(
+                    alone,
+                    batch[index * ROWS..][..ROWS],
+                    "{rows:?} query {index}"
+                );
             }
         }
     }
