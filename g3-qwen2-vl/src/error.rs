@@ -1,0 +1,80 @@
+//! The error type of `g3-qwen2-vl`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while reading, loading or running a Qwen2-VL model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Qwen2VlError {
+    /// A file that does not exist or cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A configuration file (`config.json`, `adapter_config.json`) that cannot be used; the
+    /// reason names the field.
+    #[error("{}: {reason}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the field.
+        reason: String,
+    },
+
+    /// A model configuration that cannot be built (heads that do not divide the width...).
+    #[error("invalid Qwen2-VL configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A weights file that could not be parsed as safetensors.
+    #[error("{}: cannot read the weights: {source}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// The reader's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// Weights that do not fit the model: the lists name every key involved.
+    #[error(
+        "{}: the weights do not fit the model\n  missing keys: {}\n  unexpected keys: {}\n  mis-shaped keys: {}",
+        path.display(),
+        list(missing),
+        list(unexpected),
+        list(mis_shaped)
+    )]
+    KeyMismatch {
+        /// The file or folder.
+        path: PathBuf,
+        /// Model tensors with no value in the files (checkpoint names).
+        missing: Vec<String>,
+        /// Tensors in the files that the model has no place for.
+        unexpected: Vec<String>,
+        /// Tensors present on both sides with different shapes.
+        mis_shaped: Vec<String>,
+    },
+
+    /// Inputs that do not describe a valid forward pass (image tokens that do not match the
+    /// images' patches, ragged batches...).
+    #[error("invalid model input: {reason}")]
+    InvalidInput {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn list(keys: &[String]) -> String {
+    if keys.is_empty() {
+        "none".to_owned()
+    } else {
+        keys.join(", ")
+    }
+}

@@ -1,0 +1,46 @@
+//! Qwen2-VL in burn, for GeoRanker's re-ranker: the vision tower ([`VisionTransformer`]),
+//! the Qwen2 decoder with multimodal rotary positions ([`Qwen2Decoder`],
+//! [`multimodal_positions`]), the hub's `config.json` ([`Qwen2VlConfig`]) and safetensors
+//! (memory-mapped, sharded or not), PEFT LoRA adapters merged at load ([`LoraAdapter`]),
+//! and GeoRanker's reward model ([`RewardModel`]): a linear value head on the last token's
+//! final hidden state.
+//!
+//! The model code is device-agnostic (burn 0.22 picks the backend at run time); parity with
+//! transformers + PEFT is tested on a tiny random configuration whose goldens come from
+//! `tools/goldens/qwen2_vl.py`.
+//!
+//! ```no_run
+//! use g3_qwen2_vl::{MultimodalBatch, load_reward_model};
+//!
+//! # #[allow(deprecated)]
+//! let device = burn::prelude::Device::ndarray();
+//! let model = load_reward_model(
+//!     "Qwen2-VL-7B-Instruct".as_ref(),
+//!     "GeoRanker/checkpoints".as_ref(),
+//!     &device,
+//! )?;
+//! # let batch: MultimodalBatch = unimplemented!();
+//! let rewards = model.rewards(&batch)?;
+//! # Ok::<(), g3_qwen2_vl::Qwen2VlError>(())
+//! ```
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod loader;
+mod model;
+mod positions;
+mod rotary;
+mod text;
+mod vision;
+
+pub use config::{Qwen2VlConfig, TextConfig, VisionConfig};
+pub use error::Qwen2VlError;
+pub use loader::{LoraAdapter, load_base_weights, load_reward_model, weight_files};
+pub use model::{MultimodalBatch, Qwen2Vl, RewardModel};
+pub use positions::{MultimodalPositions, multimodal_positions};
+pub use text::{DecoderAttention, DecoderLayer, DecoderMlp, Qwen2Decoder};
+pub use vision::{
+    ImageGrid, MergerMlp, PatchEmbed, PatchMerger, PatchProjection, VisionAttention, VisionBlock,
+    VisionMlp, VisionTransformer,
+};
