@@ -62,6 +62,15 @@ pub enum Qwen2VlError {
         mis_shaped: Vec<String>,
     },
 
+    /// An image that cannot be decoded or brought to the model's input.
+    #[error("image {name}: {reason}")]
+    Image {
+        /// The image's name (its path or id).
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// Inputs that do not describe a valid forward pass (image tokens that do not match the
     /// images' patches, ragged batches...).
     #[error("invalid model input: {reason}")]

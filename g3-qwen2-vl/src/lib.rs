@@ -27,6 +27,7 @@
 
 mod config;
 mod error;
+mod image_processor;
 mod loader;
 mod model;
 mod positions;
@@ -36,6 +37,10 @@ mod vision;
 
 pub use config::{Qwen2VlConfig, TextConfig, VisionConfig};
 pub use error::Qwen2VlError;
+pub use image_processor::{
+    CLIP_MEAN, CLIP_STD, ImageProcessor, ImageProcessorConfig, MAX_ASPECT_RATIO, ProcessedImage,
+    smart_resize,
+};
 pub use loader::{LoraAdapter, load_base_weights, load_reward_model, weight_files};
 pub use model::{MultimodalBatch, Qwen2Vl, RewardModel};
 pub use positions::{MultimodalPositions, multimodal_positions};

@@ -21,6 +21,14 @@ Writes g3-qwen2-vl/tests/fixtures/tiny/:
                                qwen_vl_utils.fetch_image (PIL bicubic resize to multiples of 28
                                within max_pixels) and the image processor
 - pixels_<name>.npy            [patches, 1176] float32 pixel_values of that photo alone
+- smart_resize.csv             height,width,min_pixels,max_pixels,resized_height,resized_width of
+                               qwen_vl_utils.smart_resize over random and edge-case sizes
+                               (resized sides empty where it raises; a 0 side where PIL's resize
+                               would then raise)
+- resized.csv, resized_<name>.npy
+                               [h, w, 3] uint8: fetch_image's RGB bytes for more fixture photos
+                               (CMYK, palette, gray + alpha, RGBA, 1 x 1, 4032 x 3024) at
+                               min_pixels 4 x 28 x 28, max_pixels 12 x 28 x 28
 - input_ids.npy, attention_mask.npy
                                [3, L] int64: three prompts of GeoRanker's shapes, left-padded:
                                0 a retrieved candidate (query photo, text, reference photo,
@@ -52,7 +60,7 @@ import torch
 import transformers
 from peft import LoraConfig, get_peft_model
 from PIL import Image
-from qwen_vl_utils import fetch_image
+from qwen_vl_utils import fetch_image, smart_resize
 from safetensors.torch import save_file
 from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 from transformers.models.qwen2_vl import Qwen2VLImageProcessor
@@ -132,12 +140,40 @@ def processed(processor, name):
     return image, out["pixel_values"].float(), out["image_grid_thw"][0]
 
 
+def processor_goldens(rng):
+    rows = []
+    sizes = [(42, 70), (70, 42), (14, 14), (1, 1), (3, 500), (500, 3), (1, 201), (27, 5400),
+             (4032, 3024), (3024, 4032), (481, 640), (640, 481), (2000, 3)]
+    sizes += [tuple(int(v) for v in rng.integers(1, 5000, size=2)) for _ in range(40)]
+    budgets = [(4 * 28 * 28, 16384 * 28 * 28), (28 * 28, 28 * 28 * 6), (56 * 56, 28 * 28 * 1280)]
+    for height, width in sizes:
+        for min_pixels, max_pixels in budgets:
+            try:
+                out = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
+            except ValueError:
+                out = ("", "")
+            rows.append([height, width, min_pixels, max_pixels, *out])
+    with open(OUT / "smart_resize.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["height", "width", "min_pixels", "max_pixels", "resized_height", "resized_width"])
+        writer.writerows(rows)
+    with open(OUT / "resized.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "height", "width"])
+        # narrow.png (3 x 500) is left out: smart_resize gives it a 0-pixel side and PIL raises.
+        for name in ["cmyk.jpg", "palette.png", "gray_alpha.png", "rgba.png", "one_pixel.png", "large.jpg"]:
+            image = fetch_image({"image": str(PHOTOS / name), "min_pixels": 4 * 28 * 28, "max_pixels": 12 * 28 * 28})
+            np.save(OUT / f"resized_{Path(name).stem}.npy", np.asarray(image, dtype=np.uint8))
+            writer.writerow([name, image.height, image.width])
+
+
 def main():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "model").mkdir(exist_ok=True)
 
+    processor_goldens(np.random.default_rng(1))
     config = tiny_config()
     config._attn_implementation = "eager"
     model = RewardModel(config).float().eval()
@@ -175,6 +211,11 @@ def main():
                 parameter.copy_(torch.randn_like(parameter))
     peft_model.save_pretrained(OUT / "adapter")
     (OUT / "adapter" / "README.md").unlink()  # PEFT's model-card template
+    # PEFT writes target_modules from a set: sort it so that reruns give the same file.
+    adapter_config_path = OUT / "adapter" / "adapter_config.json"
+    adapter_config = json.loads(adapter_config_path.read_text())
+    adapter_config["target_modules"] = sorted(adapter_config["target_modules"])
+    adapter_config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
 
     processor = Qwen2VLImageProcessor(min_pixels=3136 // 4, max_pixels=12845056)
     photos = ["landscape.jpg", "portrait.png", "upscale.jpg"]

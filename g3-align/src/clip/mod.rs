@@ -20,8 +20,10 @@ pub use model::{
     ClipTextEmbeddings, ClipTextTransformer, ClipVisionEmbeddings, ClipVisionTransformer,
     FLASH_QUERY_BLOCK, TowerOutput,
 };
+pub use pil_resize::resize_bicubic_like_pil;
 pub use preprocess::{
-    ClipImageProcessor, ClipImageProcessorConfig, ImageLimits, shortest_edge_size, to_rgb_like_pil,
+    ClipImageProcessor, ClipImageProcessorConfig, ImageLimits, decode_rgb_like_pil,
+    shortest_edge_size, to_rgb_like_pil,
 };
 pub use tokenizer::{CONTEXT_LENGTH, ClipTokenizer, END_OF_TEXT, START_OF_TEXT, TokenizedTexts};
 

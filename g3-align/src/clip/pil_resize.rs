@@ -97,8 +97,9 @@ fn clip8(accumulator: i64) -> u8 {
 
 const ROUNDING: i64 = 1 << (PRECISION_BITS - 1);
 
-/// `Image.resize((width, height), Image.BICUBIC)` on an RGB image, as PIL computes it.
-pub(crate) fn resize_bicubic_like_pil(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+/// `Image.resize((width, height), Image.BICUBIC)` on an RGB image, as PIL computes it (the
+/// same bytes): CLIP's and Qwen2-VL's preprocessing both resize this way.
+pub fn resize_bicubic_like_pil(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (input_width, input_height) = (image.width() as usize, image.height() as usize);
     let (output_width, output_height) = (width as usize, height as usize);
     if (input_width, input_height) == (output_width, output_height) {

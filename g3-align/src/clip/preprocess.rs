@@ -206,41 +206,7 @@ impl ClipImageProcessor {
     /// The header is read first and the image refused if it exceeds the limits, before any
     /// pixel buffer is allocated.
     pub fn decode(&self, encoded: &[u8], name: &str) -> Result<RgbImage, AlignError> {
-        let bad = |reason: String| AlignError::ImageDecode {
-            name: name.to_owned(),
-            reason,
-        };
-        let reader = || {
-            ImageReader::new(Cursor::new(encoded))
-                .with_guessed_format()
-                .map_err(|e| bad(e.to_string()))
-        };
-        let header = reader()?;
-        if header.format().is_none() {
-            return Err(bad(
-                "not an image in a supported format (JPEG, PNG, WebP, GIF)".to_owned(),
-            ));
-        }
-        let (width, height) = header.into_dimensions().map_err(|e| bad(e.to_string()))?;
-        if !self.limits.admits(width, height) {
-            return Err(AlignError::ImageTooLarge {
-                name: name.to_owned(),
-                width,
-                height,
-                limits: self.limits,
-            });
-        }
-        if header_is_jpeg(encoded) {
-            return decode_jpeg_like_pil(encoded).map_err(bad);
-        }
-        let mut decoder = reader()?;
-        let mut limits = Limits::default();
-        limits.max_image_width = Some(self.limits.max_side);
-        limits.max_image_height = Some(self.limits.max_side);
-        limits.max_alloc = Some(self.limits.max_decoder_bytes);
-        decoder.limits(limits);
-        let image = decoder.decode().map_err(|e| bad(e.to_string()))?;
-        Ok(to_rgb_like_pil(image))
+        decode_rgb_like_pil(encoded, name, self.limits)
     }
 
     /// Resizes (shortest edge, PIL bicubic) and centre-crops an RGB image: the bytes that
@@ -299,6 +265,53 @@ impl ClipImageProcessor {
         }
         Ok(self.normalize(&cropped))
     }
+}
+
+/// Decodes an encoded image (JPEG, PNG, WebP, GIF) into RGB as PIL's
+/// `Image.open(...).convert("RGB")` does (JPEGs through libjpeg-turbo, as PIL's wheels):
+/// the first step of every PIL-based preprocessing (CLIP's, Qwen2-VL's). `name` identifies
+/// the image in errors. The header is read first and the image refused if it exceeds
+/// `limits`, before any pixel buffer is allocated.
+pub fn decode_rgb_like_pil(
+    encoded: &[u8],
+    name: &str,
+    limits: ImageLimits,
+) -> Result<RgbImage, AlignError> {
+    let bad = |reason: String| AlignError::ImageDecode {
+        name: name.to_owned(),
+        reason,
+    };
+    let reader = || {
+        ImageReader::new(Cursor::new(encoded))
+            .with_guessed_format()
+            .map_err(|e| bad(e.to_string()))
+    };
+    let header = reader()?;
+    if header.format().is_none() {
+        return Err(bad(
+            "not an image in a supported format (JPEG, PNG, WebP, GIF)".to_owned(),
+        ));
+    }
+    let (width, height) = header.into_dimensions().map_err(|e| bad(e.to_string()))?;
+    if !limits.admits(width, height) {
+        return Err(AlignError::ImageTooLarge {
+            name: name.to_owned(),
+            width,
+            height,
+            limits,
+        });
+    }
+    if header_is_jpeg(encoded) {
+        return decode_jpeg_like_pil(encoded).map_err(bad);
+    }
+    let mut decoder = reader()?;
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_side);
+    decoder_limits.max_image_height = Some(limits.max_side);
+    decoder_limits.max_alloc = Some(limits.max_decoder_bytes);
+    decoder.limits(decoder_limits);
+    let image = decoder.decode().map_err(|e| bad(e.to_string()))?;
+    Ok(to_rgb_like_pil(image))
 }
 
 /// Converts any decoded image to 8-bit RGB the way PIL's `convert("RGB")` does on the image
