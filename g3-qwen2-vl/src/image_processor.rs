@@ -15,6 +15,7 @@ use crate::vision::ImageGrid;
 /// OpenAI CLIP's channel means, Qwen2-VL's normalisation.
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// OpenAI CLIP's channel standard deviations.
+#[allow(clippy::excessive_precision)] // as written in the reference's OPENAI_CLIP_STD
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// The preprocessing settings; defaults are `qwen_vl_utils`'s (0.0.8, as GeoRanker pins it)
