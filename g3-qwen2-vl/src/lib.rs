@@ -25,8 +25,10 @@
 //! ```
 #![deny(missing_docs)]
 
+mod chat;
 mod config;
 mod error;
+mod georanker;
 mod image_processor;
 mod loader;
 mod model;
@@ -35,8 +37,16 @@ mod rotary;
 mod text;
 mod vision;
 
+pub use chat::{
+    ChatMessage, ChatTemplate, ContentPart, IMAGE_PAD, PromptInputs, PromptTokenizer,
+    left_padded_batch,
+};
 pub use config::{Qwen2VlConfig, TextConfig, VisionConfig};
 pub use error::Qwen2VlError;
+pub use georanker::{
+    GeoRankerConfig, GeoRankerVerifier, PlaceNames, ReferenceLookup, negatives_text, python_float,
+    retrieved_message, retrieved_question, zero_shot_message, zero_shot_question,
+};
 pub use image_processor::{
     CLIP_MEAN, CLIP_STD, ImageProcessor, ImageProcessorConfig, MAX_ASPECT_RATIO, ProcessedImage,
     smart_resize,

@@ -29,11 +29,20 @@ Writes g3-qwen2-vl/tests/fixtures/tiny/:
                                [h, w, 3] uint8: fetch_image's RGB bytes for more fixture photos
                                (CMYK, palette, gray + alpha, RGBA, 1 x 1, 4032 x 3024) at
                                min_pixels 4 x 28 x 28, max_pixels 12 x 28 x 28
+- model/tokenizer.json, model/tokenizer_config.json
+                               a byte-level BPE in Qwen2's format (its pre-tokenizer pattern, NFC)
+                               trained on a few lines, Qwen2-VL's 14 special tokens after it, and
+                               Qwen2-VL-7B-Instruct's chat template
+- candidates.json              one query's candidates in GeoRanker's terms: two retrieved (with
+                               their database photos and MP16-Pro place levels), one zero-shot,
+                               five negatives
+- prompts.json                 the chat template's rendering of GeoRanker's three conversations
+                               (evaluate.py's message layout), add_generation_prompt
 - input_ids.npy, attention_mask.npy
-                               [3, L] int64: three prompts of GeoRanker's shapes, left-padded:
-                               0 a retrieved candidate (query photo, text, reference photo,
-                               negatives), 1 a zero-shot candidate (query photo, text, negatives),
-                               2 a retrieved candidate with another reference photo
+                               [3, L] int64: Qwen2VLProcessor's tokens of those prompts, image
+                               pads expanded, padded on the left: 0 and 1 retrieved candidates
+                               (query photo, question, reference photo, negatives), 2 the
+                               zero-shot candidate (query photo, question, negatives)
 - sequence_images.csv          sequence,image: the photos of each sequence, in token order
 - position_ids.npy             [3, 3, L] int64 get_rope_index's positions
 - image_embeds.npy             [tokens, 64] float32 vision tower output for the photos of
@@ -42,8 +51,7 @@ Writes g3-qwen2-vl/tests/fixtures/tiny/:
 - rewards_alone.npy            [3] float32 each sequence alone (no padding), unmerged
 - rewards_merged.npy           [3] float32 after merge_and_unload (the script checks they agree)
 
-Token ids are written by hand in the prompt layout (the chat template and tokenizer have
-their own goldens). Run from the repository root with the versions of
+Run from the repository root with the versions of
 requirements-qwen2-vl.txt:
     /tmp/g3-goldens/bin/pip install -r tools/goldens/requirements-qwen2-vl.txt
     /tmp/g3-goldens/bin/python tools/goldens/qwen2_vl.py
@@ -63,7 +71,8 @@ from PIL import Image
 from qwen_vl_utils import fetch_image, smart_resize
 from safetensors.torch import save_file
 from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
-from transformers.models.qwen2_vl import Qwen2VLImageProcessor
+from transformers import Qwen2VLProcessor
+from transformers.models.qwen2_vl import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
 assert transformers.__version__ == "5.24.0", transformers.__version__
 assert peft.__version__ == "0.21.2", peft.__version__
@@ -73,9 +82,63 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "g3-qwen2-vl" / "tests" / "fixtures" / "tiny"
 PHOTOS = ROOT / "g3-align" / "tests" / "fixtures" / "clip" / "images"
 
-VOCAB = 160
-VISION_START, VISION_END, IMAGE, VIDEO = 150, 151, 152, 153
-IM_START, IM_END, PAD = 154, 155, 156
+# Qwen2-VL's special tokens, in the order of its tokenizer (added after the BPE vocabulary).
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+]
+# Qwen2-VL-7B-Instruct's chat template (chat_template.json), as published with the model.
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
+    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
+    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+# Qwen2's pre-tokenizer pattern (tokenizer.json of the Qwen2 family).
+QWEN2_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+CORPUS = [
+    "You are a helpful assistant.",
+    "How far is this place from latitude: 46.470601, longitude: 11.623621, Bolzano Trentino-Alto Adige Italy?",
+    "Negative examples: latitude: 40.7128, longitude: -74.006, New York United States",
+    "Paris Ile-de-France France; Tokyo Japan; Sydney New South Wales Australia; Nairobi Kenya",
+    "São Paulo Brazil; Zürich Switzerland; Reykjavík Iceland; Kraków Lesser Poland Poland",
+    "0123456789 -.,:;?!",
+]
+# Candidates of one query in GeoRanker's terms; places are MP16-Pro's six levels
+# [neighbourhood, city, county, state, region, country]. Coordinates print as Python's repr.
+CANDIDATES = """{
+  "query": "landscape.jpg",
+  "retrieved": [
+    {"latitude": 46.470601, "longitude": 11.623621, "photo": "portrait.png",
+     "places": ["", "Ortisei", "", "Trentino-Alto Adige/S\u00fcdtirol", "", "Italy"]},
+    {"latitude": -33.8688, "longitude": 151.2093, "photo": "upscale.jpg",
+     "places": ["The Rocks", "Sydney", "", "New South Wales", "", "Australia"]}
+  ],
+  "zero_shot": [
+    {"latitude": 48.0, "longitude": 2.35}
+  ],
+  "negatives": [
+    {"latitude": 40.7128, "longitude": -74.006, "places": ["", "New York", "", "New York", "", "United States"]},
+    {"latitude": 0.0, "longitude": 0.0, "places": ["", "", "", "", "", ""]},
+    {"latitude": -1.286389, "longitude": 36.817223, "places": ["", "Nairobi", "", "", "", "Kenya"]},
+    {"latitude": 64.1466, "longitude": -21.9426, "places": ["", "Reykjav\u00edk", "", "", "", "Iceland"]},
+    {"latitude": 35.6762, "longitude": 139.6503, "places": ["", "Tokyo", "", "Tokyo", "", "Japan"]}
+  ]
+}
+"""
 # Small images keep the fixtures small: at most 6 decoder tokens (24 patches) per photo.
 MAX_PIXELS = 28 * 28 * 6
 MIN_PIXELS = 28 * 28
@@ -95,33 +158,62 @@ class RewardModel(Qwen2VLForConditionalGeneration):
             pixel_values=pixel_values,
             image_grid_thw=image_grid_thw,
             # transformers 5 marks image tokens (1) for its rotary positions.
-            mm_token_type_ids=(input_ids == IMAGE).int(),
+            mm_token_type_ids=(input_ids == self.config.image_token_id).int(),
             output_hidden_states=True,
         )
         values = self.value_head(outputs.hidden_states[-1]).squeeze(-1)
         return values[:, -1]
 
 
-def tiny_config():
+def build_tokenizer():
+    """A byte-level BPE in the Qwen2 format, trained on a few lines, with Qwen2-VL's specials."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+    ])
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=360, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tokenizer.train_from_iterator(CORPUS, trainer=trainer)
+    tokenizer.add_special_tokens(SPECIAL_TOKENS)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        padding_side="left",
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def tiny_config(tokenizer):
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     return Qwen2VLConfig(
         text_config=dict(
-            vocab_size=VOCAB,
+            vocab_size=len(tokenizer),
             hidden_size=64,
             intermediate_size=128,
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,
             rms_norm_eps=1e-6,
-            bos_token_id=PAD,
-            eos_token_id=IM_END,
-            pad_token_id=PAD,
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
             rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[2, 3, 3]),
         ),
         vision_config=dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2),
-        image_token_id=IMAGE,
-        video_token_id=VIDEO,
-        vision_start_token_id=VISION_START,
-        vision_end_token_id=VISION_END,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
     )
 
 
@@ -174,7 +266,9 @@ def main():
     (OUT / "model").mkdir(exist_ok=True)
 
     processor_goldens(np.random.default_rng(1))
-    config = tiny_config()
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(OUT / "model")
+    config = tiny_config(tokenizer)
     config._attn_implementation = "eager"
     model = RewardModel(config).float().eval()
     with torch.no_grad():
@@ -217,44 +311,82 @@ def main():
     adapter_config["target_modules"] = sorted(adapter_config["target_modules"])
     adapter_config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
 
-    processor = Qwen2VLImageProcessor(min_pixels=3136 // 4, max_pixels=12845056)
+    image_processor = Qwen2VLImageProcessor(min_pixels=3136 // 4, max_pixels=12845056)
+    processor = Qwen2VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=CHAT_TEMPLATE,
+    )
     photos = ["landscape.jpg", "portrait.png", "upscale.jpg"]
     pixels, grids = {}, {}
     with open(OUT / "images.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "height", "width", "grid_t", "grid_h", "grid_w"])
         for name in photos:
-            image, values, grid = processed(processor, name)
+            image, values, grid = processed(image_processor, name)
             pixels[name], grids[name] = values, grid
             np.save(OUT / f"pixels_{Path(name).stem}.npy", values.numpy().astype(np.float32))
             writer.writerow([name, image.height, image.width, *grid.tolist()])
 
-    def image_tokens(name):
-        g = grids[name]
-        return [VISION_START] + [IMAGE] * int(g.prod() // 4) + [VISION_END]
+    # GeoRanker's prompts (evaluate.py) for one query photo: two retrieved candidates with
+    # their database photos, one zero-shot candidate, and the five negatives shared by all.
+    query = photos[0]
+    candidates = json.loads(CANDIDATES)
+    with open(OUT / "candidates.json", "w") as f:
+        f.write(CANDIDATES)
 
-    def words(count):
-        return rng.integers(0, 150, size=count).tolist()
+    def place_text(places):
+        # [neighbourhood, city, county, state, region, country]: city, state, country.
+        return " ".join(text for text in (places[1], places[3], places[5]) if text)
 
-    prefix = [IM_START] + words(5) + [IM_END, IM_START] + words(2)
-    suffix = [IM_END, IM_START] + words(2)
-    query, references = photos[0], [photos[1], None, photos[2]]
-    sequences, sequence_images = [], []
-    for reference in references:
-        tokens = prefix + image_tokens(query) + words(14)
-        images = [query]
-        if reference is not None:
-            tokens += image_tokens(reference)
-            images.append(reference)
-        tokens += words(17) + suffix
-        sequences.append(tokens)
-        sequence_images.append(images)
-    length = max(map(len, sequences))
-    input_ids = torch.tensor([[PAD] * (length - len(s)) + s for s in sequences])
-    attention_mask = torch.tensor([[0] * (length - len(s)) + [1] * len(s) for s in sequences])
-    all_images = [name for images in sequence_images for name in images]
-    pixel_values = torch.cat([pixels[name] for name in all_images])
-    grid_thw = torch.stack([grids[name] for name in all_images])
+    negatives = "; ".join(
+        f"latitude: {n['latitude']}, longitude: {n['longitude']}, {place_text(n['places'])}"
+        for n in candidates["negatives"]
+    )
+
+    def image_item(name):
+        return {"type": "image", "image": str(PHOTOS / name), "min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS}
+
+    conversations, sequence_images = [], []
+    for candidate in candidates["retrieved"]:
+        question = (
+            f"How far is this place from latitude: {candidate['latitude']}, longitude: "
+            f"{candidate['longitude']}, {place_text(candidate['places'])}?"
+        )
+        conversations.append([{"role": "user", "content": [
+            image_item(query),
+            {"type": "text", "text": question},
+            image_item(candidate["photo"]),
+            {"type": "text", "text": f"Negative examples: {negatives}"},
+        ]}])
+        sequence_images.append([query, candidate["photo"]])
+    for candidate in candidates["zero_shot"]:
+        question = f"How far is this place from latitude: {candidate['latitude']}, longitude: {candidate['longitude']}?"
+        conversations.append([{"role": "user", "content": [
+            image_item(query),
+            {"type": "text", "text": question},
+            {"type": "text", "text": f"Negative examples: {negatives}"},
+        ]}])
+        sequence_images.append([query])
+    texts = [
+        processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        for conversation in conversations
+    ]
+    with open(OUT / "prompts.json", "w") as f:
+        json.dump(texts, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    images = [
+        fetch_image({"image": str(PHOTOS / name), "min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS})
+        for names in sequence_images
+        for name in names
+    ]
+    inputs = processor(text=texts, images=images, padding=True, return_tensors="pt")
+    input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
+    pixel_values, grid_thw = inputs["pixel_values"].float(), inputs["image_grid_thw"]
+    all_images = [name for names in sequence_images for name in names]
+    assert torch.equal(pixel_values, torch.cat([pixels[name] for name in all_images]))
+    sequences = [ids[mask.bool()].tolist() for ids, mask in zip(input_ids, attention_mask)]
 
     with torch.no_grad():
         rewards = peft_model(input_ids, attention_mask, pixel_values, grid_thw)
@@ -272,7 +404,7 @@ def main():
         alone = torch.stack(alone)
         base = peft_model.base_model.model
         position_ids, _ = base.model.get_rope_index(
-            input_ids, (input_ids == IMAGE).int(), grid_thw, None, attention_mask
+            input_ids, (input_ids == config.image_token_id).int(), grid_thw, None, attention_mask
         )
         first = sequence_images[0]
         image_embeds = base.model.visual(
@@ -301,7 +433,7 @@ def main():
     print("rewards", rewards.tolist())
     print("merged ", rewards_merged.tolist())
     print("alone  ", alone.tolist())
-    print("length", length, "pixel rows", pixel_values.shape, "grids", grid_thw.tolist())
+    print("length", input_ids.shape[1], "pixel rows", pixel_values.shape, "grids", grid_thw.tolist())
 
 
 if __name__ == "__main__":
