@@ -71,6 +71,7 @@ pub use g3_index::{
     NEIGHBOR_COLUMNS, RetrievalDistances, retrieval_distances, write_neighbors_csv,
 };
 pub use g3_prompt as prompt;
+pub use g3_qwen2_vl as qwen2_vl;
 pub use g3_verify as verify;
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineConfig, PipelineSettings, Preset};
 pub use results::{RESULT_COLUMNS, ResultsFile, RunUsage, UsageLog};

@@ -87,6 +87,8 @@ impl LocalFiles {
         }
         let fetch = if name == CLIP_REPO {
             "`g3 fetch clip`".to_owned()
+        } else if name == crate::pipeline::GEORANKER_BASE_MODEL {
+            "`g3 fetch georanker`".to_owned()
         } else {
             format!("`huggingface-cli download {name}`")
         };

@@ -7,13 +7,14 @@ mod support;
 
 use g3::align::{ComputeDevice, GpsEncoder, ImageEmbeddingKind};
 use g3::core::{GpsEmbedder, ImageEmbedder, cosine_similarity};
-use g3::pipeline::{GeneratorConfig, PipelineConfig, Preset, QueryEmbeddingKind};
+use g3::pipeline::{GeneratorConfig, PipelineConfig, Preset, QueryEmbeddingKind, VerifierConfig};
 use g3::prompt::OpenAiConfig;
 use g3::prompt::mock::{MockBehaviour, MockChatServer};
 use g3::{CandidateSource, GeoPoint, Prediction};
 use support::{
-    DATABASE_IMAGES, QUERY_IMAGES, build_database, database_locations, fixture, g3_encoder, images,
-    write_small_gallery, write_tiny_geoclip_mlp,
+    DATABASE_IMAGES, QUERY_IMAGES, build_database, build_database_with_places, database_locations,
+    fixture, g3_encoder, georanker_fixture_settings, images, write_small_gallery,
+    write_tiny_geoclip_mlp,
 };
 
 struct Setup {
@@ -29,6 +30,10 @@ impl Setup {
             &directory.path().join("g3.db"),
         );
         build_database(ImageEmbeddingKind::Clip, &directory.path().join("clip.db"));
+        build_database_with_places(
+            ImageEmbeddingKind::Database,
+            &directory.path().join("places.db"),
+        );
         write_tiny_geoclip_mlp(&directory.path().join("geoclip_mlp.safetensors"));
         write_small_gallery(&directory.path().join("gallery.csv"));
         let server = MockChatServer::start(MockBehaviour::default()).unwrap();
@@ -50,6 +55,11 @@ impl Setup {
         });
         config.generation.generator =
             GeneratorConfig::OpenAi(OpenAiConfig::local(self.server.base_url(), "mock-lmm"));
+        if let VerifierConfig::GeoRanker(settings) = &mut config.verifier {
+            **settings = georanker_fixture_settings();
+            config.pool.similar_neighbors = settings.ranker.similar_needed();
+            config.database = Some(path("places.db"));
+        }
         config
     }
 
@@ -141,6 +151,7 @@ fn every_preset_runs_end_to_end() {
                 Preset::Img2Loc => (1, 0, 0),
                 Preset::GeoClip => (0, 0, 16),
                 Preset::Knn => (0, 16.min(DATABASE_IMAGES.len()), 0),
+                Preset::GeoRanker => (5, 10, 0),
             };
             assert_eq!((generated, retrieved, gallery), expected, "{preset}");
         }

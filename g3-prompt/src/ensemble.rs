@@ -115,6 +115,21 @@ impl PromptEnsembleConfig {
         }
     }
 
+    /// GeoRanker's zero-shot candidates (`lvlm_zs_predict.py`): G3's zero-shot prompt (the
+    /// same text, which GeoRanker kept) sampled `samples` times at temperature 1.2, at most 200
+    /// tokens, low image detail. GeoRanker asks for 10 samples and keeps its first `topn_zs`
+    /// (5 by default, 3 in its README); asking for `topn_zs` gives the same candidates for
+    /// less.
+    pub fn georanker_zero_shot(samples: u32) -> Self {
+        PromptEnsembleConfig {
+            prompts: vec![PromptSpec {
+                samples,
+                ..PromptSpec::default()
+            }],
+            ..PromptEnsembleConfig::default()
+        }
+    }
+
     /// The most similar and dissimilar coordinates any prompt quotes: how many neighbours
     /// a query must retrieve for this ensemble.
     pub fn references_needed(&self) -> ReferenceCounts {

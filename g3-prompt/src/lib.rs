@@ -60,4 +60,7 @@ pub use openai::{
     LmmClientError, LmmJob, LmmJobOutcome, OpenAiConfig, OpenAiGenerator, PromptFailure,
     RetryPolicy, TokenPrices,
 };
-pub use parser::{AnswerRejection, ReferenceAnswerParser, RobustAnswerParser, parse_coordinates};
+pub use parser::{
+    AnswerRejection, GeoRankerAnswerParser, ReferenceAnswerParser, RobustAnswerParser,
+    parse_coordinates,
+};

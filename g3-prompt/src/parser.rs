@@ -75,23 +75,61 @@ pub struct ReferenceAnswerParser {
 
 impl AnswerParser for ReferenceAnswerParser {
     fn parse(&self, answer: &str) -> Result<GeoPoint, RejectionReason> {
-        static DECIMAL: LazyLock<Regex> =
-            LazyLock::new(|| Regex::new(r"[-+]?\d+\.\d+").expect("valid regex"));
-        let numbers: Vec<f64> = DECIMAL
-            .find_iter(answer)
-            .take(2)
-            .filter_map(|m| m.as_str().parse().ok())
-            .collect();
-        let parsed = match numbers.as_slice() {
-            [lat_deg, lon_deg] => checked_point(*lat_deg, *lon_deg),
-            [value] => Err(AnswerRejection::OnlyOneCoordinate { value: *value }),
-            _ => Err(AnswerRejection::NoCoordinates),
-        };
-        match (parsed, self.fallback) {
-            (Ok(point), _) => Ok(point),
-            (Err(_), Some(fallback)) => Ok(fallback),
-            (Err(rejection), None) => Err(rejection.into()),
-        }
+        decimal_pair(answer, DecimalPair::First, self.fallback)
+    }
+}
+
+/// GeoRanker's parser (`compile_prediction_candidates.py`): the *last* two matches of
+/// `[-+]?\d+\.\d+` as (latitude, longitude), so that an answer that thinks aloud before its
+/// JSON is read at its conclusion.
+///
+/// With `fallback: Some(point)` a failure (fewer than two numbers, or numbers out of range)
+/// yields that point, as the reference does with (0, 0); with `None` (the default) it is
+/// rejected and reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GeoRankerAnswerParser {
+    /// What a failed parse yields, if anything.
+    pub fallback: Option<GeoPoint>,
+}
+
+impl AnswerParser for GeoRankerAnswerParser {
+    fn parse(&self, answer: &str) -> Result<GeoPoint, RejectionReason> {
+        decimal_pair(answer, DecimalPair::Last, self.fallback)
+    }
+}
+
+/// Which two decimal numbers of an answer are the coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DecimalPair {
+    First,
+    Last,
+}
+
+/// Two matches of `[-+]?\d+\.\d+` as (latitude, longitude), or `fallback` on failure.
+fn decimal_pair(
+    answer: &str,
+    which: DecimalPair,
+    fallback: Option<GeoPoint>,
+) -> Result<GeoPoint, RejectionReason> {
+    static DECIMAL: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"[-+]?\d+\.\d+").expect("valid regex"));
+    let all: Vec<f64> = DECIMAL
+        .find_iter(answer)
+        .filter_map(|m| m.as_str().parse().ok())
+        .collect();
+    let numbers = match which {
+        DecimalPair::First => &all[..all.len().min(2)],
+        DecimalPair::Last => &all[all.len().saturating_sub(2)..],
+    };
+    let parsed = match numbers {
+        [lat_deg, lon_deg] => checked_point(*lat_deg, *lon_deg),
+        [value] => Err(AnswerRejection::OnlyOneCoordinate { value: *value }),
+        _ => Err(AnswerRejection::NoCoordinates),
+    };
+    match (parsed, fallback) {
+        (Ok(point), _) => Ok(point),
+        (Err(_), Some(fallback)) => Ok(fallback),
+        (Err(rejection), None) => Err(rejection.into()),
     }
 }
 
@@ -333,4 +371,27 @@ fn coordinate_tokens(text: &str) -> Vec<CoordinateToken> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn georanker_reads_the_last_two_decimals() {
+        let parser = GeoRankerAnswerParser::default();
+        let answer = r#"Maybe 12.5, 13.5 at first; {"latitude": 48.85,"longitude": 2.35}"#;
+        let point = parser.parse(answer).unwrap();
+        assert_eq!((point.lat_deg(), point.lon_deg()), (48.85, 2.35));
+        let first = ReferenceAnswerParser::default().parse(answer).unwrap();
+        assert_eq!((first.lat_deg(), first.lon_deg()), (12.5, 13.5));
+        // Out of range or a single number: rejected, or the fallback when one is set.
+        assert!(parser.parse("latitude 95.0, longitude 10.0").is_err());
+        assert!(parser.parse("only 3.5").is_err());
+        let zero = GeoPoint::new(0.0, 0.0).unwrap();
+        let lenient = GeoRankerAnswerParser {
+            fallback: Some(zero),
+        };
+        assert_eq!(lenient.parse("no idea").unwrap(), zero);
+    }
 }

@@ -71,6 +71,22 @@ pub enum Qwen2VlError {
         reason: String,
     },
 
+    /// A model that does not fit in the machine's memory at the precision it would run in.
+    #[error(
+        "the model has {:.1} billion parameters: {:.1} GB in f32 with room for the forward passes, but {:.1} GB of memory are available. Run it on a GPU (`models.device = \"wgpu\"`), or on a machine with more memory",
+        *parameters as f64 / 1e9,
+        *required_bytes as f64 / 1e9,
+        *available_bytes as f64 / 1e9
+    )]
+    InsufficientMemory {
+        /// Bytes the model needs.
+        required_bytes: u64,
+        /// Bytes available.
+        available_bytes: u64,
+        /// Parameters of the model.
+        parameters: u64,
+    },
+
     /// Inputs that do not describe a valid forward pass (image tokens that do not match the
     /// images' patches, ragged batches...).
     #[error("invalid model input: {reason}")]

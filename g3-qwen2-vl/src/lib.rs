@@ -31,6 +31,7 @@ mod error;
 mod georanker;
 mod image_processor;
 mod loader;
+mod memory;
 mod model;
 mod positions;
 mod rotary;
@@ -52,6 +53,7 @@ pub use image_processor::{
     smart_resize,
 };
 pub use loader::{LoraAdapter, load_base_weights, load_reward_model, weight_files};
+pub use memory::{MemoryPlan, available_memory};
 pub use model::{MultimodalBatch, Qwen2Vl, RewardModel};
 pub use positions::{MultimodalPositions, multimodal_positions};
 pub use text::{DecoderAttention, DecoderLayer, DecoderMlp, Qwen2Decoder};

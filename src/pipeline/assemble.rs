@@ -11,7 +11,8 @@ use g3_core::{Embeddings, GeoPoint};
 use g3_hub::Repo;
 use g3_index::Database;
 use g3_prompt::{
-    OpenAiGenerator, RagPromptEnsemble, ReferenceAnswerParser, ResponseCache, RobustAnswerParser,
+    GeoRankerAnswerParser, OpenAiGenerator, RagPromptEnsemble, ReferenceAnswerParser,
+    ResponseCache, RobustAnswerParser,
 };
 use g3_verify::{
     FirstCandidateVerifier, GpsGallery, ImageGpsVerifier, NearestNeighborVerifier, QueryEmbedding,
@@ -21,6 +22,7 @@ use g3_verify::{
 use super::config::{
     GeneratorConfig, ParserKind, PipelineConfig, QueryEmbeddingKind, VerifierConfig,
 };
+use super::georanker::{GeoRankerFiles, GeoRankerSettings};
 use super::{Pipeline, PipelineBuilder};
 use crate::error::{Error, MissingFile, Result};
 use crate::published::{self, LocalFiles};
@@ -50,11 +52,18 @@ enum QuerySide {
 
 /// The verifier, with the files it needs.
 enum VerifierPlan {
-    ImageGps { gps: GpsPlan, query: QuerySide },
+    ImageGps {
+        gps: GpsPlan,
+        query: QuerySide,
+    },
     Random,
     NearestNeighbor,
     KernelDensity(g3_verify::KernelDensityVerifier),
     First,
+    GeoRanker {
+        settings: Box<GeoRankerSettings>,
+        files: GeoRankerFiles,
+    },
 }
 
 /// GeoCLIP's gallery and the encoder that embeds it.
@@ -220,6 +229,14 @@ impl PipelineConfig {
             VerifierConfig::NearestNeighbor => Some(VerifierPlan::NearestNeighbor),
             VerifierConfig::KernelDensity(verifier) => Some(VerifierPlan::KernelDensity(*verifier)),
             VerifierConfig::First => Some(VerifierPlan::First),
+            VerifierConfig::GeoRanker(settings) => {
+                settings
+                    .find_files(&local, &mut missing)
+                    .map(|files| VerifierPlan::GeoRanker {
+                        settings: settings.clone(),
+                        files,
+                    })
+            }
         };
         let database = if self.needs_database() {
             // G3's published index, imported by `g3 fetch g3`, holds G3's database embeddings:
@@ -423,6 +440,15 @@ impl PipelineConfig {
             VerifierPlan::NearestNeighbor => builder.verifier(NearestNeighborVerifier),
             VerifierPlan::KernelDensity(verifier) => builder.verifier(verifier),
             VerifierPlan::First => builder.verifier(FirstCandidateVerifier),
+            VerifierPlan::GeoRanker { settings, files } => {
+                let database = plan.database.as_deref().ok_or_else(|| {
+                    Error::InvalidPipeline(
+                        "the GeoRanker verifier reads the database's metadata: configure a database".into(),
+                    )
+                })?;
+                let on_cpu = self.models.device == g3_align::ComputeDevice::Cpu;
+                builder.verifier(settings.load(&files, database, &device, on_cpu, progress)?)
+            }
         };
         Ok(builder)
     }
@@ -455,6 +481,7 @@ impl PipelineConfig {
         Ok(match self.generation.parser {
             ParserKind::Robust => builder.answer_parser(RobustAnswerParser),
             ParserKind::Reference => builder.answer_parser(ReferenceAnswerParser::default()),
+            ParserKind::GeoRanker => builder.answer_parser(GeoRankerAnswerParser::default()),
         })
     }
 }

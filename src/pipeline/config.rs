@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use g3_core::ReferenceCounts;
 
+use super::georanker::GeoRankerSettings;
 use super::{AnswerPolicy, EmptyPool, MinAnswers, NeighborCounts, PipelineSettings};
 use crate::error::{Error, Result};
 
@@ -36,11 +37,16 @@ pub enum Preset {
     GeoClip,
     /// [L]kNN: the kernel-density peak among the 16 most similar database images.
     Knn,
+    /// GeoRanker (NeurIPS 2025): G3's retrieval (its top 10 in the pool, ranks 15 to 19 as
+    /// negative examples) and 5 zero-shot LMM answers, scored by Qwen2-VL-7B-Instruct with
+    /// GeoRanker's LoRA adapter and value head.
+    #[serde(rename = "georanker")]
+    GeoRanker,
 }
 
 impl Preset {
     /// Every preset, in the order of the paper's tables.
-    pub const ALL: [Preset; 7] = [
+    pub const ALL: [Preset; 8] = [
         Preset::G3,
         Preset::G3NoAlign,
         Preset::G3NoDiversification,
@@ -48,6 +54,7 @@ impl Preset {
         Preset::Img2Loc,
         Preset::GeoClip,
         Preset::Knn,
+        Preset::GeoRanker,
     ];
 
     /// The name used on the command line and in config files (`g3-no-align`).
@@ -60,6 +67,7 @@ impl Preset {
             Preset::Img2Loc => "img2loc",
             Preset::GeoClip => "geoclip",
             Preset::Knn => "knn",
+            Preset::GeoRanker => "georanker",
         }
     }
 
@@ -145,6 +153,23 @@ impl Preset {
                 verifier: VerifierConfig::KernelDensity(KernelDensityVerifier::default()),
                 ..g3
             },
+            Preset::GeoRanker => {
+                let settings = GeoRankerSettings::default();
+                PipelineConfig {
+                    generation: GenerationConfig {
+                        ensemble: PromptEnsembleConfig::georanker_zero_shot(5),
+                        parser: ParserKind::GeoRanker,
+                        ..g3.generation.clone()
+                    },
+                    pool: PipelineSettings {
+                        retrieved_candidates: 10,
+                        similar_neighbors: settings.ranker.similar_needed(),
+                        ..g3.pool
+                    },
+                    verifier: VerifierConfig::GeoRanker(Box::new(settings)),
+                    ..g3
+                }
+            }
         };
         PipelineConfig {
             preset: Some(self),
@@ -243,6 +268,10 @@ pub enum ParserKind {
     Robust,
     /// [`g3_prompt::ReferenceAnswerParser`]: G3's regex, failures rejected.
     Reference,
+    /// [`g3_prompt::GeoRankerAnswerParser`]: GeoRanker's, the last two decimal numbers,
+    /// failures rejected.
+    #[serde(rename = "georanker")]
+    GeoRanker,
 }
 
 /// Geo-diversification: prompts, the generator and the parser.
@@ -311,6 +340,9 @@ pub enum VerifierConfig {
     KernelDensity(KernelDensityVerifier),
     /// The first candidate of the pool.
     First,
+    /// GeoRanker's reward model ([`GeoRankerSettings`]).
+    #[serde(rename = "georanker")]
+    GeoRanker(Box<GeoRankerSettings>),
 }
 
 /// A whole pipeline as data: the default is the paper's G3 ([`Preset::G3`]).
@@ -471,6 +503,11 @@ impl PipelineConfig {
         self.models.geoclip_gallery.as_mut().map(resolve);
         self.models.gallery_cache_dir.as_mut().map(resolve);
         self.generation.response_cache.as_mut().map(resolve);
+        if let VerifierConfig::GeoRanker(settings) = &mut self.verifier {
+            settings.adapter.as_mut().map(resolve);
+            settings.photos.iter_mut().for_each(resolve);
+            resolve_name(&mut settings.model);
+        }
         resolve_name(&mut self.models.clip);
         resolve_name(&mut self.models.g3_checkpoint);
     }
@@ -487,7 +524,9 @@ impl PipelineConfig {
         NeighborCounts::required(&self.pool, prompts).any()
             || matches!(
                 self.verifier,
-                VerifierConfig::NearestNeighbor | VerifierConfig::KernelDensity(_)
+                VerifierConfig::NearestNeighbor
+                    | VerifierConfig::KernelDensity(_)
+                    | VerifierConfig::GeoRanker(_)
             )
     }
 }

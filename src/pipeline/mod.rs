@@ -50,6 +50,7 @@
 mod answers;
 mod assemble;
 mod config;
+mod georanker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -68,6 +69,10 @@ pub use assemble::gallery_cache_path;
 pub use config::{
     GenerationConfig, GeneratorConfig, ModelsConfig, ParserKind, PipelineConfig, Preset,
     QueryEmbeddingKind, VerifierConfig,
+};
+pub use georanker::{
+    GEORANKER_ADAPTER_BLOB_SHA1, GEORANKER_ADAPTER_FILES, GEORANKER_BASE_MODEL,
+    GEORANKER_MODEL_FILES, GEORANKER_REPOSITORY, GeoRankerSettings, default_adapter_folder,
 };
 
 pub use crate::error::MissingFile;

@@ -102,6 +102,72 @@ pub fn build_database(kind: ImageEmbeddingKind, path: &Path) {
     .unwrap();
 }
 
+/// Place names of the database images, for GeoRanker's prompts: (city, state, country).
+pub const DATABASE_PLACES: [(&str, &str, &str); 10] = [
+    ("Paris", "Ile-de-France", "France"),
+    ("New York", "New York", "United States"),
+    ("Tokyo", "Tokyo", "Japan"),
+    ("Sydney", "New South Wales", "Australia"),
+    ("London", "England", "United Kingdom"),
+    ("Rio de Janeiro", "", "Brazil"),
+    ("Moscow", "", "Russia"),
+    ("Singapore", "", "Singapore"),
+    ("Cairo", "Cairo", "Egypt"),
+    ("", "California", "United States"),
+];
+
+/// The database of [`build_database`] with MP16-Pro's metadata columns: `IMG_ID` (the photo's
+/// file name), `city`, `state` and `country`.
+pub fn build_database_with_places(kind: ImageEmbeddingKind, path: &Path) {
+    let vectors = g3_encoder(kind)
+        .embed_images(&images(&DATABASE_IMAGES))
+        .unwrap();
+    let columns = ["IMG_ID", "city", "state", "country"].map(String::from);
+    let mut metadata = g3::index::EntryMetadataBuilder::new(columns.to_vec());
+    for (row, location) in database_locations().into_iter().enumerate() {
+        let (city, state, country) = DATABASE_PLACES[row];
+        metadata
+            .push(
+                row as u64,
+                location,
+                &[DATABASE_IMAGES[row], city, state, country],
+            )
+            .unwrap();
+    }
+    Database::build(
+        vectors,
+        metadata.build().unwrap(),
+        &StoreConfig::exact(Metric::InnerProduct),
+        &|_| {},
+    )
+    .unwrap()
+    .save(path)
+    .unwrap();
+}
+
+/// The tiny random Qwen2-VL model and GeoRanker-shaped adapter of g3-qwen2-vl's goldens.
+pub fn tiny_georanker(name: &str) -> PathBuf {
+    workspace_root()
+        .join("g3-qwen2-vl/tests/fixtures/tiny")
+        .join(name)
+}
+
+/// GeoRanker's settings for the fixtures: the tiny model, the fixture photos (small, to
+/// keep prompts short), negatives from ranks 5 to 9 of the 10-image database.
+pub fn georanker_fixture_settings() -> g3::pipeline::GeoRankerSettings {
+    let mut settings = g3::pipeline::GeoRankerSettings {
+        model: tiny_georanker("model").to_string_lossy().into_owned(),
+        adapter: Some(tiny_georanker("adapter")),
+        photos: vec![fixture("images")],
+        ..Default::default()
+    };
+    settings.ranker.negatives_from_rank = 5;
+    settings.ranker.image.min_pixels = 28 * 28;
+    // narrow.png (3 × 500) needs 28 × 504 pixels: a smaller budget leaves it no row.
+    settings.ranker.image.max_pixels = 28 * 28 * 20;
+    settings
+}
+
 /// A safetensors file of a GeoCLIP-shaped image MLP sized for the tiny CLIP: 24 → 32 → 512.
 pub fn write_tiny_geoclip_mlp(path: &Path) {
     let mut rng = fastrand::Rng::with_seed(11);
