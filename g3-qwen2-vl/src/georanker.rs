@@ -305,7 +305,41 @@ impl GeoRankerVerifier {
     }
 }
 
+/// GeoRanker's choice among scored candidates: the first highest reward in its own order,
+/// retrieved candidates by rank, then the others (`evaluate.py` takes `list.index(max)` over
+/// retrieved-then-zero-shot rewards). Ties are real there: bf16 rewards are coarse. NaN
+/// rewards never win unless all are NaN.
+pub fn georanker_choice(candidates: &[Candidate]) -> usize {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&index| match candidates[index].source {
+        CandidateSource::Retrieved { rank, .. } => (0, rank, index),
+        _ => (1, 0, index),
+    });
+    let score = |index: usize| candidates[index].score.unwrap_or(f32::NAN);
+    let mut best = order[0];
+    for &index in &order[1..] {
+        if score(index) > score(best) || (score(best).is_nan() && !score(index).is_nan()) {
+            best = index;
+        }
+    }
+    best
+}
+
 impl Verifier for GeoRankerVerifier {
+    fn verify(
+        &self,
+        query: &VerificationQuery<'_>,
+        candidates: Vec<Candidate>,
+    ) -> g3_core::Result<g3_core::Verification> {
+        if candidates.is_empty() {
+            return Err(g3_core::Error::NoCandidates);
+        }
+        let scores = self.score(query, &candidates)?;
+        let mut verification = g3_core::Verification::from_scores(candidates, scores)?;
+        verification.chosen = georanker_choice(&verification.candidates);
+        Ok(verification)
+    }
+
     fn score(
         &self,
         query: &VerificationQuery<'_>,
@@ -318,5 +352,68 @@ impl Verifier for GeoRankerVerifier {
             rewards.extend(self.model.rewards(&batch).map_err(stage_error)?);
         }
         Ok(rewards)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(source: CandidateSource, score: f32) -> Candidate {
+        Candidate {
+            score: Some(score),
+            ..Candidate::new(GeoPoint::new(0.0, 0.0).unwrap(), source)
+        }
+    }
+
+    #[test]
+    fn ties_go_to_retrieved_candidates_by_rank_then_the_others() {
+        let generated = CandidateSource::Generated {
+            prompt_index: 0,
+            sample_index: 0,
+        };
+        let retrieved = |rank: usize| CandidateSource::Retrieved {
+            key: rank as u64,
+            rank,
+            similarity: 0.5,
+        };
+        // The pipeline puts generated candidates first; GeoRanker's order puts them last.
+        let pool = vec![
+            candidate(generated.clone(), 2.0),
+            candidate(retrieved(3), 2.0),
+            candidate(retrieved(1), 2.0),
+            candidate(retrieved(0), 1.0),
+        ];
+        assert_eq!(georanker_choice(&pool), 2);
+        let pool = vec![
+            candidate(generated.clone(), 3.0),
+            candidate(retrieved(0), 2.0),
+        ];
+        assert_eq!(georanker_choice(&pool), 0);
+        let pool = vec![candidate(retrieved(0), f32::NAN), candidate(generated, 1.0)];
+        assert_eq!(georanker_choice(&pool), 1);
+    }
+
+    #[test]
+    fn prompt_texts_follow_evaluate_py() {
+        let point = GeoPoint::new(46.470601, 11.623621).unwrap();
+        let places = PlaceNames {
+            city: "Ortisei".into(),
+            state: String::new(),
+            country: "Italy".into(),
+        };
+        assert_eq!(
+            retrieved_question(point, &places),
+            "How far is this place from latitude: 46.470601, longitude: 11.623621, Ortisei Italy?"
+        );
+        assert_eq!(
+            zero_shot_question(GeoPoint::new(48.0, 2.0).unwrap()),
+            "How far is this place from latitude: 48.0, longitude: 2.0?"
+        );
+        // All place names blank: the comma before them stays, as in the reference.
+        assert_eq!(
+            negatives_text(&[(point, PlaceNames::default()), (point, places)]),
+            "Negative examples: latitude: 46.470601, longitude: 11.623621, ; latitude: 46.470601, longitude: 11.623621, Ortisei Italy"
+        );
     }
 }

@@ -45,8 +45,9 @@ pub use chat::{
 pub use config::{Qwen2VlConfig, TextConfig, VisionConfig};
 pub use error::Qwen2VlError;
 pub use georanker::{
-    GeoRankerConfig, GeoRankerVerifier, PlaceNames, ReferenceLookup, negatives_text, python_float,
-    retrieved_message, retrieved_question, zero_shot_message, zero_shot_question,
+    GeoRankerConfig, GeoRankerVerifier, PlaceNames, ReferenceLookup, georanker_choice,
+    negatives_text, python_float, retrieved_message, retrieved_question, zero_shot_message,
+    zero_shot_question,
 };
 pub use image_processor::{
     CLIP_MEAN, CLIP_STD, ImageProcessor, ImageProcessorConfig, MAX_ASPECT_RATIO, ProcessedImage,

@@ -87,6 +87,62 @@ pub fn default_adapter_folder() -> PathBuf {
     cache_dir().join("georanker")
 }
 
+/// What the adapter folder holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdapterStatus {
+    /// These files are missing.
+    Missing(Vec<PathBuf>),
+    /// GeoRanker's published adapter (its git blob hash matches).
+    Published,
+    /// Another adapter (a retrained one, or a damaged download), with its git blob hash.
+    Other {
+        /// `git hash-object adapter_model.safetensors`.
+        blob_sha1: String,
+    },
+}
+
+/// Checks the adapter folder: both files there, and whether the weights are GeoRanker's
+/// published ones.
+pub fn adapter_status(folder: &Path) -> std::io::Result<AdapterStatus> {
+    let missing: Vec<PathBuf> = GEORANKER_ADAPTER_FILES
+        .iter()
+        .map(|file| folder.join(file))
+        .filter(|path| !path.is_file())
+        .collect();
+    if !missing.is_empty() {
+        return Ok(AdapterStatus::Missing(missing));
+    }
+    let blob_sha1 = git_blob_sha1(&folder.join("adapter_model.safetensors"))?;
+    Ok(if blob_sha1 == GEORANKER_ADAPTER_BLOB_SHA1 {
+        AdapterStatus::Published
+    } else {
+        AdapterStatus::Other { blob_sha1 }
+    })
+}
+
+/// Git's hash of a file's content (`git hash-object`): SHA-1 of `blob {size}\0{bytes}`.
+pub fn git_blob_sha1(path: &Path) -> std::io::Result<String> {
+    use sha1::{Digest, Sha1};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut hasher = Sha1::new();
+    hasher.update(format!("blob {size}\0").as_bytes());
+    let mut buffer = vec![0_u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}
+
 /// GeoRanker's files, found on disk.
 #[derive(Debug, Clone)]
 pub(crate) struct GeoRankerFiles {
@@ -324,5 +380,42 @@ impl ReferenceLookup for DatabaseReferences {
                 format!("the photo {id:?} of database entry {key}: {error}"),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_hashes_are_gits() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("hello.txt");
+        std::fs::write(&path, "hello\n").unwrap();
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(
+            git_blob_sha1(&path).unwrap(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+    }
+
+    #[test]
+    fn the_adapter_folder_is_checked() {
+        let directory = tempfile::tempdir().unwrap();
+        let status = adapter_status(directory.path()).unwrap();
+        assert_eq!(
+            status,
+            AdapterStatus::Missing(vec![
+                directory.path().join("adapter_config.json"),
+                directory.path().join("adapter_model.safetensors")
+            ])
+        );
+        for file in GEORANKER_ADAPTER_FILES {
+            std::fs::write(directory.path().join(file), "{}").unwrap();
+        }
+        assert!(matches!(
+            adapter_status(directory.path()).unwrap(),
+            AdapterStatus::Other { .. }
+        ));
     }
 }

@@ -71,8 +71,9 @@ pub use config::{
     QueryEmbeddingKind, VerifierConfig,
 };
 pub use georanker::{
-    GEORANKER_ADAPTER_BLOB_SHA1, GEORANKER_ADAPTER_FILES, GEORANKER_BASE_MODEL,
-    GEORANKER_MODEL_FILES, GEORANKER_REPOSITORY, GeoRankerSettings, default_adapter_folder,
+    AdapterStatus, GEORANKER_ADAPTER_BLOB_SHA1, GEORANKER_ADAPTER_FILES, GEORANKER_BASE_MODEL,
+    GEORANKER_MODEL_FILES, GEORANKER_REPOSITORY, GeoRankerSettings, adapter_status,
+    default_adapter_folder, git_blob_sha1,
 };
 
 pub use crate::error::MissingFile;

@@ -51,6 +51,11 @@ Writes g3-qwen2-vl/tests/fixtures/tiny/:
 - rewards_alone.npy            [3] float32 each sequence alone (no padding), unmerged
 - rewards_merged.npy           [3] float32 after merge_and_unload (the script checks they agree)
 
+and g3-cli/tests/fixtures/georanker/e2e_rewards.npy: [n] float32 rewards, each conversation
+alone, of the pool in e2e_conversations.json beside it (what `g3 locate --preset georanker`
+puts in the pool for the fixture database; its test writes that file when run with
+G3_WRITE_GEORANKER_SPEC=1, then this script scores it with the same tiny model).
+
 Run from the repository root with the versions of
 requirements-qwen2-vl.txt:
     /tmp/g3-goldens/bin/pip install -r tools/goldens/requirements-qwen2-vl.txt
@@ -68,7 +73,8 @@ import torch
 import transformers
 from peft import LoraConfig, get_peft_model
 from PIL import Image
-from qwen_vl_utils import fetch_image, smart_resize
+from qwen_vl_utils import fetch_image as qwen_fetch_image
+from qwen_vl_utils import smart_resize
 from safetensors.torch import save_file
 from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 from transformers import Qwen2VLProcessor
@@ -193,6 +199,19 @@ def build_tokenizer():
     return fast
 
 
+def fetch_image(ele):
+    """qwen_vl_utils.fetch_image, as the processor of GeoRanker's transformers (4.52) saw it.
+
+    PIL keeps a palette PNG's transparent colour in `info["transparency"]` through
+    convert("RGB") and resize; transformers 5's convert_to_rgb then paints every pixel of
+    that exact colour white, which 4.52's (an RGB image returned as is) did not. GeoRanker
+    ran 4.52, and g3-rs follows it: the key is dropped here so transformers 5 does the same.
+    """
+    image = qwen_fetch_image(ele)
+    image.info.pop("transparency", None)
+    return image
+
+
 def tiny_config(tokenizer):
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     return Qwen2VLConfig(
@@ -257,6 +276,55 @@ def processor_goldens(rng):
             image = fetch_image({"image": str(PHOTOS / name), "min_pixels": 4 * 28 * 28, "max_pixels": 12 * 28 * 28})
             np.save(OUT / f"resized_{Path(name).stem}.npy", np.asarray(image, dtype=np.uint8))
             writer.writerow([name, image.height, image.width])
+
+
+E2E = ROOT / "g3-cli" / "tests" / "fixtures" / "georanker"
+
+
+def e2e_rewards(processor, model):
+    """Rewards of the end-to-end pool, as GeoRanker's evaluate.py builds its conversations."""
+    spec_path = E2E / "e2e_conversations.json"
+    if not spec_path.exists():
+        print("no", spec_path, "- skipping the end-to-end rewards")
+        return
+    spec = json.loads(spec_path.read_text())
+
+    def place_text(places):
+        return " ".join(text for text in (places[1], places[3], places[5]) if text)
+
+    negatives = "; ".join(
+        f"latitude: {n['latitude']}, longitude: {n['longitude']}, {place_text(n['places'])}"
+        for n in spec["negatives"]
+    )
+    budget = {"min_pixels": 784, "max_pixels": 15680}
+
+    def image(name):
+        return {"type": "image", "image": str(PHOTOS / name), **budget}
+
+    rewards = []
+    for candidate in spec["candidates"]:
+        if candidate["kind"] == "retrieved":
+            question = (
+                f"How far is this place from latitude: {candidate['latitude']}, longitude: "
+                f"{candidate['longitude']}, {place_text(candidate['places'])}?"
+            )
+            content = [image(spec["query"]), {"type": "text", "text": question}, image(candidate["photo"]),
+                       {"type": "text", "text": f"Negative examples: {negatives}"}]
+        else:
+            question = (
+                f"How far is this place from latitude: {candidate['latitude']}, longitude: {candidate['longitude']}?"
+            )
+            content = [image(spec["query"]), {"type": "text", "text": question},
+                       {"type": "text", "text": f"Negative examples: {negatives}"}]
+        conversation = [{"role": "user", "content": content}]
+        text = processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        images = [fetch_image({"image": item["image"], **budget}) for item in content if item["type"] == "image"]
+        inputs = processor(text=[text], images=images, padding=True, return_tensors="pt")
+        rewards.append(model(inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"].float(),
+                             inputs["image_grid_thw"])[0])
+    rewards = torch.stack(rewards)
+    np.save(E2E / "e2e_rewards.npy", rewards.numpy().astype(np.float32))
+    print("e2e rewards", rewards.tolist())
 
 
 def main():
@@ -412,6 +480,7 @@ def main():
         )
         if not torch.is_tensor(image_embeds):
             image_embeds = image_embeds.pooler_output
+        e2e_rewards(processor, peft_model)
         merged = peft_model.merge_and_unload()
         rewards_merged = merged(input_ids, attention_mask, pixel_values, grid_thw)
 
