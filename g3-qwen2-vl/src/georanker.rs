@@ -162,6 +162,10 @@ pub struct GeoRankerConfig {
     pub negatives: usize,
     /// Conversations per forward pass (GeoRanker's `--batch_size`, 4).
     pub batch_size: usize,
+    /// The JPEG quality at which database photos are re-encoded before the model sees them,
+    /// as PIL writes them (GeoRanker re-encodes its reference photos at PIL's default, 75);
+    /// `None` shows the photos as stored.
+    pub reference_jpeg_quality: Option<u8>,
     /// Image preprocessing (qwen_vl_utils' defaults).
     pub image: ImageProcessorConfig,
 }
@@ -172,6 +176,7 @@ impl Default for GeoRankerConfig {
             negatives_from_rank: 15,
             negatives: 5,
             batch_size: 4,
+            reference_jpeg_quality: Some(75),
             image: ImageProcessorConfig::default(),
         }
     }
@@ -258,6 +263,27 @@ impl GeoRankerVerifier {
         Ok(negatives_text(&negatives))
     }
 
+    /// A database photo as the model sees it: re-encoded as configured, then preprocessed.
+    fn reference_photo(&self, photo: &g3_core::ImageInput) -> g3_core::Result<ProcessedImage> {
+        let reencoded;
+        let bytes = match self.config.reference_jpeg_quality {
+            Some(quality) => {
+                reencoded = g3_align::clip::reencode_jpeg_like_pil(
+                    photo.encoded(),
+                    photo.id(),
+                    self.processor.limits(),
+                    quality,
+                )
+                .map_err(|error| g3_core::Error::stage(StageKind::Verifier, error))?;
+                &reencoded[..]
+            }
+            None => photo.encoded(),
+        };
+        self.processor
+            .process(bytes, photo.id())
+            .map_err(stage_error)
+    }
+
     /// The conversations of `candidates` for one query, tokenized, with their images.
     fn prompt_inputs(
         &self,
@@ -276,10 +302,7 @@ impl GeoRankerVerifier {
                 CandidateSource::Retrieved { key, .. } => {
                     let places = self.references.places(key)?;
                     let photo = self.references.photo(key)?;
-                    let reference = self
-                        .processor
-                        .process(photo.encoded(), photo.id())
-                        .map_err(stage_error)?;
+                    let reference = self.reference_photo(&photo)?;
                     (
                         retrieved_message(candidate.location, &places, &negatives),
                         vec![query_photo.clone(), reference],

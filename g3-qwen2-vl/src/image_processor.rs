@@ -129,6 +129,11 @@ impl ImageProcessor {
         self
     }
 
+    /// The decoding limits.
+    pub fn limits(&self) -> ImageLimits {
+        self.limits
+    }
+
     /// The settings.
     pub fn config(&self) -> &ImageProcessorConfig {
         &self.config

@@ -261,6 +261,9 @@ fn the_verifier_scores_and_chooses_as_the_reference() {
         GeoRankerConfig {
             image: image_config(),
             batch_size: 2,
+            // These goldens show the reference photos as stored; the re-encoded path is
+            // compared end to end in g3-cli's tests/georanker.rs.
+            reference_jpeg_quality: None,
             ..GeoRankerConfig::default()
         },
     );

@@ -122,6 +122,32 @@ fn patches_match_the_image_processor_bit_for_bit() {
 }
 
 #[test]
+fn jpeg_reencoding_writes_pils_bytes() {
+    use sha2::{Digest, Sha256};
+    let rows = csv_rows("reencoded.csv");
+    assert_eq!(rows.len(), 7);
+    for row in rows {
+        let name = &row[0];
+        let source = if name == "gray_photo.jpg" {
+            std::fs::read(fixture(name)).unwrap()
+        } else {
+            photo_bytes(name)
+        };
+        let written =
+            g3_align::clip::reencode_jpeg_like_pil(&source, name, Default::default(), 75).unwrap();
+        let digest: String = Sha256::digest(&written)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(
+            (written.len().to_string(), digest),
+            (row[1].clone(), row[2].clone()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn undecodable_and_degenerate_photos_are_named() {
     let processor = ImageProcessor::default();
     let error = processor.process(b"not an image", "notes.txt").unwrap_err();

@@ -38,6 +38,11 @@ Writes g3-qwen2-vl/tests/fixtures/tiny/:
                                five negatives
 - prompts.json                 the chat template's rendering of GeoRanker's three conversations
                                (evaluate.py's message layout), add_generation_prompt
+- gray_photo.jpg, reencoded.csv
+                               a grayscale JPEG made from landscape.jpg, and file,size,sha256 of
+                               PIL's re-encoding of RGB and grayscale fixture photos with
+                               save(format="JPEG") (quality 75, as GeoRanker re-encodes its
+                               reference photos)
 - input_ids.npy, attention_mask.npy
                                [3, L] int64: Qwen2VLProcessor's tokens of those prompts, image
                                pads expanded, padded on the left: 0 and 1 retrieved candidates
@@ -52,7 +57,8 @@ Writes g3-qwen2-vl/tests/fixtures/tiny/:
 - rewards_merged.npy           [3] float32 after merge_and_unload (the script checks they agree)
 
 and g3-cli/tests/fixtures/georanker/e2e_rewards.npy: [n] float32 rewards, each conversation
-alone, of the pool in e2e_conversations.json beside it (what `g3 locate --preset georanker`
+alone (reference photos re-encoded as JPEG at quality 75 as GeoRanker's evaluate.py does),
+of the pool in e2e_conversations.json beside it (what `g3 locate --preset georanker`
 puts in the pool for the fixture database; its test writes that file when run with
 G3_WRITE_GEORANKER_SPEC=1, then this script scores it with the same tiny model).
 
@@ -62,7 +68,10 @@ requirements-qwen2-vl.txt:
     /tmp/g3-goldens/bin/python tools/goldens/qwen2_vl.py
 """
 
+import base64
 import csv
+import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -268,6 +277,18 @@ def processor_goldens(rng):
         writer = csv.writer(f)
         writer.writerow(["height", "width", "min_pixels", "max_pixels", "resized_height", "resized_width"])
         writer.writerows(rows)
+    gray = Image.open(PHOTOS / "landscape.jpg").convert("L").resize((160, 107))
+    gray.save(OUT / "gray_photo.jpg", quality=90)
+    with open(OUT / "reencoded.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "size", "sha256"])
+        for path in [PHOTOS / "landscape.jpg", PHOTOS / "upscale.jpg", PHOTOS / "large.jpg",
+                     PHOTOS / "exact.png", PHOTOS / "rgb16.png", PHOTOS / "gray.png",
+                     OUT / "gray_photo.jpg"]:
+            buffer = io.BytesIO()
+            Image.open(path).save(buffer, format="JPEG")
+            data = buffer.getvalue()
+            writer.writerow([path.name, len(data), hashlib.sha256(data).hexdigest()])
     with open(OUT / "resized.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "height", "width"])
@@ -301,6 +322,18 @@ def e2e_rewards(processor, model):
     def image(name):
         return {"type": "image", "image": str(PHOTOS / name), **budget}
 
+    def reference(name):
+        # evaluate.py: the database photo re-encoded by PIL (JPEG, quality 75) as a data URI.
+        # PIL cannot write palette or alpha images as JPEG (GeoRanker's photos are JPEGs);
+        # like g3-rs, those are written from their RGB conversion.
+        photo = Image.open(PHOTOS / name)
+        if photo.mode not in ("RGB", "L"):
+            photo = photo.convert("RGB")
+        buffer = io.BytesIO()
+        photo.save(buffer, format="JPEG")
+        data = base64.b64encode(buffer.getvalue()).decode()
+        return {"type": "image", "image": f"data:image/jpeg;base64,{data}", **budget}
+
     rewards = []
     for candidate in spec["candidates"]:
         if candidate["kind"] == "retrieved":
@@ -308,7 +341,7 @@ def e2e_rewards(processor, model):
                 f"How far is this place from latitude: {candidate['latitude']}, longitude: "
                 f"{candidate['longitude']}, {place_text(candidate['places'])}?"
             )
-            content = [image(spec["query"]), {"type": "text", "text": question}, image(candidate["photo"]),
+            content = [image(spec["query"]), {"type": "text", "text": question}, reference(candidate["photo"]),
                        {"type": "text", "text": f"Negative examples: {negatives}"}]
         else:
             question = (

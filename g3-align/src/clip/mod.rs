@@ -23,7 +23,7 @@ pub use model::{
 pub use pil_resize::resize_bicubic_like_pil;
 pub use preprocess::{
     ClipImageProcessor, ClipImageProcessorConfig, ImageLimits, decode_rgb_like_pil,
-    shortest_edge_size, to_rgb_like_pil,
+    reencode_jpeg_like_pil, shortest_edge_size, to_rgb_like_pil,
 };
 pub use tokenizer::{CONTEXT_LENGTH, ClipTokenizer, END_OF_TEXT, START_OF_TEXT, TokenizedTexts};
 

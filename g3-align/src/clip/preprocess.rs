@@ -314,6 +314,73 @@ pub fn decode_rgb_like_pil(
     Ok(to_rgb_like_pil(image))
 }
 
+/// `Image.open(...).save(buffer, format="JPEG", quality=quality)` as PIL's wheels write it
+/// (libjpeg-turbo's settings: baseline, standard Huffman tables, 4:2:0 chroma): the same
+/// bytes. Datasets re-encode photos this way (GeoRanker shows its model each reference photo
+/// after PIL's default quality 75), and a model trained on those bytes should see them.
+///
+/// A grayscale image stays grayscale, as PIL keeps mode `L`; any other image is written from
+/// its RGB conversion ([`decode_rgb_like_pil`]), which is what PIL writes for RGB. (PIL would
+/// write a CMYK JPEG as CMYK and refuse palette or alpha images, which callers convert to RGB
+/// first; photo datasets hold RGB and grayscale JPEGs.)
+pub fn reencode_jpeg_like_pil(
+    encoded: &[u8],
+    name: &str,
+    limits: ImageLimits,
+    quality: u8,
+) -> Result<Vec<u8>, AlignError> {
+    use mozjpeg::ColorSpace;
+    // PIL's mode `L`: a grayscale JPEG, or an 8- or 16-bit gray image of another format.
+    let grayscale = if header_is_jpeg(encoded) {
+        std::panic::catch_unwind(|| {
+            mozjpeg::Decompress::new_mem(encoded)
+                .map(|decompress| decompress.color_space() == ColorSpace::JCS_GRAYSCALE)
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+    } else {
+        ImageReader::new(Cursor::new(encoded))
+            .with_guessed_format()
+            .ok()
+            .and_then(|reader| reader.into_decoder().ok())
+            .is_some_and(|decoder| {
+                use image::ImageDecoder;
+                matches!(
+                    decoder.color_type(),
+                    image::ColorType::L8 | image::ColorType::L16
+                )
+            })
+    };
+    let rgb = decode_rgb_like_pil(encoded, name, limits)?;
+    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
+    let (color_space, pixels) = if grayscale {
+        let gray: Vec<u8> = rgb.pixels().map(|pixel| pixel[0]).collect();
+        (ColorSpace::JCS_GRAYSCALE, gray)
+    } else {
+        (ColorSpace::JCS_RGB, rgb.into_raw())
+    };
+    let written = std::panic::catch_unwind(|| -> std::io::Result<Vec<u8>> {
+        let mut compress = mozjpeg::Compress::new(color_space);
+        // libjpeg-turbo's defaults instead of mozjpeg's (trellis quantisation, progressive
+        // scans, optimised tables): the encoder PIL's wheels ship.
+        compress.set_fastest_defaults();
+        compress.set_size(width, height);
+        compress.set_quality(f32::from(quality));
+        let mut started = compress.start_compress(Vec::new())?;
+        started.write_scanlines(&pixels)?;
+        started.finish()
+    });
+    let failed = |reason: String| AlignError::ImageDecode {
+        name: name.to_owned(),
+        reason: format!("cannot re-encode as JPEG: {reason}"),
+    };
+    match written {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => Err(failed(error.to_string())),
+        Err(_) => Err(failed("libjpeg failed".to_owned())),
+    }
+}
+
 /// Converts any decoded image to 8-bit RGB the way PIL's `convert("RGB")` does on the image
 /// PIL would have opened:
 ///
