@@ -44,6 +44,7 @@ pub use chat::{
 };
 pub use config::{Qwen2VlConfig, TextConfig, VisionConfig};
 pub use error::Qwen2VlError;
+pub use g3_align::Precision;
 pub use georanker::{
     GeoRankerConfig, GeoRankerVerifier, PlaceNames, ReferenceLookup, georanker_choice,
     negatives_text, python_float, retrieved_message, retrieved_question, zero_shot_message,
@@ -53,7 +54,9 @@ pub use image_processor::{
     CLIP_MEAN, CLIP_STD, ImageProcessor, ImageProcessorConfig, MAX_ASPECT_RATIO, ProcessedImage,
     smart_resize,
 };
-pub use loader::{LoraAdapter, load_base_weights, load_reward_model, weight_files};
+pub use loader::{
+    LoraAdapter, load_base_weights, load_reward_model, load_reward_model_in, weight_files,
+};
 pub use memory::{MemoryPlan, available_memory};
 pub use model::{MultimodalBatch, Qwen2Vl, RewardModel};
 pub use positions::{MultimodalPositions, multimodal_positions};

@@ -29,6 +29,8 @@ use regex::Regex;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
+use g3_align::Precision;
+
 use crate::config::Qwen2VlConfig;
 use crate::error::Qwen2VlError;
 use crate::model::RewardModel;
@@ -108,12 +110,29 @@ pub fn load_reward_model(
     adapter_folder: &Path,
     device: &Device,
 ) -> Result<RewardModel, Qwen2VlError> {
+    load_reward_model_in(model_folder, adapter_folder, device, Precision::F32)
+}
+
+/// [`load_reward_model`] computing in `precision`: f16 or bf16 on GPUs (and burn's flex CPU
+/// backend) halve the weights' memory and traffic. The weights are read and the LoRA merged
+/// in f32, then cast, so loading holds the f32 model for a moment.
+pub fn load_reward_model_in(
+    model_folder: &Path,
+    adapter_folder: &Path,
+    device: &Device,
+    precision: Precision,
+) -> Result<RewardModel, Qwen2VlError> {
+    precision
+        .check(device)
+        .map_err(|error| Qwen2VlError::InvalidConfig {
+            reason: error.to_string(),
+        })?;
     let config = Qwen2VlConfig::from_file(&model_folder.join("config.json"))?;
     let mut model = RewardModel::new(&config, device);
     load_base_weights(&mut model, model_folder)?;
     let adapter = LoraAdapter::read(adapter_folder)?;
     adapter.merge_into(&mut model)?;
-    Ok(model)
+    Ok(precision.cast_module(model))
 }
 
 /// Fills the backbone of `model` from the weight files of `folder`; every backbone tensor

@@ -2,6 +2,17 @@
 //! "multimodal").
 
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
+
+/// `tensor` in `dtype` (host-built tables and inputs follow a half-precision model's
+/// weights); nothing is done for float32.
+pub fn to_dtype<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Tensor<D> {
+    if tensor.dtype() == dtype {
+        tensor
+    } else {
+        tensor.cast(FloatDType::from(dtype))
+    }
+}
 
 /// The rotary frequencies `1 / theta^(2i / dim)` for `i < dim / 2`, computed in f32 as
 /// transformers does (the angles of long sequences are sensitive to the last bit).

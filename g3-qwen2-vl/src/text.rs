@@ -11,7 +11,7 @@ use burn::tensor::activation::{silu, softmax};
 
 use crate::config::TextConfig;
 use crate::positions::MultimodalPositions;
-use crate::rotary::{apply_rotary, inverse_frequencies};
+use crate::rotary::{apply_rotary, inverse_frequencies, to_dtype};
 
 /// What masked attention scores become. Minus infinity, not a large finite number: the
 /// exponential of a large negative number takes libm's slow underflow path (a quarter of a
@@ -180,6 +180,8 @@ impl Qwen2Decoder {
         let device = embeddings.device();
         let [batch, length, _] = embeddings.dims();
         let (cos, sin) = self.rotary_tables(positions, &device);
+        let dtype = embeddings.dtype();
+        let (cos, sin) = (to_dtype(cos, dtype), to_dtype(sin, dtype));
         let masked = causal_padding_mask(attention_mask, batch, length, &device);
         let mut hidden = embeddings;
         for layer in &self.layers {

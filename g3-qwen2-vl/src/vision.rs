@@ -14,7 +14,7 @@ use burn::tensor::activation::{gelu, sigmoid, softmax};
 
 use crate::config::VisionConfig;
 use crate::error::Qwen2VlError;
-use crate::rotary::{apply_rotary, inverse_frequencies};
+use crate::rotary::{apply_rotary, inverse_frequencies, to_dtype};
 
 /// The patch count of one image along time, height and width, before merging (HF
 /// `image_grid_thw`).
@@ -295,7 +295,10 @@ impl VisionTransformer {
             });
         }
         let device = pixel_values.device();
+        let dtype = self.patch_embed.proj.weight.val().dtype();
+        let pixel_values = to_dtype(pixel_values, dtype);
         let (cos, sin) = self.rotary_tables(grids, &device);
+        let (cos, sin) = (to_dtype(cos, dtype), to_dtype(sin, dtype));
         let frames: Vec<usize> = grids
             .iter()
             .flat_map(|grid| std::iter::repeat_n(grid.rows * grid.columns, grid.frames))

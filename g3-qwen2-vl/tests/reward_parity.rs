@@ -286,3 +286,34 @@ fn an_adapter_without_value_head_is_refused() {
     let error = load_reward_model(&fixture("model"), folder.path(), &device()).unwrap_err();
     assert!(error.to_string().contains("value_head"), "{error}");
 }
+
+#[test]
+fn half_precision_rewards_stay_close_on_a_half_precision_backend() {
+    use g3_qwen2_vl::{Precision, load_reward_model_in};
+    let (_, expected) = read_npy::<f32>("rewards.npy");
+    let flex = Device::flex();
+    for (precision, tolerance) in [(Precision::F16, 0.05), (Precision::Bf16, 0.5)] {
+        let model =
+            load_reward_model_in(&fixture("model"), &fixture("adapter"), &flex, precision).unwrap();
+        let rewards = model.rewards(&batch()).unwrap();
+        let worst = rewards
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0_f32, f32::max);
+        println!("{precision}: rewards {rewards:?}, largest difference {worst}");
+        assert!(
+            worst <= tolerance,
+            "{precision}: {rewards:?} against {expected:?}"
+        );
+    }
+    // burn-ndarray computes in f32 only: half precision is refused, not ignored.
+    let error = load_reward_model_in(
+        &fixture("model"),
+        &fixture("adapter"),
+        &device(),
+        Precision::F16,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("float32"), "{error}");
+}

@@ -14,8 +14,8 @@ use g3_core::{ImageInput, StageKind};
 use g3_data::{FolderImageSource, ImageSource, TarShardImageSource};
 use g3_index::Database;
 use g3_qwen2_vl::{
-    ChatTemplate, GeoRankerConfig, GeoRankerVerifier, MemoryPlan, PlaceNames, PromptTokenizer,
-    ReferenceLookup, available_memory, load_reward_model,
+    ChatTemplate, GeoRankerConfig, GeoRankerVerifier, MemoryPlan, PlaceNames, Precision,
+    PromptTokenizer, ReferenceLookup, available_memory, load_reward_model_in,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,9 @@ pub struct GeoRankerSettings {
     pub state_column: String,
     /// The metadata column of the country.
     pub country_column: String,
+    /// The reward model's precision: `f32` (default), or `f16`/`bf16` on GPUs (half the
+    /// memory: the 7B model in 17 GB instead of 33).
+    pub precision: Precision,
     /// GeoRanker's settings (negatives, batch size, image budget).
     pub ranker: GeoRankerConfig,
 }
@@ -77,6 +80,7 @@ impl Default for GeoRankerSettings {
             city_column: "city".to_owned(),
             state_column: "state".to_owned(),
             country_column: "country".to_owned(),
+            precision: Precision::F32,
             ranker: GeoRankerConfig::default(),
         }
     }
@@ -251,11 +255,12 @@ impl GeoRankerSettings {
                 .map_err(Error::load("GeoRanker's reward model"))?;
         }
         progress(&format!(
-            "loading GeoRanker's reward model ({:.1} billion parameters, {:.1} GB in f32)",
+            "loading GeoRanker's reward model ({:.1} billion parameters, {:.1} GB in f32, computing in {})",
             plan.parameters as f64 / 1e9,
-            plan.f32_bytes as f64 / 1e9
+            plan.f32_bytes as f64 / 1e9,
+            self.precision
         ));
-        let model = load_reward_model(&files.model, &files.adapter, device)
+        let model = load_reward_model_in(&files.model, &files.adapter, device, self.precision)
             .map_err(Error::load("GeoRanker's reward model"))?;
         let template = ChatTemplate::from_model_folder(&files.model)
             .map_err(Error::load_path(&files.model))?;
