@@ -1,6 +1,6 @@
 //! An ablation sweep: every preset of the paper's Table 1 and 4 (G3, its three ablations,
-//! Img2Loc, GeoCLIP, kNN) over one dataset, each into its own resumable results file, then
-//! one accuracy table.
+//! Img2Loc, GeoCLIP, kNN) and G3's successor GeoRanker over one dataset, each into its own
+//! resumable results file, then one accuracy table.
 //!
 //! ```sh
 //! cargo run --release --example ablation_sweep -- \
@@ -9,8 +9,10 @@
 //! ```
 //!
 //! `--g3-db` holds G3's database embeddings (`g3 embed-images --kind database`), `--clip-db`
-//! plain CLIP ones (`--kind clip`) for the "w/o Geo-A" and Img2Loc presets. A preset whose
-//! files are missing is reported and skipped; a rerun resumes every unfinished file.
+//! plain CLIP ones (`--kind clip`) for the "w/o Geo-A" and Img2Loc presets; `--photos` the
+//! database's photos (MP16-Pro's tar archive, or a folder) that GeoRanker shows its model,
+//! which also needs `g3 fetch georanker`. A preset whose files are missing is reported and
+//! skipped; a rerun resumes every unfinished file.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,7 +23,7 @@ use g3::core::Progress;
 use g3::data::{FolderImageSource, MetadataOptions, MetadataReader};
 use g3::dataset_run::{DatasetRunOptions, run_dataset};
 use g3::evaluation::{EvaluationOptions, evaluate_predictions_csv};
-use g3::pipeline::{Preset, QueryEmbeddingKind};
+use g3::pipeline::{Preset, QueryEmbeddingKind, VerifierConfig};
 
 /// Each preset's progress as log lines.
 struct BatchLog(Preset);
@@ -74,6 +76,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             QueryEmbeddingKind::Clip => options.get("clip-db").map(PathBuf::from),
             QueryEmbeddingKind::GeoClip => None,
         };
+        if let (VerifierConfig::GeoRanker(settings), Some(photos)) =
+            (&mut config.verifier, options.get("photos"))
+        {
+            settings.photos = vec![PathBuf::from(photos)];
+        }
         let missing = config.missing_files();
         if !missing.is_empty() {
             eprintln!("{preset}: skipped, missing:");

@@ -45,7 +45,7 @@ pub enum Preset {
 }
 
 impl Preset {
-    /// Every preset, in the order of the paper's tables.
+    /// Every preset: the paper's, in the order of its tables, then its successor GeoRanker.
     pub const ALL: [Preset; 8] = [
         Preset::G3,
         Preset::G3NoAlign,
