@@ -76,12 +76,34 @@ pub fn agent() -> ureq::Agent {
 }
 
 /// Posts `body` and returns (status, JSON).
+///
+/// A server that refuses an upload by its `Content-Length` answers before reading the body
+/// and closes the connection; a client still writing the body then sees a broken pipe or a
+/// reset instead of the answer, depending on timing (HTTP/1.1 without `Expect:
+/// 100-continue`). Those transport errors are retried a few times, so the answer itself is
+/// what the tests check.
 pub fn post(base: &str, body: &[u8], content_type: &str) -> (u16, serde_json::Value) {
-    let mut response = agent()
-        .post(&format!("{base}/v1/locate"))
-        .header("Content-Type", content_type)
-        .send(body)
-        .unwrap();
+    let mut attempts = 0;
+    let mut response = loop {
+        attempts += 1;
+        match agent()
+            .post(&format!("{base}/v1/locate"))
+            .header("Content-Type", content_type)
+            .send(body)
+        {
+            Ok(response) => break response,
+            Err(ureq::Error::Io(error))
+                if attempts < 5
+                    && matches!(
+                        error.kind(),
+                        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                    ) =>
+            {
+                continue;
+            }
+            Err(error) => panic!("POST {base}/v1/locate: {error}"),
+        }
+    };
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap();
     (
