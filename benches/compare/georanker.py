@@ -18,35 +18,19 @@ import argparse
 import csv
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from peft import PeftModel
-from transformers import Qwen2VLForConditionalGeneration
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "g3-qwen2-vl" / "tests" / "fixtures" / "tiny"
-
-
-class RewardModel(Qwen2VLForConditionalGeneration):
-    """GeoRanker's reward model: a bias-free value head read at the last token."""
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.value_head = torch.nn.Linear(config.text_config.hidden_size, 1, bias=False)
-
-    def forward(self, input_ids, attention_mask, pixel_values, image_grid_thw):
-        outputs = super().forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            pixel_values=pixel_values,
-            image_grid_thw=image_grid_thw,
-            mm_token_type_ids=(input_ids == self.config.image_token_id).int(),
-            output_hidden_states=True,
-        )
-        return self.value_head(outputs.hidden_states[-1]).squeeze(-1)[:, -1]
+# GeoRanker's reward model as the goldens define it (that script also pins the versions).
+sys.path.insert(0, str(ROOT / "tools" / "goldens"))
+from qwen2_vl import RewardModel  # noqa: E402
 
 
 def load_base(folder):

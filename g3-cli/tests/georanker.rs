@@ -17,6 +17,7 @@ use g3::pipeline::GEORANKER_BASE_MODEL;
 use g3::prompt::mock::{MockBehaviour, MockChatServer};
 use support::{
     DATABASE_IMAGES, DATABASE_PLACES, build_database_with_places, fixture, tiny_georanker,
+    write_archive,
 };
 
 /// The conversations of the end-to-end pool, which the reference scores.
@@ -62,22 +63,6 @@ fn serve_tiny_qwen2_vl() -> MockHub {
     }
     hub.add_file(&repo, "README.md", b"# Qwen2-VL".to_vec(), false);
     hub
-}
-
-/// The database photos in a tar archive under `a/b/IMG_ID` names, as MP16-Pro's.
-fn write_archive(path: &Path) {
-    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
-    for name in DATABASE_IMAGES {
-        let bytes = std::fs::read(fixture("images").join(name)).unwrap();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, format!("mp16/00/{name}"), &bytes[..])
-            .unwrap();
-    }
-    builder.finish().unwrap();
 }
 
 /// A config file: GeoRanker on the fixtures (the model and adapter found in the caches),
@@ -214,7 +199,7 @@ fn fetched_georanker_scores_as_the_reference_and_picks_its_argmax() {
     drop(hub);
     let server = MockChatServer::start(MockBehaviour::default()).unwrap();
     let archive = home.path().join("mp16.tar");
-    write_archive(&archive);
+    write_archive(&archive, &DATABASE_IMAGES);
     let config = write_config(home.path(), &server, &archive);
     let query = "landscape.jpg";
     let (ok, stdout, stderr) = output(
@@ -279,7 +264,7 @@ fn runs_of_g3_and_georanker_make_one_ablation_table() {
     let home = tempfile::tempdir().unwrap();
     let server = MockChatServer::start(MockBehaviour::default()).unwrap();
     let archive = home.path().join("mp16.tar");
-    write_archive(&archive);
+    write_archive(&archive, &DATABASE_IMAGES);
     // The tiny model and adapter named in the config instead of found in the caches.
     let files = format!(
         "model = \"{}\"\nadapter = \"{}\"",

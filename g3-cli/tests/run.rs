@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use g3::align::ImageEmbeddingKind;
 use g3::prompt::mock::{InjectedFailure, MockBehaviour, MockChatServer};
-use support::{build_database, fixture};
+use support::{build_database, fixture, write_archive};
 
 fn g3() -> Command {
     Command::new(env!("CARGO_BIN_EXE_g3"))
@@ -650,22 +650,6 @@ fn offline_fixture_g3(command: &mut Command, database: &Path) {
         ))
         .arg("--db")
         .arg(database);
-}
-
-/// The fixture photos of `names` in a tar archive, under `a/b/IMG_ID` names.
-fn write_archive(path: &Path, names: &[&str]) {
-    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
-    for name in names {
-        let bytes = std::fs::read(fixture("images").join(name)).unwrap();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, format!("aa/bb/{name}"), &bytes[..])
-            .unwrap();
-    }
-    builder.finish().unwrap();
 }
 
 #[test]

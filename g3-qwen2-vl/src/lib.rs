@@ -10,16 +10,26 @@
 //! `tools/goldens/qwen2_vl.py`.
 //!
 //! ```no_run
-//! use g3_qwen2_vl::{MultimodalBatch, load_reward_model};
+//! use g3_qwen2_vl::{
+//!     ChatMessage, ChatTemplate, ContentPart, ImageProcessor, PromptInputs, PromptTokenizer,
+//!     left_padded_batch, load_reward_model,
+//! };
 //!
+//! let model_folder = std::path::Path::new("Qwen2-VL-7B-Instruct");
 //! # #[allow(deprecated)]
 //! let device = burn::prelude::Device::ndarray();
-//! let model = load_reward_model(
-//!     "Qwen2-VL-7B-Instruct".as_ref(),
-//!     "GeoRanker/checkpoints".as_ref(),
-//!     &device,
-//! )?;
-//! # let batch: MultimodalBatch = unimplemented!();
+//! let model = load_reward_model(model_folder, "GeoRanker/checkpoints".as_ref(), &device)?;
+//! let template = ChatTemplate::from_model_folder(model_folder)?;
+//! let tokenizer = PromptTokenizer::from_model_folder(model_folder)?;
+//! // One conversation: a photo and a question about it.
+//! let photo = ImageProcessor::default().process(&std::fs::read("photo.jpg").unwrap(), "photo.jpg")?;
+//! let message = ChatMessage::user(vec![
+//!     ContentPart::Image,
+//!     ContentPart::Text("How far is this place from latitude: 48.8566, longitude: 2.3522?".into()),
+//! ]);
+//! let prompt = template.render(&[message], true)?;
+//! let input_ids = tokenizer.encode(&prompt, &[photo.grid], 2)?;
+//! let batch = left_padded_batch(&[PromptInputs { input_ids, images: vec![photo] }], tokenizer.pad_id());
 //! let rewards = model.rewards(&batch)?;
 //! # Ok::<(), g3_qwen2_vl::Qwen2VlError>(())
 //! ```

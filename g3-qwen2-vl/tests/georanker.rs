@@ -3,8 +3,11 @@
 //! pads expanded and padded on the left as `Qwen2VLProcessor` does, and the verifier's
 //! rewards and choice.
 
+mod common;
+
+use common::{fixture, photo_path, read_npy};
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use g3_core::{
@@ -17,25 +20,6 @@ use g3_qwen2_vl::{
     load_reward_model, negatives_text, python_float, retrieved_message, zero_shot_message,
 };
 use serde_json::Value;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/tiny")
-        .join(name)
-}
-
-fn photo_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../g3-align/tests/fixtures/clip/images")
-        .join(name)
-}
-
-fn read_npy<T: npyz::Deserialize>(name: &str) -> (Vec<usize>, Vec<T>) {
-    let bytes = std::fs::read(fixture(name)).unwrap();
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-    let shape = npy.shape().iter().map(|&n| n as usize).collect();
-    (shape, npy.into_vec::<T>().unwrap())
-}
 
 /// The fixture's candidates: (location, places, photo) of the retrieved ones, the zero-shot
 /// locations, and the negatives.

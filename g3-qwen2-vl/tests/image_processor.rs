@@ -2,38 +2,11 @@
 //! `Qwen2VLImageProcessor` (goldens: `tools/goldens/qwen2_vl.py`): sizes, resized bytes and
 //! patches identical.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{csv_rows, fixture, photo_bytes, read_npy};
 
 use g3_qwen2_vl::{ImageProcessor, ImageProcessorConfig, smart_resize};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/tiny")
-        .join(name)
-}
-
-fn photo_bytes(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../g3-align/tests/fixtures/clip/images")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-}
-
-fn read_npy<T: npyz::Deserialize>(name: &str) -> (Vec<usize>, Vec<T>) {
-    let bytes = std::fs::read(fixture(name)).unwrap();
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-    let shape = npy.shape().iter().map(|&n| n as usize).collect();
-    (shape, npy.into_vec::<T>().unwrap())
-}
-
-fn csv_rows(name: &str) -> Vec<Vec<String>> {
-    std::fs::read_to_string(fixture(name))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|line| line.split(',').map(str::to_owned).collect())
-        .collect()
-}
 
 fn processor(min_pixels: u64, max_pixels: u64) -> ImageProcessor {
     ImageProcessor::new(ImageProcessorConfig {

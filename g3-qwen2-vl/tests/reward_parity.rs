@@ -3,7 +3,9 @@
 //! and rewards of a left-padded batch and of each sequence alone, with the LoRA merged at
 //! load compared with PEFT's unmerged forward.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{csv_rows, fixture, read_npy};
 
 use burn::prelude::*;
 use g3_qwen2_vl::{
@@ -13,19 +15,6 @@ use g3_qwen2_vl::{
 
 const TOLERANCE: f32 = 1e-4;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/tiny")
-        .join(name)
-}
-
-fn read_npy<T: npyz::Deserialize>(name: &str) -> (Vec<usize>, Vec<T>) {
-    let bytes = std::fs::read(fixture(name)).unwrap();
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-    let shape = npy.shape().iter().map(|&n| n as usize).collect();
-    (shape, npy.into_vec::<T>().unwrap())
-}
-
 fn device() -> Device {
     #[allow(deprecated)] // burn-ndarray is the CPU backend this project is asked to use
     Device::ndarray()
@@ -33,16 +22,6 @@ fn device() -> Device {
 
 fn model() -> RewardModel {
     load_reward_model(&fixture("model"), &fixture("adapter"), &device()).unwrap()
-}
-
-/// Rows of a CSV file after its header.
-fn csv_rows(name: &str) -> Vec<Vec<String>> {
-    std::fs::read_to_string(fixture(name))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|line| line.split(',').map(str::to_owned).collect())
-        .collect()
 }
 
 /// Each photo's grid and pixel values.

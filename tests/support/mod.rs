@@ -102,6 +102,23 @@ pub fn build_database(kind: ImageEmbeddingKind, path: &Path) {
     .unwrap();
 }
 
+/// The fixture photos of `names` in a tar archive, under `aa/bb/IMG_ID` names (as MP16-Pro's
+/// archives nest them).
+pub fn write_archive(path: &Path, names: &[&str]) {
+    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for name in names {
+        let bytes = std::fs::read(fixture("images").join(name)).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, format!("aa/bb/{name}"), &bytes[..])
+            .unwrap();
+    }
+    builder.finish().unwrap();
+}
+
 /// Place names of the database images, for GeoRanker's prompts: (city, state, country).
 pub const DATABASE_PLACES: [(&str, &str, &str); 10] = [
     ("Paris", "Ile-de-France", "France"),
