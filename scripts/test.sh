@@ -30,14 +30,31 @@ fi
 cargo test -p g3-align --locked --features wgpu --test gpu_parity 2>&1 | tee -a "$log"
 gpu_status=${PIPESTATUS[0]}
 if [ "$status" = 0 ]; then status=$gpu_status; fi
+
+# The Python package (g3-py): its wheel built by maturin as a user builds it (the dev profile,
+# reusing the test build's artifacts), installed into a fresh virtual environment, and the
+# pytest suite run against it (it compares with the `g3` binary built above).
+python_status=0
+venv=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$venv"' EXIT
+{
+    python3 -m venv "$venv" &&
+        "$venv/bin/pip" install -q -r g3-py/requirements-test.txt &&
+        "$venv/bin/maturin" build -q -m g3-py/Cargo.toml --locked -o "$venv/dist" &&
+        "$venv/bin/pip" install -q "$venv"/dist/g3rs-*.whl &&
+        G3_BINARY="$PWD/target/debug/g3" "$venv/bin/pytest" -q g3-py/tests
+} 2>&1 | tee -a "$log"
+python_status=${PIPESTATUS[0]}
+if [ "$status" = 0 ]; then status=$python_status; fi
 set -e
 
-# cargo prints one "test result" line per test binary; end with the workspace's totals.
-awk '/^test result:/ {
+# cargo prints one "test result" line per test binary and pytest one summary line ("== 29
+# passed, 1 failed in 9.8s =="); end with the workspace's totals.
+awk '/^test result:/ || /^=+ .*(passed|failed|error).* in [0-9.]+s/ || /^[0-9]+ (passed|failed).* in [0-9.]+s/ {
         for (i = 1; i < NF; i++) {
             if ($(i + 1) ~ /^passed/) passed += $i
-            if ($(i + 1) ~ /^failed/) failed += $i
-            if ($(i + 1) ~ /^ignored/) ignored += $i
+            if ($(i + 1) ~ /^(failed|error)/) failed += $i
+            if ($(i + 1) ~ /^(ignored|skipped)/) ignored += $i
         }
     }
     END { printf "\nworkspace: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"

@@ -13,6 +13,7 @@ use crate::accuracy::{
 use crate::atomic::AtomicFile;
 use crate::distance::DistanceMetric;
 use crate::error::{Error, Result, RowProblem};
+use crate::point::GeoPoint;
 use crate::table::{find_column, header_names, line_of_record, read_point};
 
 /// Column names of a predictions file. The defaults are those G3's scripts write.
@@ -279,8 +280,70 @@ fn score_row(
         (indices.predicted_latitude, &columns.predicted_latitude),
         (indices.predicted_longitude, &columns.predicted_longitude),
     )?;
-    Ok((
-        options.metric.distance_km(truth, predicted),
+    Ok(score_pair(truth, predicted, options.metric))
+}
+
+/// A prediction's error in km under `metric` and its GeoGuessr points: what every
+/// evaluation (of a CSV, or of pairs in memory) records for a row.
+fn score_pair(truth: GeoPoint, predicted: GeoPoint, metric: DistanceMetric) -> (f64, f64) {
+    (
+        metric.distance_km(truth, predicted),
         crate::geoguessr::geoguessr_score(truth, predicted),
-    ))
+    )
+}
+
+/// Scores (truth, prediction) pairs held in memory exactly as
+/// [`evaluate_predictions_csv`] scores a file's rows (same distance, GeoGuessr points,
+/// thresholds and convention; the options' column names and `skip_invalid` do not apply:
+/// points are valid by construction). For callers whose predictions never touch a file, such
+/// as the Python bindings.
+pub fn evaluate_points(
+    pairs: impl IntoIterator<Item = (GeoPoint, GeoPoint)>,
+    options: &EvaluationOptions,
+) -> Result<AccuracyReport> {
+    let mut accumulator =
+        AccuracyAccumulator::with_convention(options.thresholds.clone(), options.convention);
+    for (truth, predicted) in pairs {
+        let (distance_km, points) = score_pair(truth, predicted, options.metric);
+        accumulator.push_with_geoguessr_points(distance_km, points)?;
+    }
+    Ok(accumulator.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_in_memory_score_as_the_rows_of_a_file() {
+        let rows = [
+            (48.8566, 2.3522, 48.85, 2.35),
+            (35.6762, 139.6503, 34.6937, 135.5023),
+            (-33.8688, 151.2093, 40.7128, -74.006),
+            (0.0, 179.9, 0.0, -179.9),
+        ];
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("predictions.csv");
+        let mut text = String::from("LAT,LON,LAT_pred,LON_pred\n");
+        for (lat, lon, lat_pred, lon_pred) in rows {
+            text.push_str(&format!("{lat},{lon},{lat_pred},{lon_pred}\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+        for convention in [ThresholdConvention::Strict, ThresholdConvention::Inclusive] {
+            let options = EvaluationOptions {
+                convention,
+                ..EvaluationOptions::default()
+            };
+            let from_file = evaluate_predictions_csv(&path, None, &options, &mut |_| {})
+                .unwrap()
+                .report;
+            let pairs = rows.map(|(lat, lon, lat_pred, lon_pred)| {
+                (
+                    GeoPoint::new(lat, lon).unwrap(),
+                    GeoPoint::new(lat_pred, lon_pred).unwrap(),
+                )
+            });
+            assert_eq!(evaluate_points(pairs, &options).unwrap(), from_file);
+        }
+    }
 }
