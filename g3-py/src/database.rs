@@ -587,3 +587,43 @@ impl PyDatabase {
         ))
     }
 }
+
+/// The Rust API's own search rate, for `benches/compare/python_search.py`: `queries` searched
+/// `batch` rows per call through `VectorIndex::search_rows` with keys and locations attached
+/// (what `Database.search` does, minus Python), in a Rust loop; returns the seconds taken.
+/// The comparison runs it beside `Database.search` in one process, on one build.
+#[pyfunction]
+#[pyo3(signature = (database, queries, k, batch, dissimilar = false))]
+pub fn rust_search_seconds(
+    py: Python<'_>,
+    database: &PyDatabase,
+    queries: &Bound<'_, PyAny>,
+    k: usize,
+    batch: usize,
+    dissimilar: bool,
+) -> PyResult<f64> {
+    let queries = QueryMatrix::extract(queries)?;
+    let database = database.read()?;
+    let direction = if dissimilar {
+        SearchDirection::Dissimilar
+    } else {
+        SearchDirection::Similar
+    };
+    let slice = queries.as_slice();
+    let dimension = queries.dimension;
+    let seconds = py.detach(|| {
+        let started = std::time::Instant::now();
+        for rows in slice.chunks(batch.max(1) * dimension) {
+            let found = database.index().search_rows(rows, k, direction)?;
+            let metadata = database.metadata();
+            let attached: Vec<(u64, GeoPoint)> = found
+                .iter()
+                .flatten()
+                .map(|found| (metadata.key(found.row), metadata.location(found.row)))
+                .collect();
+            std::hint::black_box(attached);
+        }
+        Ok::<_, index::IndexError>(started.elapsed().as_secs_f64())
+    });
+    seconds.or_raise()
+}

@@ -39,6 +39,7 @@ fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(metrics::geoguessr_scores, module)?)?;
     module.add_function(wrap_pyfunction!(metrics::evaluate, module)?)?;
     module.add_class::<database::PyDatabase>()?;
+    module.add_function(wrap_pyfunction!(database::rust_search_seconds, module)?)?;
     module.add_class::<database::Neighbors>()?;
     module.add_class::<encoders::PyGpsEncoder>()?;
     module.add_class::<encoders::PyImageEncoder>()?;
