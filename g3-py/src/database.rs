@@ -303,8 +303,10 @@ impl PyDatabase {
     /// latitude, longitude in degrees), keyed by `keys` (default: the row) and with text
     /// columns `texts` ({column: [N strings]}). `kind` is `"exact"` (faiss IndexFlatIP's
     /// results) or `"hnsw"`; `metric` `"inner-product"` or `"cosine"`; `precision` `"f32"`,
-    /// `"f16"` or `"i8"`; the HNSW settings default to usearch's (16, 128, 64). Save it
-    /// with `save`.
+    /// `"f16"` or `"i8"`; the HNSW settings default to usearch's (16, 128, 64); `rerank`
+    /// keeps an f32 copy and re-scores that many of a quantised graph's candidates. Save it
+    /// with `save`. The GIL is released while building; a Ctrl-C meanwhile is raised when
+    /// the build returns (a graph cannot stop half-built).
     #[staticmethod]
     #[pyo3(signature = (vectors, locations, keys = None, texts = None, kind = "exact", metric = "inner-product", precision = "f32", connectivity = None, expansion_add = None, expansion_search = None, rerank = None))]
     #[allow(clippy::too_many_arguments)]
@@ -379,6 +381,8 @@ impl PyDatabase {
     /// such as G3's published 38 GB index) and its metadata CSV (one row per vector; columns
     /// `lat_column`, `lon_column`, optional `key_column`, every other column kept as text)
     /// into a database at `output`, in bounded memory for the exact store, and opens it.
+    /// `output` appears only once complete; a Ctrl-C meanwhile is raised when the import
+    /// returns.
     #[staticmethod]
     #[pyo3(signature = (index, metadata_csv, output, kind = "exact", metric = "inner-product", precision = "f32", lat_column = "LAT", lon_column = "LON", key_column = None, connectivity = None, expansion_add = None))]
     #[allow(clippy::too_many_arguments)]

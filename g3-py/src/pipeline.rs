@@ -96,9 +96,9 @@ impl PyPipeline {
             .map(PythonPromptEnsemble::wrap)
             .transpose()?;
         let generator = generator.map(PythonGenerator::wrap).transpose()?;
-        if ensemble.is_some() != generator.is_some() && !pipeline_config.generation.enabled {
+        if (ensemble.is_some() || generator.is_some()) && !pipeline_config.generation.enabled {
             return Err(PyValueError::new_err(
-                "this configuration generates no LMM candidates (generation.enabled = false): a Python prompt ensemble or generator would never be called",
+                "this configuration generates no LMM candidates (generation.enabled = false), so a prompt ensemble or generator would never be called: add settings={\"generation.enabled\": True}",
             ));
         }
         let pipeline = py

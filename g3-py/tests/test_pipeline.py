@@ -123,6 +123,11 @@ def test_python_exceptions_come_back_as_themselves(settings, queries):
         g3rs.Pipeline("g3", settings=settings, verifier=Short()).locate(queries[:1])
     with pytest.raises(TypeError, match="score"):
         g3rs.Pipeline("g3", settings=settings, verifier=object())
+    with pytest.raises(TypeError, match="needs a method `prompts`"):
+        g3rs.Pipeline("g3", settings=settings, prompt_ensemble=Northernmost())
+    # kNN asks no LMM: stages for one would never be called.
+    with pytest.raises(ValueError, match="generation.enabled"):
+        g3rs.Pipeline("knn", settings=settings, generator=Rome())
 
 
 def test_configuration_errors_raise_the_library_message(settings, tmp_path):
