@@ -11,7 +11,8 @@ use g3::align::{
 };
 use g3::core::GpsEmbedder;
 use g3::core::assets::Asset;
-use numpy::{AllowTypeChange, PyArray2, PyArrayLikeDyn, PyUntypedArrayMethods};
+use image::RgbImage;
+use numpy::{AllowTypeChange, PyArray2, PyArrayLikeDyn, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -170,6 +171,59 @@ impl PyImageEncoder {
         })?
         .or_raise()?;
         embeddings_to_array(py, Embeddings::new(dimension, values).or_raise()?)
+    }
+
+    /// Embeddings of decoded photos: a list of uint8 arrays [H, W, 3] in RGB (what
+    /// `np.asarray(pil_image.convert("RGB"))` gives), resized, cropped and normalised as the
+    /// CLIP processor does (PIL's bicubic resampling).
+    fn embed_arrays<'py>(
+        &self,
+        py: Python<'py>,
+        images: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let mut decoded = Vec::with_capacity(images.len());
+        for (position, image) in images.iter().enumerate() {
+            let array: PyReadonlyArray3<'py, u8> = image.extract().map_err(|_| {
+                PyValueError::new_err(format!(
+                    "images[{position}] must be a uint8 array of shape [H, W, 3] (RGB)"
+                ))
+            })?;
+            let (height, width) = match *array.shape() {
+                [height, width, 3] => (height, width),
+                ref shape => {
+                    return Err(PyValueError::new_err(format!(
+                        "images[{position}] must be a uint8 array of shape [H, W, 3], not {shape:?}"
+                    )));
+                }
+            };
+            let pixels: Vec<u8> = match array.as_slice() {
+                Ok(pixels) => pixels.to_vec(),
+                Err(_) => array.as_array().iter().copied().collect(),
+            };
+            let size = |side: usize| {
+                u32::try_from(side)
+                    .map_err(|_| PyValueError::new_err(format!("images[{position}] is too large")))
+            };
+            let image =
+                RgbImage::from_raw(size(width)?, size(height)?, pixels).ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "images[{position}] has the wrong number of pixels"
+                    ))
+                })?;
+            decoded.push(image);
+        }
+        let count = decoded.len();
+        let embeddings = py
+            .detach(|| {
+                let processor = self.encoder.processor();
+                let mut values = Vec::with_capacity(count * processor.values_per_image());
+                for image in &decoded {
+                    values.extend(processor.normalize(&processor.resize_and_crop(image)?));
+                }
+                self.encoder.embed_pixels(&values, count)
+            })
+            .or_raise()?;
+        embeddings_to_array(py, embeddings)
     }
 
     /// Embeddings of preprocessed pixels (float32 [N, 3, S, S], CLIP-normalised, as the

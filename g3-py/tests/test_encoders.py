@@ -44,6 +44,15 @@ def test_image_embeddings_match_pytorch(database_encoder, clip_directory):
     np.testing.assert_allclose(embeddings, read_npy("g3_database.npy"), atol=MAX_ABS_DIFF)
 
 
+def test_decoded_arrays_are_preprocessed_as_the_processor_does(database_encoder):
+    # The reference's 224 x 224 crops: resizing and cropping keep them as they are.
+    crops = list(read_npy("pixels_u8.npy"))
+    embeddings = database_encoder.embed_arrays(crops)
+    np.testing.assert_allclose(embeddings, read_npy("g3_database.npy"), atol=MAX_ABS_DIFF)
+    with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
+        database_encoder.embed_arrays([np.zeros((4, 4), dtype=np.uint8)])
+
+
 def test_photos_as_paths_bytes_and_pairs_give_the_same_embeddings(database_encoder):
     names = [name for name, _, _ in DATABASE_IMAGES[:3]]
     from_paths = database_encoder.embed([photo(name) for name in names])
