@@ -306,7 +306,9 @@ impl PyDatabase {
     /// `"f16"` or `"i8"`; the HNSW settings default to usearch's (16, 128, 64); `rerank`
     /// keeps an f32 copy and re-scores that many of a quantised graph's candidates. Save it
     /// with `save`. The GIL is released while building; a Ctrl-C meanwhile is raised when
-    /// the build returns (a graph cannot stop half-built).
+    /// the build returns (a graph cannot stop half-built). The store takes a copy of
+    /// `vectors`: for collections near the machine's memory (MP16-Pro's 4.12M × 2304 is
+    /// 38 GB in f32), stream them instead with `import_faiss` or `g3 index build`.
     #[staticmethod]
     #[pyo3(signature = (vectors, locations, keys = None, texts = None, kind = "exact", metric = "inner-product", precision = "f32", connectivity = None, expansion_add = None, expansion_search = None, rerank = None))]
     #[allow(clippy::too_many_arguments)]

@@ -104,6 +104,12 @@ class Database:
     @property
     def text_columns(self) -> list[str]: ...
 
+def rust_search_seconds(
+    database: Database, queries: npt.ArrayLike, k: int, batch: int, dissimilar: bool = False
+) -> float:
+    """Seconds the Rust API takes to search `queries`, `batch` rows per call, timed in Rust
+    (for benches/compare/python_search.py: the binding's overhead is the difference)."""
+
 class GpsEncoder:
     """G3's GPS encoder (from ``g3.pth``) or GeoCLIP's location encoder."""
 
