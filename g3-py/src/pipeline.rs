@@ -130,7 +130,9 @@ impl PyPipeline {
     /// Locates `images` (a list of paths, encoded bytes or (id, bytes) pairs): one
     /// `Prediction` per photo, in order. The first photo that fails raises its error (see
     /// `locate_each` to keep going). Runs off the calling thread with the GIL released;
-    /// Ctrl-C stops it after the photos in flight.
+    /// Ctrl-C stops it after the photos in flight, and the call's predictions go with it:
+    /// locate a long list in batches (or run a dataset with the resumable `g3 run`) to keep
+    /// what is done.
     fn locate(&self, py: Python<'_>, images: &Bound<'_, PyAny>) -> PyResult<Vec<PyPrediction>> {
         let images = images_from(images)?;
         let chunk = self.chunk_size();
