@@ -2,7 +2,6 @@
 //! fields), searched with numpy queries.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use g3::core::SearchDirection;
@@ -20,7 +19,7 @@ use pyo3::prelude::*;
 
 use crate::convert::{setting, to_python_data};
 use crate::errors::{G3Error, OrRaise};
-use crate::interrupt::interruptible;
+use crate::interrupt::in_interruptible_chunks;
 use crate::points::{points_from, points_to_array};
 
 /// Queries answered per chunk of a long search: the exact store's own pass size, so that
@@ -47,6 +46,11 @@ pub struct PyDatabase {
     database: Arc<RwLock<index::Database>>,
 }
 
+/// A panic while the lock was held (a bug) left the database unusable.
+fn poisoned() -> PyErr {
+    PyRuntimeError::new_err("the database lock was poisoned by a panic")
+}
+
 impl PyDatabase {
     fn wrap(database: index::Database) -> Self {
         PyDatabase {
@@ -55,9 +59,11 @@ impl PyDatabase {
     }
 
     fn read(&self) -> PyResult<std::sync::RwLockReadGuard<'_, index::Database>> {
-        self.database
-            .read()
-            .map_err(|_| PyRuntimeError::new_err("the database lock was poisoned by a panic"))
+        self.database.read().map_err(|_| poisoned())
+    }
+
+    fn write(&self) -> PyResult<std::sync::RwLockWriteGuard<'_, index::Database>> {
+        self.database.write().map_err(|_| poisoned())
     }
 
     /// One direction of search for every query row of `queries`.
@@ -153,19 +159,8 @@ fn search_chunked<T: Send>(
     if !long || queries.rows <= 1 {
         return py.detach(|| search(slice)).or_raise();
     }
-    let chunk = QUERIES_PER_CHUNK * queries.dimension;
-    let rows = queries.rows;
-    interruptible(py, |stop: &AtomicBool| {
-        let mut found = Vec::with_capacity(rows);
-        for rows in slice.chunks(chunk) {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            found.extend(search(rows)?);
-        }
-        Ok::<_, index::IndexError>(found)
-    })?
-    .or_raise()
+    // Chunks of whole query rows.
+    in_interruptible_chunks(py, slice, QUERIES_PER_CHUNK * queries.dimension, search)?.or_raise()
 }
 
 /// The neighbours of each query: `keys`, `rows`, `similarities` and `locations`, one row per
@@ -495,10 +490,7 @@ impl PyDatabase {
     /// `efSearch`): higher is slower and finds more true neighbours. No effect on the exact
     /// store.
     fn set_expansion_search(&self, expansion: usize) -> PyResult<()> {
-        let mut database = self
-            .database
-            .write()
-            .map_err(|_| PyRuntimeError::new_err("the database lock was poisoned by a panic"))?;
+        let mut database = self.write()?;
         database.set_expansion_search(expansion);
         Ok(())
     }
@@ -506,10 +498,7 @@ impl PyDatabase {
     /// Changes how many HNSW candidates are re-scored exactly in f32 (0: none); an error
     /// for a graph built without `rerank`.
     fn set_rerank(&self, candidates: usize) -> PyResult<()> {
-        let mut database = self
-            .database
-            .write()
-            .map_err(|_| PyRuntimeError::new_err("the database lock was poisoned by a panic"))?;
+        let mut database = self.write()?;
         database.set_rerank(candidates).or_raise()
     }
 

@@ -1,7 +1,6 @@
 //! `g3rs.GpsEncoder` and `g3rs.ImageEncoder`: the alignment model's encoders on numpy.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use g3::Embeddings;
 use g3::align::pretrained::ModelSource;
@@ -19,7 +18,7 @@ use pyo3::prelude::*;
 use crate::convert::{embeddings_to_array, setting};
 use crate::errors::{G3Error, OrRaise};
 use crate::images::images_from;
-use crate::interrupt::interruptible;
+use crate::interrupt::in_interruptible_chunks;
 use crate::points::points_from;
 
 /// Photos embedded per chunk of a long `ImageEncoder.embed`; Ctrl-C is honoured between
@@ -159,15 +158,8 @@ impl PyImageEncoder {
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let images = images_from(images)?;
         let dimension = self.encoder.dimension();
-        let values = interruptible(py, |stop: &AtomicBool| {
-            let mut values = Vec::with_capacity(images.len() * dimension);
-            for chunk in images.chunks(IMAGES_PER_CHUNK) {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                values.extend(self.encoder.embed(chunk)?.into_values());
-            }
-            Ok::<_, g3::align::AlignError>(values)
+        let values = in_interruptible_chunks(py, &images, IMAGES_PER_CHUNK, |chunk| {
+            Ok::<_, g3::align::AlignError>(self.encoder.embed(chunk)?.into_values())
         })?
         .or_raise()?;
         embeddings_to_array(py, Embeddings::new(dimension, values).or_raise()?)

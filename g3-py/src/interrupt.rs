@@ -1,5 +1,8 @@
 //! Long Rust work that Ctrl-C can stop.
 //!
+//! Every long call of the bindings is the same shape: a list of items (query rows, photos)
+//! worked through in chunks. [`in_interruptible_chunks`] runs them so.
+//!
 //! Python delivers `KeyboardInterrupt` on the main thread, and only when Python code runs
 //! there. A call that spends minutes in Rust would otherwise ignore Ctrl-C until it returns.
 //! [`interruptible`] runs the work on a worker thread with the GIL released while the
@@ -18,10 +21,36 @@ use pyo3::prelude::*;
 /// How often the waiting thread looks for a pending signal.
 const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
+/// `work` over `items`, `chunk` items per call, concatenated: on a worker thread with the GIL
+/// released, stopping at the first error or, on Ctrl-C, after the chunk in flight (its
+/// results are then dropped and the `KeyboardInterrupt` raised).
+pub fn in_interruptible_chunks<T, U, E>(
+    py: Python<'_>,
+    items: &[T],
+    chunk: usize,
+    work: impl Fn(&[T]) -> Result<Vec<U>, E> + Sync,
+) -> PyResult<Result<Vec<U>, E>>
+where
+    T: Sync,
+    U: Send,
+    E: Send,
+{
+    interruptible(py, |stop: &AtomicBool| {
+        let mut done = Vec::with_capacity(items.len());
+        for part in items.chunks(chunk.max(1)) {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            done.extend(work(part)?);
+        }
+        Ok(done)
+    })
+}
+
 /// `work(stop)` on a worker thread, the GIL released; `stop` turns true when the user
 /// interrupts, and `work` should then return at its next chunk boundary (its result is
 /// discarded and the `KeyboardInterrupt` raised).
-pub fn interruptible<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+fn interruptible<T, F>(py: Python<'_>, work: F) -> PyResult<T>
 where
     T: Send,
     F: FnOnce(&AtomicBool) -> T + Send,

@@ -2,7 +2,6 @@
 //! stages swapped in, locating photos.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use g3::{PipelineConfig, Prediction, Preset};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -12,7 +11,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use crate::convert::to_python_data;
 use crate::errors::{OrRaise, to_python};
 use crate::images::images_from;
-use crate::interrupt::interruptible;
+use crate::interrupt::in_interruptible_chunks;
 use crate::stages::{PyCandidate, PythonGenerator, PythonPromptEnsemble, PythonVerifier};
 
 /// A Python value as the TOML literal `PipelineConfig::with_setting` reads.
@@ -136,17 +135,9 @@ impl PyPipeline {
     fn locate(&self, py: Python<'_>, images: &Bound<'_, PyAny>) -> PyResult<Vec<PyPrediction>> {
         let images = images_from(images)?;
         let chunk = self.chunk_size();
-        let predictions = interruptible(py, |stop: &AtomicBool| {
-            let mut predictions = Vec::with_capacity(images.len());
-            for photos in images.chunks(chunk) {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                predictions.extend(self.pipeline.locate(photos)?);
-            }
-            Ok::<_, g3::Error>(predictions)
-        })?
-        .or_raise()?;
+        let predictions =
+            in_interruptible_chunks(py, &images, chunk, |photos| self.pipeline.locate(photos))?
+                .or_raise()?;
         predictions
             .into_iter()
             .map(|prediction| PyPrediction::new(py, prediction))
@@ -158,16 +149,10 @@ impl PyPipeline {
     fn locate_each(&self, py: Python<'_>, images: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
         let images = images_from(images)?;
         let chunk = self.chunk_size();
-        let outcomes = interruptible(py, |stop: &AtomicBool| {
-            let mut outcomes = Vec::with_capacity(images.len());
-            for photos in images.chunks(chunk) {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                outcomes.extend(self.pipeline.locate_each_isolating(photos));
-            }
-            outcomes
-        })?;
+        let outcomes = in_interruptible_chunks(py, &images, chunk, |photos| {
+            Ok::<_, std::convert::Infallible>(self.pipeline.locate_each_isolating(photos))
+        })?
+        .unwrap_or_else(|never| match never {});
         outcomes
             .into_iter()
             .map(|outcome| match outcome {
